@@ -1,0 +1,1 @@
+"""Models of the ML ops app (datasets, trained models). Empty until the ML issues land."""
