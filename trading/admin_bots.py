@@ -1,0 +1,1 @@
+"""Admin for bots, orders, fills, trades and bot events."""

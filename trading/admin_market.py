@@ -1,0 +1,1 @@
+"""Admin for exchanges, markets and candles."""
