@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = BASE_DIR / "var" / "redis"
+# Same place settings use: $MARKET7_VAR_DIR/redis, default var/redis beside manage.py.
+DEFAULT_DIR = Path(os.environ.get("MARKET7_VAR_DIR") or BASE_DIR / "var") / "redis"
 
 
 class EmbeddedRedisError(RuntimeError):
