@@ -1,1 +1,88 @@
-"""Django models of the strategies app (backtest runs). The pure core lives beside, Django-free."""
+"""Django models of the strategies app: persisted backtest runs and their closed deals.
+
+The pure core (``strategies.engine``, ``strategies.library``, ``strategies.risk``) stays
+Django-free; these models only store what a run produced. Money is Decimal (NUMERIC).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from accounts.models import OwnedModel
+
+MONEY = {"max_digits": 28, "decimal_places": 12}
+
+
+class BacktestRun(OwnedModel):
+    """One backtest: its inputs, progress, metrics and full JSON report.
+
+    ``report`` holds the JSON report exactly as ``manage.py backtest --json`` writes it
+    (``metrics``, ``trades``, ``equity_curve``, ``decisions``); ``metrics`` repeats the
+    metrics for listing and filtering.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    name = models.CharField(max_length=120, blank=True)
+    strategy = models.CharField(max_length=120)
+    params = models.JSONField(default=dict, blank=True, help_text="validated strategy parameters")
+    symbols = models.JSONField(default=list, help_text='ccxt symbols, e.g. ["BTC/USDT", "ETH/USDT"]')
+    exchange = models.CharField(max_length=32, default="binance")
+    timeframe = models.CharField(max_length=4, default="1h")
+    start = models.DateTimeField(help_text="first candle open time included, UTC")
+    end = models.DateTimeField(help_text="last candle open time included, UTC")
+    capital = models.DecimalField(help_text="starting capital, quote currency", **MONEY)
+    fee_bps = models.DecimalField(max_digits=8, decimal_places=3, default=10)
+    slippage_bps = models.DecimalField(max_digits=8, decimal_places=3, default=5)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    candle_steps = models.PositiveIntegerField(default=0)
+    elapsed_s = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.strategy} {','.join(self.symbols)} {self.timeframe}"
+
+    @property
+    def equity_curve(self) -> list[dict]:
+        return self.report.get("equity_curve", [])
+
+
+class BacktestTrade(models.Model):
+    """One closed deal of a backtest run (mirrors an entry of the report's ``trades``)."""
+
+    run = models.ForeignKey(BacktestRun, on_delete=models.CASCADE, related_name="trades")
+    symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=5)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField()
+    entry_price = models.DecimalField(**MONEY)
+    exit_price = models.DecimalField(**MONEY)
+    amount = models.DecimalField(**MONEY)
+    cost = models.DecimalField(**MONEY)
+    fees = models.DecimalField(**MONEY)
+    pnl = models.DecimalField(**MONEY)
+    pnl_pct = models.FloatField()
+    exit_reason = models.CharField(max_length=120)
+    safety_orders_filled = models.PositiveSmallIntegerField(default=0)
+    tags = models.JSONField(default=list, blank=True)
+    orders = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["run", "closed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.side} {self.opened_at:%Y-%m-%d %H:%M} → {self.pnl}"
