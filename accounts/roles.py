@@ -76,8 +76,10 @@ def roles_sync() -> dict[str, int]:
 
 
 def roles_sync_on_migrate(sender, **kwargs) -> None:
-    if getattr(sender, "name", "") == "accounts":
-        roles_sync()
+    """post_migrate runs once per app, and each app's permissions exist only after its own
+    signal; syncing on every app's signal (idempotent, a few queries) leaves the groups
+    complete whatever the app order."""
+    roles_sync()
 
 
 def user_role(user) -> Role | None:

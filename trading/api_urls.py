@@ -1,6 +1,33 @@
-"""REST API routes of the trading app (under /api/v1/)."""
+"""REST API routes of the trading app (under /api/v1/): one ``DefaultRouter`` for every viewset.
+
+To add viewsets, give your module a ``VIEWSETS`` list of ``(prefix, viewset, basename)`` and
+add it to :data:`VIEWSETS` below (one line), e.g. ``*bots.VIEWSETS``. Other code may also import
+:data:`router` and call ``router.register(...)`` — but only before this module's
+``urlpatterns`` are built, so the list is the safer place.
+
+URL names (no namespace): ``exchange-list``, ``exchange-detail``, ``market-list``,
+``market-detail``, ``market-candles``, plus DRF's ``api-root``.
+"""
 
 from rest_framework.routers import DefaultRouter
 
+from trading.api import markets
+
+VIEWSETS = [
+    *markets.VIEWSETS,
+]
+
 router = DefaultRouter()
+for prefix, viewset, basename in VIEWSETS:
+    router.register(prefix, viewset, basename=basename)
+
 urlpatterns = router.urls
+
+# --- bots (owned by the bots engineer; trading/api/bots.py) --------------------------------
+# Registered after the list above was built, so the urlpatterns are rebuilt here.
+from trading.api import bots as _bots  # noqa: E402
+
+for _prefix, _viewset, _basename in _bots.VIEWSETS:
+    router.register(_prefix, _viewset, basename=_basename)
+urlpatterns = router.get_urls()
+# --- end bots ------------------------------------------------------------------------------

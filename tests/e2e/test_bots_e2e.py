@@ -1,0 +1,119 @@
+"""Browser end-to-end for the bot pages: log in, create a replay bot from the form on real
+bundled candles, start it, and watch a trade and a P&L change arrive over the websocket on the
+dashboard WITHOUT a reload (screenshots in test-artifacts/).
+
+Bot steps are run by ``trading.services.runner.bot_step`` from a helper thread (its own DB
+connection, no event loop — Playwright's sync API owns one in the test thread, and
+``async_to_sync`` in the websocket push must not run there). The step commits, publishes after
+commit over Redis; the daphne server relays it to the page, and the page refreshes its
+server-rendered fragments.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+
+def run_steps(bot_id: int, start, until, max_steps: int = 120, hours_per_step: int = 6) -> int:
+    """Step the bot in a separate thread until ``until()`` is true; returns the steps run."""
+    from trading.services.runner import bot_step
+
+    done = {"n": 0}
+
+    def work():
+        try:
+            for k in range(1, max_steps + 1):
+                # replay_speed 3600: one wall second = one market hour
+                bot_step(bot_id=bot_id, now=start + timedelta(seconds=k * hours_per_step))
+                done["n"] = k
+                if until():
+                    break
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(180)
+    return done["n"]
+
+
+def test_create_start_and_live_trade(transactional_db, make_user, page, live_server_url, login, artifact):
+    from trading.models import Bot, Candle, Market, Trade
+    from trading.services.candles import candles_import
+
+    candles_import(path=Path(settings.MARKET7_BUNDLED_DATA) / "BTCUSDT-1h.csv.gz")
+    market = Market.objects.get(symbol="BTC/USDT")
+    first = Candle.objects.filter(market=market, timeframe="1h").order_by("open_time").first().open_time
+    replay_start = first + timedelta(days=3)
+    make_user("erin", "trader")
+
+    login(page, "erin", next="/bots/new/")
+    page.goto(f"{live_server_url}/bots/new/")
+    page.select_option("select[name=strategy]", "smart_dca")
+    page.wait_for_selector("input[name=p_base_order_size]")  # HTMX swapped the schema fields in
+    page.fill("input[name=name]", "E2E DCA")
+    page.select_option("select[name=markets]", label="BTC/USDT · binance")
+    page.fill("input[name=capital]", "1000")
+    page.check("input[name=feed][value=replay]")
+    page.fill("input[name=replay_start]", replay_start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("input[name=replay_speed]", "3600")
+    page.fill("input[name=p_base_order_size]", "50")
+    page.screenshot(path=artifact("e2e_bot_form.png"), full_page=True)
+    page.click("#bot-form button[type=submit]")
+    page.wait_for_url(f"{live_server_url}/bots/*/")
+    bot = Bot.objects.get(name="E2E DCA")
+    assert (bot.strategy, bot.feed, bot.params["base_order_size"], bot.replay_start) == ("smart_dca", "replay", 50.0, replay_start)
+
+    # Start with the HTMX button: the status fragment swaps in place.
+    page.evaluate("window.__m7_marker = 1")
+    page.click('[data-action="start"]')
+    page.wait_for_selector('[data-status="running"]')
+    assert page.evaluate("window.__m7_marker") == 1
+    bot.refresh_from_db()
+    assert bot.status == "running"
+
+    # The dashboard, live: nothing traded yet.
+    page.goto(f"{live_server_url}/")
+    page.wait_for_function("document.body.dataset.liveConnected === 'true'")
+    assert page.locator('[data-kpi="active_trades"]').inner_text() == "0"
+    pnl_before = page.locator('[data-kpi="total_pnl"]').inner_text()
+    assert pnl_before == "0.00"
+    page.evaluate("window.__m7_marker = 2")
+
+    start = timezone.now()
+    steps = run_steps(bot.pk, start, lambda: Trade.objects.filter(bot_id=bot.pk).exists())
+    assert steps >= 1 and Trade.objects.filter(bot_id=bot.pk).exists()
+
+    # The trade arrives over the websocket: no reload (the marker survives).
+    page.wait_for_selector("#dash-active tr[id^=active-trade-], #dash-decisions td.reason", timeout=15000)
+    page.wait_for_function("document.querySelector('[data-kpi=\"total_pnl\"]').textContent.trim() !== '0.00'", timeout=15000)
+    assert page.evaluate("window.__m7_marker") == 2
+    assert int(page.evaluate("document.body.dataset.liveEvents || '0'")) >= 1
+    trades = Trade.objects.filter(bot_id=bot.pk)
+    n_open = trades.filter(status="open").count()
+    page.wait_for_function(f"document.querySelector('[data-kpi=\"active_trades\"]').textContent.trim() === '{n_open}'", timeout=15000)
+    bot.refresh_from_db()
+    expected_pnl = f"{bot.equity - bot.capital:+,.2f}".replace("+-", "-")
+    page.wait_for_function(
+        f"document.querySelector('[data-kpi=\"total_pnl\"]').textContent.trim() === '{expected_pnl.lstrip('+') if expected_pnl.startswith('-') else expected_pnl}'",
+        timeout=15000,
+    )
+    page.wait_for_function("Number(document.querySelector('#equity-chart').dataset.points || 0) > 0", timeout=15000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=artifact("e2e_dashboard_live.png"), full_page=True)
+
+    # The bot page shows the chart with fill markers.
+    page.goto(f"{live_server_url}/bots/{bot.pk}/")
+    page.wait_for_selector('#bot-chart[data-loaded="true"]')
+    assert int(page.locator("#bot-chart").get_attribute("data-markers")) >= 1
+    page.screenshot(path=artifact("e2e_bot_detail.png"), full_page=True)
+    assert not [e for e in page.m7_errors if "favicon" not in e], page.m7_errors
