@@ -1,0 +1,236 @@
+"""Run a backtest on a :class:`~strategies.engine.Feed` and build its JSON report (pure core).
+
+No Django here: the ``backtest`` management command, the Celery task and the backtest pages
+all call :func:`run_backtest` through ``strategies.services.backtests``, so the same inputs give
+byte-identical reports wherever they run (``json.dumps(report, sort_keys=True)``).
+
+Report shape (``report_build``)::
+
+    {
+      "metrics": {total_return_pct, cagr_pct, sharpe, sortino, max_drawdown_pct, win_rate_pct,
+                  profit_factor, trades, exposure_pct, fees_paid, final_equity},
+      "trades": [{symbol, side, opened_at, closed_at (ISO 8601 UTC), entry_price (average),
+                  exit_price, amount, cost, fees, pnl, pnl_pct, exit_reason,
+                  safety_orders_filled, tags, orders: [{time, side, type, tag, price, amount, fee}]}],
+      "equity_curve": [{"time": ISO 8601 UTC of the candle close, "equity": quote}],
+      "decisions": {"rule:outcome": count, ...},
+      "open_deals": [...],            # deals still open at the end (marked to market in equity)
+      "run": {strategy, params, symbols, timeframe, start, end, capital, fee_bps, slippage_bps,
+              candles, candle_steps}
+    }
+
+Units: prices and money in quote currency (floats rounded to 10 decimals in the report),
+``*_pct`` in percent, times ISO 8601 UTC strings (``2024-03-01T05:00:00Z``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from strategies.engine import Engine, Feed, MarketSpec, RunResult, SimulatedBroker
+from strategies.metrics import compute_metrics
+from strategies.registry import create_strategy
+
+MONEY_DECIMALS = 10
+METRIC_DECIMALS = 4
+
+
+class BacktestInputError(ValueError):
+    """A backtest's inputs are unusable (unknown symbol, empty range, bad parameters)."""
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """What to run. Times are epoch ms UTC (open times of the first and last candle included)."""
+
+    strategy: str
+    params: dict[str, Any]
+    symbols: tuple[str, ...]
+    timeframe: str
+    start_ms: int
+    end_ms: int
+    capital: float
+    fee_bps: float | None = 10.0
+    slippage_bps: float = 5.0
+    risk: dict[str, Any] | None = None
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC)."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _m(x: float | None) -> float | None:
+    return None if x is None else round(float(x), MONEY_DECIMALS)
+
+
+def _risk_manager(config: dict[str, Any] | None):
+    """A RiskManager from a config dict, or None when no risk section is given."""
+    if config is None:
+        return None
+    from strategies.risk import RiskConfig, RiskManager
+
+    try:
+        return RiskManager(RiskConfig.from_dict(config))
+    except (TypeError, ValueError) as exc:
+        raise BacktestInputError(f"invalid risk config: {exc}") from None
+
+
+def run_backtest(
+    config: BacktestConfig,
+    feed: Feed,
+    markets: Iterable[MarketSpec],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    skip: bool = True,
+) -> tuple[RunResult, dict[str, Any]]:
+    """Run ``config`` over ``feed`` and return ``(result, report)``.
+
+    ``feed`` may hold warm-up candles before ``config.start_ms`` (indicators use them; no
+    trade happens before the start) and extra symbols such as BTC/USDT for market filters.
+    ``markets`` are the traded markets; with ``config.fee_bps`` set their maker and taker fees
+    are overridden. Raises :class:`BacktestInputError` for bad parameters or an empty range.
+    """
+    from strategies.base import ParamError
+
+    try:
+        strategy = create_strategy(config.strategy, config.params)
+    except ParamError as exc:
+        errors = getattr(exc, "errors", None) or {}
+        detail = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or str(exc)
+        raise BacktestInputError(f"invalid params: {detail}") from None
+    except KeyError as exc:
+        raise BacktestInputError(str(exc.args[0] if exc.args else exc)) from None
+    specs = list(markets)
+    if config.fee_bps is not None:
+        specs = [replace(m, maker_fee_bps=float(config.fee_bps), taker_fee_bps=float(config.fee_bps)) for m in specs]
+    engine = Engine(
+        strategy,
+        specs,
+        SimulatedBroker(slippage_bps=config.slippage_bps),
+        risk=_risk_manager(config.risk),
+        capital=config.capital,
+        order_prefix="bt",
+        skip=skip,
+    )
+    result = engine.run(feed, start_ms=config.start_ms, end_ms=config.end_ms, progress=progress)
+    if len(result.equity) == 0:
+        raise BacktestInputError(f"no candles between {iso(config.start_ms)} and {iso(config.end_ms)}")
+    return result, report_build(result, config, timeframe_ms=feed.tf_ms)
+
+
+def _exposure_mask(result: RunResult, timeframe_ms: int) -> np.ndarray:
+    """True for each equity point (candle close) at which a position was open.
+
+    A deal open from ``opened_at`` (epoch ms of the fill) to ``closed_at`` is exposed at the
+    closes ``t`` with ``opened_at < t <= closed_at``; a deal still open at the end is exposed
+    to the last close.
+    """
+    times = result.equity_time
+    delta = np.zeros(len(times) + 1, dtype=np.int64)
+    spans = [(t.opened_at, t.closed_at) for t in result.trades]
+    end = int(times[-1]) if len(times) else 0
+    spans += [(int(d["opened_at"]), end) for d in result.open_deals]
+    for opened, closed in spans:
+        i = int(np.searchsorted(times, opened, side="right"))
+        j = int(np.searchsorted(times, closed, side="right"))
+        if j > i:
+            delta[i] += 1
+            delta[j] -= 1
+    return np.cumsum(delta[:-1]) > 0
+
+
+def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int) -> dict[str, Any]:
+    """The JSON-safe report of ``result`` (shape in the module docstring)."""
+    fees_paid = float(sum(f.fee for f in result.fills))
+    metrics = compute_metrics(
+        equity_times_ms=result.equity_time,
+        equity=result.equity,
+        trades=result.trades,
+        initial_capital=config.capital,
+        timeframe_ms=timeframe_ms,
+        exposure_mask=_exposure_mask(result, timeframe_ms),
+        fees_paid=fees_paid,
+    )
+    metrics = {k: (round(v, METRIC_DECIMALS) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+    orders = {o.client_order_id: o for o in result.orders}
+    fills_by_order: dict[str, list] = {}
+    for f in result.fills:
+        fills_by_order.setdefault(f.client_order_id, []).append(f)
+
+    def order_rows(ids: list[str]) -> list[dict[str, Any]]:
+        rows = []
+        for oid in ids:
+            o = orders.get(oid)
+            for f in fills_by_order.get(oid, []):
+                rows.append(
+                    {
+                        "id": oid,
+                        "time": iso(f.time),
+                        "side": f.side,
+                        "type": o.type if o else "",
+                        "tag": o.tag if o else "",
+                        "price": _m(f.price),
+                        "amount": _m(f.amount),
+                        "fee": _m(f.fee),
+                    }
+                )
+        return rows
+
+    trades = [
+        {
+            "symbol": t.symbol,
+            "side": t.side,
+            "opened_at": iso(t.opened_at),
+            "closed_at": iso(t.closed_at),
+            "entry_price": _m(t.entry_price),
+            "exit_price": _m(t.exit_price),
+            "amount": _m(t.amount),
+            "cost": _m(t.cost),
+            "fees": _m(t.fees),
+            "pnl": _m(t.pnl),
+            "pnl_pct": round(float(t.pnl_pct), METRIC_DECIMALS),
+            "exit_reason": t.exit_reason,
+            "safety_orders_filled": int(t.safety_orders_filled),
+            "tags": list(t.tags),
+            "orders": order_rows(list(t.orders)),
+        }
+        for t in result.trades
+    ]
+    return {
+        "metrics": metrics,
+        "trades": trades,
+        "equity_curve": [{"time": iso(int(t)), "equity": _m(e)} for t, e in zip(result.equity_time, result.equity, strict=True)],
+        "decisions": dict(sorted(Counter(d.key for d in result.decisions).items())),
+        "open_deals": [
+            {
+                "symbol": d["symbol"],
+                "side": d["side"],
+                "opened_at": iso(int(d["opened_at"])),
+                "entry_price": _m(d.get("entry_price")),
+                "amount": _m(d.get("amount")),
+                "safety_orders_filled": int(d.get("safety_orders_filled", 0)),
+            }
+            for d in result.open_deals
+        ],
+        "run": {
+            "strategy": config.strategy,
+            "params": config.params,
+            "symbols": list(config.symbols),
+            "timeframe": config.timeframe,
+            "start": iso(config.start_ms),
+            "end": iso(config.end_ms),
+            "capital": config.capital,
+            "fee_bps": config.fee_bps,
+            "slippage_bps": config.slippage_bps,
+            "candles": int(result.candles_processed),
+            "candle_steps": int(result.candle_steps),
+        },
+    }
