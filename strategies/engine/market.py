@@ -1,0 +1,187 @@
+"""Market specifications: precision, limits and fees of one tradable market.
+
+Pure Python (no Django). A :class:`MarketSpec` is what the engine and the simulated broker
+need to know about a market to size, round, validate and charge an order. Amounts are
+truncated and prices rounded to the market's tick sizes with ccxt's own precision helpers
+(``ccxt.base.decimal_to_precision`` in ``TICK_SIZE`` mode) so a backtest rounds exactly like
+the live exchange adapter does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+from ccxt.base.decimal_to_precision import (
+    DECIMAL_PLACES,
+    ROUND,
+    SIGNIFICANT_DIGITS,
+    TICK_SIZE,
+    TRUNCATE,
+    decimal_to_precision,
+)
+
+__all__ = ["MarketSpec"]
+
+
+def _tick_str(tick: float) -> str:
+    # repr of a float tick such as 1e-05 is accepted by ccxt's helper, but a plain decimal
+    # string avoids scientific notation surprises.
+    return format(tick, ".12f").rstrip("0").rstrip(".") or "0"
+
+
+@lru_cache(maxsize=256)
+def _decimals(tick: float) -> int:
+    s = _tick_str(tick)
+    return len(s.split(".")[1]) if "." in s else 0
+
+
+_EPS = 1e-7
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSpec:
+    """Precision, limits and fees of one market (float64, quote currency for costs).
+
+    Attributes:
+        symbol: ccxt unified symbol, ``"BTC/USDT"`` (spot) or ``"BTC/USDT:USDT"`` (USDT-M perpetual).
+        amount_tick: smallest amount step in base units (amounts are TRUNCATED to it).
+        price_tick: smallest price step in quote (prices are ROUNDED to it).
+        min_amount: orders below this amount (base units) are rejected.
+        min_cost: orders below this notional (quote) are rejected (Binance ``NOTIONAL`` filter).
+        maker_fee_bps / taker_fee_bps: fees in basis points of the notional, charged in quote.
+
+    The defaults are Binance-spot-like (10 bps fees, 5 USDT minimum notional) with fine ticks;
+    use :meth:`binance_like` to get ticks scaled to a price level, or :meth:`from_ccxt` with the
+    market dict ccxt's ``load_markets()`` returns (or the one stored in the database).
+    """
+
+    symbol: str
+    amount_tick: float = 1e-8
+    price_tick: float = 1e-8
+    min_amount: float = 0.0
+    min_cost: float = 5.0
+    maker_fee_bps: float = 10.0
+    taker_fee_bps: float = 10.0
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_ccxt(cls, market: dict[str, Any], precision_mode: int = TICK_SIZE) -> MarketSpec:
+        """Build from a ccxt market dict (``precision``, ``limits``, ``maker``, ``taker``).
+
+        ``precision_mode`` is the exchange's ``precisionMode`` (ccxt ``TICK_SIZE`` for Binance;
+        with ``DECIMAL_PLACES`` a precision of ``2`` means a tick of ``0.01``). Fees in the dict
+        are fractions (``0.001``) and become basis points (``10``). Missing values fall back to
+        the class defaults. Raises ``KeyError`` when ``symbol`` is missing.
+        """
+        precision = market.get("precision") or {}
+        limits = market.get("limits") or {}
+
+        def tick(value: Any, default: float) -> float:
+            if value is None:
+                return default
+            value = float(value)
+            if precision_mode == DECIMAL_PLACES or (precision_mode != TICK_SIZE and value >= 1 and value.is_integer()):
+                return 10.0 ** (-int(value))
+            if precision_mode == SIGNIFICANT_DIGITS:
+                raise ValueError("SIGNIFICANT_DIGITS precision is not supported; convert to a tick size first")
+            return value
+
+        def lim(group: str, key: str, default: float) -> float:
+            v = (limits.get(group) or {}).get(key)
+            return default if v is None else float(v)
+
+        maker = market.get("maker")
+        taker = market.get("taker")
+        return cls(
+            symbol=market["symbol"],
+            amount_tick=tick(precision.get("amount"), cls.amount_tick),
+            price_tick=tick(precision.get("price"), cls.price_tick),
+            min_amount=lim("amount", "min", 0.0),
+            min_cost=lim("cost", "min", 0.0),
+            maker_fee_bps=cls.maker_fee_bps if maker is None else float(maker) * 1e4,
+            taker_fee_bps=cls.taker_fee_bps if taker is None else float(taker) * 1e4,
+        )
+
+    @classmethod
+    def binance_like(cls, symbol: str, price: float, **overrides: Any) -> MarketSpec:
+        """Binance-like ticks for a market trading around ``price`` (quote).
+
+        Price tick: ``10^(floor(log10(price)) - 6)``, at least 1e-8 (42,283.58 -> 0.01,
+        0.1234 -> 1e-7). Amount tick: ``10^(-floor(log10(price)) - 1)`` within [1e-8, 1]
+        (BTC -> 0.00001, ETH -> 0.0001, SOL -> 0.001, XRP/DOGE -> 1), as on Binance spot.
+        Minimum amount one tick, minimum notional 5 quote, fees 10 bps.
+        """
+        if not price > 0:
+            raise ValueError(f"price must be > 0, got {price!r}")
+        mag = math.floor(math.log10(price))
+        price_tick = 10.0 ** max(mag - 6, -8)
+        amount_tick = 10.0 ** min(max(-mag - 1, -8), 0)
+        kw = {"amount_tick": amount_tick, "price_tick": price_tick, "min_amount": amount_tick, "min_cost": 5.0}
+        kw.update(overrides)
+        return cls(symbol=symbol, **kw)
+
+    # -- names ----------------------------------------------------------------------------
+    @property
+    def base(self) -> str:
+        return self.symbol.split("/")[0]
+
+    @property
+    def quote(self) -> str:
+        return self.symbol.split("/")[1].split(":")[0]
+
+    @property
+    def is_perpetual(self) -> bool:
+        return ":" in self.symbol
+
+    # -- precision (ccxt helpers) ---------------------------------------------------------
+    def amount_str(self, amount: float) -> str:
+        """Amount TRUNCATED to ``amount_tick`` as a decimal string (feed it to ``Decimal``)."""
+        return decimal_to_precision(amount, TRUNCATE, _tick_str(self.amount_tick), TICK_SIZE)
+
+    def price_str(self, price: float) -> str:
+        """Price ROUNDED to ``price_tick`` as a decimal string (feed it to ``Decimal``)."""
+        return decimal_to_precision(price, ROUND, _tick_str(self.price_tick), TICK_SIZE)
+
+    def amount_to_precision(self, amount: float) -> float:
+        """Amount (base units, float64) truncated to ``amount_tick`` with ccxt's helper."""
+        return float(self.amount_str(amount))
+
+    def price_to_precision(self, price: float) -> float:
+        """Price (quote, float64) rounded to ``price_tick`` with ccxt's helper."""
+        return float(self.price_str(price))
+
+    # -- fast float paths used in the hot loop (identical results to the ccxt helpers) -----
+    def round_price(self, price: float) -> float:
+        """Same value as :meth:`price_to_precision` (ccxt ROUND, half away from zero), without
+        the Decimal round-trip; falls back to ccxt when the value is within 1e-7 tick of a
+        rounding boundary, so results are always identical."""
+        tick = self.price_tick
+        x = price / tick
+        n = math.floor(x + 0.5)
+        if abs(x - n + 0.5) < _EPS or abs(x - n - 0.5) < _EPS:
+            return self.price_to_precision(price)
+        return round(n * tick, _decimals(tick))
+
+    def trunc_amount(self, amount: float) -> float:
+        """Same value as :meth:`amount_to_precision` (ccxt TRUNCATE) on the fast float path."""
+        tick = self.amount_tick
+        x = amount / tick
+        n = math.floor(x)
+        if x - n < _EPS or n + 1 - x < _EPS:
+            # (almost) on a tick: exact when the float's shortest repr is that tick multiple
+            cand = round(round(x) * tick, _decimals(tick))
+            if repr(cand) == repr(amount):
+                return cand
+            return self.amount_to_precision(amount)
+        return round(n * tick, _decimals(tick))
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MarketSpec:
+        return cls(**data)

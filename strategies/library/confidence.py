@@ -1,0 +1,157 @@
+"""Pluggable scorers for Smart DCA guards: entry/averaging confidence and exit (SAFU) score.
+
+Pure numpy + TA-Lib (no Django). Two protocols the ML models will implement later:
+
+* :class:`ConfidenceProvider` — ``confidence(symbol, ctx) -> float in [0, 1]``: how much we
+  trust averaging down (long) / up (short) now. Used by ``confidence_dca_guard``.
+* :class:`ExitScorer` — ``score(symbol, ctx, deal) -> float in [0, 1]``: how strongly the
+  deal should be abandoned now. Used by ``safu_exit``.
+
+A provider may also offer a vectorized ``series(...)`` (same values for every candle at
+once, causal); the strategy then lets the engine skip candles. Without it the strategy asks
+on every candle of an open deal (correct, slower).
+
+The rule-based defaults (all inputs are TA-Lib indicators of the symbol's closes, causal):
+
+* ``trend = clip(0.5 + 5 x (EMA50 / EMA200 - 1), 0, 1)`` (1 = up-trend, 0.5 when unknown);
+* confidence, long: ``0.5 x clip((70 - RSI14) / 40, 0, 1) + 0.5 x trend``;
+  short: ``0.5 x clip((RSI14 - 30) / 40, 0, 1) + 0.5 x (1 - trend)`` — buying an oversold
+  dip in an up-trend scores high;
+* exit score, long: ``0.5 x clip(drawdown% / drawdown_ref%, 0, 1) + 0.3 x (1 - trend)
+  + 0.2 x clip((60 - RSI14) / 30, 0, 1)``, mirrored for shorts — a deep drawdown in a
+  down-trend with weak momentum scores high. ``drawdown%`` is the adverse move of the close
+  from the deal's average entry in percent (0 when in profit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import talib
+
+__all__ = ["ConfidenceProvider", "ExitScorer", "DealSnapshot", "RuleConfidence", "RuleExitScorer", "trend_rsi"]
+
+
+@runtime_checkable
+class ConfidenceProvider(Protocol):
+    def confidence(self, symbol: str, ctx: Any) -> float:
+        """Confidence in [0, 1] at the closed candle ``ctx.i`` of ``symbol`` (``ctx`` is a
+        :class:`~strategies.engine.engine.StepContext`)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DealSnapshot:
+    """What an exit scorer knows about the deal: side (``long``/``short``), average entry
+    (quote), amount (base units), safety orders filled, and the deal's open time (ms)."""
+
+    deal_id: str
+    side: str
+    entry_price: float
+    amount: float
+    safety_orders_filled: int
+    opened_at: int
+
+
+@runtime_checkable
+class ExitScorer(Protocol):
+    def score(self, symbol: str, ctx: Any, deal: DealSnapshot) -> float:
+        """Exit score in [0, 1] at the closed candle ``ctx.i``; the deal is closed when it
+        reaches the ``safu_exit`` threshold."""
+        ...
+
+
+_CACHE: dict[tuple, tuple] = {}
+
+
+def trend_rsi(
+    close: np.ndarray, rsi_period: int = 14, fast: int = 50, slow: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(trend, rsi)`` float64 arrays for ``close`` (see module doc; NaN warm-up -> 0.5 / 50)."""
+    key = (id(close), len(close), rsi_period, fast, slow)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is close:
+        return hit[1], hit[2]
+    # (the cache holds the input array itself so an id() reused by a new array never hits)
+    c = np.ascontiguousarray(close, dtype=np.float64)
+    rsi = talib.RSI(c, rsi_period) if len(c) > rsi_period else np.full(len(c), np.nan)
+    ef = talib.EMA(c, fast) if len(c) >= fast else np.full(len(c), np.nan)
+    es = talib.EMA(c, slow) if len(c) >= slow else np.full(len(c), np.nan)
+    trend = np.clip(0.5 + 5.0 * (ef / es - 1.0), 0.0, 1.0)
+    trend = np.where(np.isnan(trend), 0.5, trend)
+    rsi = np.where(np.isnan(rsi), 50.0, rsi)
+    if len(_CACHE) > 256:
+        _CACHE.clear()
+    _CACHE[key] = (close, trend, rsi)  # type: ignore[assignment]
+    return trend, rsi
+
+
+class RuleConfidence:
+    """Default :class:`ConfidenceProvider`: RSI + EMA trend rule (formula in the module doc)."""
+
+    def __init__(self, side: str = "long", rsi_period: int = 14) -> None:
+        self.side = side
+        self.rsi_period = rsi_period
+
+    def series(self, symbol: str, candles) -> np.ndarray:
+        """Confidence for every candle of ``candles`` (float64, causal)."""
+        trend, rsi = trend_rsi(candles.close, self.rsi_period)
+        if self.side == "long":
+            return 0.5 * np.clip((70.0 - rsi) / 40.0, 0.0, 1.0) + 0.5 * trend
+        return 0.5 * np.clip((rsi - 30.0) / 40.0, 0.0, 1.0) + 0.5 * (1.0 - trend)
+
+    def confidence(self, symbol: str, ctx) -> float:
+        return float(self.series(symbol, ctx.candles[: ctx.i + 1])[-1])
+
+
+class RuleExitScorer:
+    """Default :class:`ExitScorer` (drawdown depth, trend, RSI; formula in the module doc)."""
+
+    def __init__(self, drawdown_ref_pct: float = 20.0, rsi_period: int = 14) -> None:
+        self.drawdown_ref_pct = drawdown_ref_pct
+        self.rsi_period = rsi_period
+
+    def series(self, symbol: str, candles, side: str, entry_price: float, a: int, b: int) -> np.ndarray:
+        """Exit scores for candles ``a..b-1`` given a constant average entry (float64)."""
+        trend, rsi = trend_rsi(candles.close, self.rsi_period)
+        c = candles.close[a:b]
+        tr, rs = trend[a:b], rsi[a:b]
+        if side == "long":
+            dd = np.maximum(0.0, (entry_price - c) / entry_price * 100.0)
+            return (
+                0.5 * np.clip(dd / self.drawdown_ref_pct, 0.0, 1.0)
+                + 0.3 * (1.0 - tr)
+                + 0.2 * np.clip((60.0 - rs) / 30.0, 0.0, 1.0)
+            )
+        dd = np.maximum(0.0, (c - entry_price) / entry_price * 100.0)
+        return (
+            0.5 * np.clip(dd / self.drawdown_ref_pct, 0.0, 1.0) + 0.3 * tr + 0.2 * np.clip((rs - 40.0) / 30.0, 0.0, 1.0)
+        )
+
+    def score(self, symbol: str, ctx, deal: DealSnapshot) -> float:
+        return float(self.series(symbol, ctx.candles, deal.side, deal.entry_price, ctx.i, ctx.i + 1)[0])
+
+    def exit_factors(self, candles, side: str, threshold: float) -> np.ndarray:
+        """Per candle, the price factor ``F`` such that the score reaches ``threshold`` exactly
+        when ``close <= avg_entry x F`` (long) / ``close >= avg_entry x F`` (short).
+
+        The score is ``0.5 x clip(dd / ref, 0, 1) + rest``; solving for the drawdown gives
+        ``dd >= ref x (threshold - rest) / 0.5``. ``+inf``/``-inf`` encode always/never.
+        Lets the strategy search whole ranges with one comparison per candle.
+        """
+        trend, rsi = trend_rsi(candles.close, self.rsi_period)
+        if side == "long":
+            rest = 0.3 * (1.0 - trend) + 0.2 * np.clip((60.0 - rsi) / 30.0, 0.0, 1.0)
+        else:
+            rest = 0.3 * trend + 0.2 * np.clip((rsi - 40.0) / 30.0, 0.0, 1.0)
+        need = (threshold - rest) / 0.5  # fraction of the full drawdown score needed
+        dd = np.maximum(need, 0.0) * self.drawdown_ref_pct / 100.0
+        if side == "long":
+            f = 1.0 - dd
+            f = np.where(need <= 0.0, np.inf, f)
+            return np.where(need > 1.0, -np.inf, f)
+        f = 1.0 + dd
+        f = np.where(need <= 0.0, -np.inf, f)
+        return np.where(need > 1.0, np.inf, f)

@@ -1,0 +1,85 @@
+"""Strategy registry: look strategies up by name, or load one from another package by path.
+
+Pure Python (no Django). Built-in strategies (``strategies.library``) register themselves
+with :func:`register`; :func:`get_strategy` also accepts a dotted path
+(``"mypkg.mod:MyStrategy"`` or ``"mypkg.mod.MyStrategy"``) to a ``BaseStrategy`` subclass.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import BaseStrategy
+
+__all__ = ["StrategyNotFound", "register", "get_strategy", "list_strategies", "create_strategy"]
+
+_REGISTRY: dict[str, type[BaseStrategy]] = {}
+_loaded = False
+
+
+class StrategyNotFound(KeyError):
+    """No strategy with that name or path (a ``KeyError`` with a readable message)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "strategy not found"
+
+
+def register(cls: type[BaseStrategy]) -> type[BaseStrategy]:
+    """Class decorator: add ``cls`` to the registry under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} needs a non-empty `name` to be registered")
+    other = _REGISTRY.get(cls.name)
+    if other is not None and other is not cls and other.__qualname__ != cls.__qualname__:
+        raise ValueError(f"strategy name {cls.name!r} already registered by {other.__module__}.{other.__qualname__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        importlib.import_module("strategies.library")
+
+
+def _from_path(path: str) -> type[BaseStrategy]:
+    if ":" in path:
+        mod, _, attr = path.partition(":")
+    else:
+        mod, _, attr = path.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise StrategyNotFound(f"cannot load strategy {path!r}: {e}") from None
+    if not (isinstance(obj, type) and issubclass(obj, BaseStrategy)):
+        raise StrategyNotFound(f"{path!r} is not a BaseStrategy subclass")
+    return obj
+
+
+def get_strategy(name: str) -> type[BaseStrategy]:
+    """The strategy class for a registered ``name`` or a dotted path.
+
+    Raises :class:`StrategyNotFound` (a ``KeyError``) naming the known strategies.
+    """
+    _load_builtins()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if "." in name or ":" in name:
+        return _from_path(name)
+    known = ", ".join(sorted(_REGISTRY)) or "none"
+    raise StrategyNotFound(f"unknown strategy {name!r}; known strategies: {known}")
+
+
+def create_strategy(name: str, params: dict[str, Any] | None = None) -> BaseStrategy:
+    """Instantiate ``get_strategy(name)`` with validated ``params`` (``ParamError`` if bad)."""
+    return get_strategy(name)(params or {})
+
+
+def list_strategies() -> list[dict[str, Any]]:
+    """``[{name, title, description}]`` of the registered strategies, sorted by name."""
+    _load_builtins()
+    return [
+        {"name": n, "title": c.title or n, "description": c.schema()["description"]}
+        for n, c in sorted(_REGISTRY.items())
+    ]
