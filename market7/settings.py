@@ -204,3 +204,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- market data (import/fetch) ---
+# Replace ccxt's REST base URLs per exchange (tests point binance at the fake server on
+# loopback). Unset: ccxt's own URLs. MARKET7_BINANCE_URL=http://127.0.0.1:8123
+MARKET7_EXCHANGE_URLS = {code: url for code, url in {"binance": env_str("MARKET7_BINANCE_URL")}.items() if url}
+# ccxt request timeout (ms): short, so an unreachable exchange fails fast.
+MARKET7_EXCHANGE_TIMEOUT_MS = env_int("MARKET7_EXCHANGE_TIMEOUT_MS", 10_000, min_value=100, max_value=120_000)
+# --- end market data ---
