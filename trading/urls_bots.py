@@ -1,6 +1,29 @@
+"""Bot, dashboard and trades pages (names in the ``trading`` namespace).
+
+``home`` (``/``) is the dashboard. Fragments (``_``-prefixed paths) serve HTMX swaps and the
+live refresh. Every URL is scoped to the logged-in user; another user's bot is a 404.
+"""
+
 from django.urls import path
-from django.views.generic import RedirectView
+
+from trading.views import bots, dashboard, trades
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="trading:markets"), name="home"),
+    path("", dashboard.home, name="home"),
+    path("dashboard/equity.json", dashboard.equity_json, name="dashboard-equity"),
+    path("live/", dashboard.live_fragments, name="live-fragments"),
+    path("bots/", bots.bot_list, name="bots"),
+    path("bots/new/", bots.bot_create, name="bot-create"),
+    path("bots/_params/", bots.bot_params, name="bot-params"),
+    path("bots/stop-all/", bots.bots_stop_all, name="bots-stop-all"),
+    path("bots/<int:pk>/", bots.bot_detail, name="bot"),
+    path("bots/<int:pk>/edit/", bots.bot_edit, name="bot-edit"),
+    path("bots/<int:pk>/events/", bots.bot_events, name="bot-events"),
+    path("bots/<int:pk>/chart.json", bots.bot_chart_json, name="bot-chart"),
+    path("bots/<int:pk>/_row/", bots.bot_row, name="bot-row"),
+    path("bots/<int:pk>/close-all/", bots.bot_close_all, name="bot-close-all"),
+    path("bots/<int:pk>/trades/<int:trade_id>/close/", bots.bot_close_trade, name="bot-close-trade"),
+    path("bots/<int:pk>/<slug:action>/", bots.bot_action, name="bot-action"),
+    path("trades/", trades.trades_list, name="trades"),
+    path("trades/export.csv", trades.trades_csv, name="trades-csv"),
 ]

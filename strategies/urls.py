@@ -1,0 +1,18 @@
+"""Backtest pages (namespace ``backtests``), included under ``backtests/`` by market7/urls.py:
+
+    path("backtests/", include("strategies.urls")),
+"""
+
+from django.urls import path
+
+from strategies import views
+
+app_name = "backtests"
+
+urlpatterns = [
+    path("", views.backtest_list, name="list"),
+    path("new/", views.backtest_new, name="new"),
+    path("_params/", views.backtest_params, name="params"),
+    path("<int:pk>/", views.backtest_detail, name="detail"),
+    path("<int:pk>/_progress/", views.backtest_progress, name="progress"),
+]

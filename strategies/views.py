@@ -1,0 +1,217 @@
+"""Backtest pages: start a run from a form, follow its progress (HTMX polling), read its
+metrics, equity and drawdown curves and trades; the list of past runs.
+
+Thin views: ``strategies.services.backtests.backtest_create`` validates, saves and enqueues the
+run (Celery, research queue); reads go through ``BacktestRun.objects.for_user(user)`` — another
+user's run is a 404. Starting a run needs ``strategies.add_backtestrun`` (viewers: 403).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods
+
+from strategies.forms import BacktestForm
+from strategies.models import BacktestRun
+
+ADD_PERM = "strategies.add_backtestrun"
+PAGE_SIZE = 30
+TERMINAL = (BacktestRun.Status.DONE, BacktestRun.Status.FAILED)
+# Metric keys shown first (if present), with units; the rest follow in the report's order.
+METRIC_ORDER = [
+    ("total_return_pct", "Total return", "%"),
+    ("net_profit", "Net profit", "quote"),
+    ("final_equity", "Final equity", "quote"),
+    ("trades", "Trades", ""),
+    ("win_rate_pct", "Win rate", "%"),
+    ("profit_factor", "Profit factor", ""),
+    ("sharpe", "Sharpe", ""),
+    ("sortino", "Sortino", ""),
+    ("max_drawdown_pct", "Max drawdown", "%"),
+    ("avg_trade_pct", "Avg trade", "%"),
+    ("exposure_pct", "Exposure", "%"),
+    ("fees", "Fees", "quote"),
+]
+
+
+def _is_fragment(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def _run_or_404(request: HttpRequest, pk: int) -> BacktestRun:
+    return get_object_or_404(BacktestRun.objects.for_user(request.user), pk=pk)
+
+
+@login_required
+@require_GET
+def backtest_list(request: HttpRequest) -> HttpResponse:
+    """``/backtests/``: the user's runs, newest first."""
+    qs = BacktestRun.objects.for_user(request.user).order_by("-created_at", "-id")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or 1)
+    for run in page.object_list:
+        run.progress_pct = round((run.progress or 0) * 100)
+    return render(request, "strategies/list.html", {"page": page, "runs": page.object_list, "can_add": request.user.has_perm(ADD_PERM)})
+
+
+def _service_errors(exc: Exception) -> dict[str, str]:
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, dict) and errors:
+        return {str(k): str(v) for k, v in errors.items()}
+    if isinstance(exc, ValidationError) and hasattr(exc, "message_dict"):
+        return {k: "; ".join(v) for k, v in exc.message_dict.items()}
+    if isinstance(exc, ValidationError):
+        return {"__all__": "; ".join(exc.messages)}
+    return {"__all__": str(exc)}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def backtest_new(request: HttpRequest) -> HttpResponse:
+    """``/backtests/new/``: the form; a valid POST calls ``backtest_create`` and redirects to the
+    run page. Invalid input: field errors and nothing saved."""
+    if not request.user.has_perm(ADD_PERM):
+        raise PermissionDenied("your role cannot run backtests")
+    if request.method == "POST":
+        form = BacktestForm(request.POST)
+        if form.is_valid():
+            try:
+                from strategies.services.backtests import backtest_create
+            except ImportError:
+                form.add_error(None, "Backtests are not available yet (strategies.services.backtests is missing).")
+            else:
+                data = form.cleaned_data
+                try:
+                    run = backtest_create(
+                        user=request.user,
+                        strategy=data["strategy"],
+                        symbols=list(data["symbols"]),
+                        timeframe=data["timeframe"],
+                        start=data["start_dt"],
+                        end=data["end_dt"],
+                        capital=data["capital"],
+                        params=form.cleaned_params,
+                        fee_bps=data["fee_bps"],
+                        slippage_bps=data["slippage_bps"],
+                        name=data.get("name") or "",
+                    )
+                except PermissionDenied:
+                    raise
+                except (ValidationError, ValueError, KeyError) as exc:
+                    form.add_service_errors(_service_errors(exc))
+                except Exception as exc:  # a service-specific error class with .errors
+                    if not hasattr(exc, "errors"):
+                        raise
+                    form.add_service_errors(_service_errors(exc))
+                else:
+                    messages.success(request, f"Backtest #{run.pk} queued.")
+                    return redirect("backtests:detail", run.pk)
+    else:
+        initial = {"strategy": request.GET.get("strategy")} if request.GET.get("strategy") else {}
+        form = BacktestForm(initial=initial)
+    return render(request, "strategies/form.html", {"form": form})
+
+
+@login_required
+@require_GET
+def backtest_params(request: HttpRequest) -> HttpResponse:
+    """``/backtests/_params/?strategy=``: the strategy's parameter fields (HTMX on change)."""
+    form = BacktestForm(initial={"strategy": request.GET.get("strategy") or ""})
+    return render(request, "trading/bots/_params.html", {"form": form})
+
+
+def _epoch_s(value) -> int | None:
+    """Epoch seconds from epoch ms / s (numbers) or an ISO 8601 string."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value / 1000) if value > 1e11 else int(value)
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def curves(run: BacktestRun) -> tuple[list[dict], list[dict]]:
+    """Equity ``[{time: epoch s, value}]`` and drawdown ``[{time, value: % below the peak, ≤ 0}]``
+    from ``report["equity_curve"]`` (one point per time; the last one wins)."""
+    points: dict[int, float] = {}
+    for row in run.equity_curve or []:
+        if isinstance(row, dict):
+            t, v = _epoch_s(row.get("time")), row.get("equity")
+        else:
+            t, v = _epoch_s(row[0]), row[1]
+        if t is None or v is None or not math.isfinite(float(v)):
+            continue
+        points[t] = float(v)
+    equity = [{"time": t, "value": v} for t, v in sorted(points.items())]
+    drawdown, peak = [], -math.inf
+    for p in equity:
+        peak = max(peak, p["value"])
+        drawdown.append({"time": p["time"], "value": round((p["value"] / peak - 1) * 100, 4) if peak > 0 else 0.0})
+    return equity, drawdown
+
+
+def metric_rows(metrics: dict) -> list[dict]:
+    rows, seen = [], set()
+    for key, label, unit in METRIC_ORDER:
+        if key in metrics and (metrics[key] is None or isinstance(metrics[key], int | float | str)):
+            rows.append({"key": key, "label": label, "value": metrics[key], "unit": unit})
+            seen.add(key)
+    for key, value in metrics.items():
+        if key not in seen and isinstance(value, int | float | str) and not isinstance(value, bool):
+            rows.append({"key": key, "label": key.replace("_", " ").capitalize(), "value": value, "unit": "%" if key.endswith("_pct") else ""})
+    for row in rows:
+        v = row["value"]
+        row["text"] = "—" if v is None else f"{v:,.4g}" if isinstance(v, float) and abs(v) < 10 else (f"{v:,.2f}" if isinstance(v, float) else str(v))
+        row["sign"] = (v > 0) - (v < 0) if isinstance(v, int | float) else 0
+    return rows
+
+
+def _progress_context(run: BacktestRun) -> dict:
+    run.progress_pct = round(min(max(run.progress or 0, 0), 1) * 100)
+    return {"run": run, "polling": run.status not in TERMINAL}
+
+
+@login_required
+@require_GET
+def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/backtests/<pk>/``: progress while it runs; then metrics, equity and drawdown curves,
+    and the trades."""
+    run = _run_or_404(request, pk)
+    equity, drawdown = curves(run)
+    context = _progress_context(run) | {
+        "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}),
+        "equity": equity,
+        "drawdown": drawdown,
+        "trades": run.trades.order_by("opened_at", "id")[:1000],
+        "trades_total": run.trades.count(),
+    }
+    return render(request, "strategies/detail.html", context)
+
+
+@login_required
+@require_GET
+def backtest_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/backtests/<pk>/_progress/``: the progress fragment. It polls itself every second
+    (``hx-trigger="every 1s"``) while the run is queued or running; when a poll finds the run
+    finished it answers ``HX-Refresh: true`` so the page reloads with the results."""
+    run = _run_or_404(request, pk)
+    context = _progress_context(run)
+    response = render(request, "strategies/_progress.html", context)
+    if _is_fragment(request) and not context["polling"] and request.GET.get("poll") == "1":
+        response["HX-Refresh"] = "true"
+    patch_vary_headers(response, ("HX-Request",))
+    return response

@@ -1,0 +1,358 @@
+"""Shared data for the bot/dashboard/trades page tests: a market with real-shaped candles, a bot
+with one open and one closed deal, orders, fills, decisions and equity snapshots. Exact values
+so the pages can be asserted to the digit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+@pytest.fixture
+def market(db):
+    from trading.models import Candle, Exchange, Market
+
+    ex, _ = Exchange.objects.get_or_create(code="binance", defaults={"name": "Binance"})
+    m = Market.objects.create(exchange=ex, symbol="BTC/USDT", exchange_symbol="BTCUSDT", base="BTC", quote="USDT")
+    closes = [42000, 41800, 41500, 41000, 40500, 40800, 41200, 41700, 42300, 42600]
+    Candle.objects.bulk_create(
+        Candle(market=m, timeframe="1h", open_time=T0 + i * H, open=c + 10, high=c + 100, low=c - 100, close=c, volume=12.5)
+        for i, c in enumerate(closes)
+    )
+    return m
+
+
+def make_bot(owner, market, **kw):
+    from trading.models import Bot
+
+    fields = {
+        "name": "Alpha DCA",
+        "strategy": "smart_dca",
+        "params": {"base_order_size": 20.0},
+        "timeframe": "1h",
+        "capital": Decimal("1000"),
+        "feed": Bot.FeedKind.REPLAY,
+        "replay_start": T0,
+        "replay_clock": T0,
+        "status": Bot.Status.CREATED,
+    } | kw
+    bot = Bot.objects.create(owner=owner, **fields)
+    bot.markets.set([market])
+    return bot
+
+
+@pytest.fixture
+def bot_with_trades(user, market):
+    """alice's running bot: equity 1012.5, realized 10, unrealized 2.5, last candle T0+5h
+    (close 40800); one open deal (avg 41000, 0.01 BTC, 1/3 SO) and one closed (+10 USDT)."""
+    from trading.models import Bot, EquitySnapshot, Fill, Order
+
+    bot = make_bot(
+        user,
+        market,
+        status=Bot.Status.RUNNING,
+        equity=Decimal("1012.5"),
+        realized_pnl=Decimal("10"),
+        unrealized_pnl=Decimal("2.5"),
+        last_candle_at=T0 + 5 * H,
+    )
+    closed = Trade.objects.create(
+        bot=bot, market=market, deal_id="d1", side="long", status="closed", opened_at=T0, closed_at=T0 + 2 * H,
+        avg_entry=Decimal("40000"), amount=Decimal("0.005"), cost=Decimal("200"), fees=Decimal("0.4"),
+        realized_pnl=Decimal("10"), exit_price=Decimal("42080"), exit_reason="take_profit: +5.2% >= 5%",
+        safety_orders_filled=0, safety_orders_max=3,
+    )
+    open_ = Trade.objects.create(
+        bot=bot, market=market, deal_id="d2", side="long", status="open", opened_at=T0 + 3 * H,
+        avg_entry=Decimal("41000"), amount=Decimal("0.01"), cost=Decimal("410"), fees=Decimal("0.41"),
+        take_profit_price=Decimal("43050"), safety_orders_filled=1, safety_orders_max=3,
+    )
+    o1 = Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-1", side="buy", amount=Decimal("0.005"),
+                              filled=Decimal("0.005"), average=Decimal("41500"), status="closed", tag="base_order", deal_id="d2", placed_at=T0 + 2 * H)
+    Fill.objects.create(order=o1, price=Decimal("41500"), amount=Decimal("0.005"), time=T0 + 3 * H)
+    o2 = Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-2", side="buy", type="limit", price=Decimal("40500"),
+                              amount=Decimal("0.005"), filled=Decimal("0.005"), average=Decimal("40500"), status="closed", tag="safety_order_1",
+                              deal_id="d2", placed_at=T0 + 3 * H)
+    Fill.objects.create(order=o2, price=Decimal("40500"), amount=Decimal("0.005"), time=T0 + 4 * H)
+    Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-3", side="buy", type="limit", price=Decimal("39800"),
+                         amount=Decimal("0.01"), status="open", tag="safety_order_2", deal_id="d2", placed_at=T0 + 4 * H)
+    BotEvent.objects.create(bot=bot, time=T0 + 1 * H, kind="decision", rule="spend_guard", outcome="block",
+                            reason="spend_guard: deal spend 41.2% > cap 40%", symbol="BTC/USDT")
+    BotEvent.objects.create(bot=bot, time=T0 + 2 * H, kind="decision", rule="confidence", outcome="allow", reason="score 0.71 >= 0.6", symbol="BTC/USDT")
+    BotEvent.objects.create(bot=bot, time=T0 + 2 * H, kind="trade_closed", rule="take_profit", outcome="exit", reason="take_profit: +5.2% >= 5%", symbol="BTC/USDT")
+    for i, eq in enumerate(["1000", "1004", "1010", "1008", "1011", "1012.5"]):
+        EquitySnapshot.objects.create(bot=bot, time=T0 + i * H, equity=Decimal(eq))
+    bot.closed_trade, bot.open_trade = closed, open_
+    return bot
+
+
+# ============================================================================ bot pages tests
+from django.urls import reverse  # noqa: E402
+
+from trading.models import Bot  # noqa: E402
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+class TestAccess:
+    def urls(self, bot):
+        return [
+            reverse("trading:bot", args=[bot.pk]),
+            reverse("trading:bot-edit", args=[bot.pk]),
+            reverse("trading:bot-events", args=[bot.pk]),
+            reverse("trading:bot-chart", args=[bot.pk]),
+            reverse("trading:bot-row", args=[bot.pk]),
+            reverse("trading:live-fragments") + f"?view=bot&bot={bot.pk}",
+        ]
+
+    def test_owner_200(self, client, user, bot_with_trades):
+        login(client, user)
+        for url in self.urls(bot_with_trades) + [reverse("trading:bots"), reverse("trading:bot-create")]:
+            assert client.get(url).status_code == 200, url
+
+    def test_other_user_404(self, client, other_user, bot_with_trades):
+        login(client, other_user)
+        for url in self.urls(bot_with_trades):
+            assert client.get(url).status_code == 404, url
+        for action in ("start", "pause", "resume", "stop", "restart"):
+            assert client.post(reverse("trading:bot-action", args=[bot_with_trades.pk, action])).status_code == 404
+        assert client.post(reverse("trading:bot-close-all", args=[bot_with_trades.pk])).status_code == 404
+        url = reverse("trading:bot-close-trade", args=[bot_with_trades.pk, bot_with_trades.open_trade.pk])
+        assert client.post(url).status_code == 404
+        bot_with_trades.refresh_from_db()
+        assert bot_with_trades.status == Bot.Status.RUNNING and bot_with_trades.commands == []
+
+    def test_other_user_list_does_not_show_bot(self, client, other_user, bot_with_trades):
+        login(client, other_user)
+        body = client.get(reverse("trading:bots")).content.decode()
+        assert "Alpha DCA" not in body and "No bots yet." in body
+
+    def test_anonymous_redirects_to_login(self, client, bot_with_trades):
+        for url in self.urls(bot_with_trades) + [reverse("trading:bots"), reverse("trading:bot-create"), reverse("trading:bots-stop-all")]:
+            response = client.get(url)
+            assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
+        response = client.post(reverse("trading:bot-action", args=[bot_with_trades.pk, "pause"]))
+        assert response.status_code == 302
+        bot_with_trades.refresh_from_db()
+        assert bot_with_trades.status == Bot.Status.RUNNING
+
+
+@pytest.mark.django_db
+def test_list_shows_exact_values(client, user, bot_with_trades):
+    body = login(client, user).get(reverse("trading:bots")).content.decode()
+    assert "Alpha DCA" in body
+    assert 'data-status="running"' in body
+    assert "1012.50" in body  # equity
+    assert "+12.50" in body and "(1.25%)" in body  # pnl = realized 10 + unrealized 2.5 on capital 1000
+    assert 'data-action="pause"' in body and 'data-action="stop"' in body
+    assert 'data-action="start"' not in body
+
+
+@pytest.mark.django_db
+def test_detail_shows_trades_and_decisions(client, user, bot_with_trades):
+    body = login(client, user).get(reverse("trading:bot", args=[bot_with_trades.pk])).content.decode()
+    assert "spend_guard: deal spend 41.2% &gt; cap 40%" in body
+    assert "take_profit: +5.2% &gt;= 5%" in body
+    assert "41000" in body and "43050" in body  # open deal avg entry, TP
+    assert "40800" in body  # current price: close at the bot's market time
+    # unrealized = (40800 - 41000) * 0.01 - 0.41 = -2.41 ; pct = -2.41 / 410 = -0.59 %
+    assert "-2.41" in body and "(-0.59%)" in body
+    assert "1 / 3" in body
+    assert 'ws-connect="/ws/live/"' in body and 'hx-ext="ws"' in body
+
+
+@pytest.mark.django_db
+def test_chart_json_candles_and_markers(client, user, bot_with_trades):
+    data = login(client, user).get(reverse("trading:bot-chart", args=[bot_with_trades.pk])).json()
+    assert data["symbol"] == "BTC/USDT"
+    assert [c["close"] for c in data["candles"]] == [42000, 41800, 41500, 41000, 40500, 40800]  # up to last_candle_at
+    assert [(m["text"], m["position"], m["price"]) for m in data["markers"]] == [("BO", "belowBar", 41500.0), ("SO1", "belowBar", 40500.0)]
+    t3 = int((T0 + 3 * H).timestamp())
+    assert data["markers"][0]["time"] == t3
+
+
+@pytest.mark.django_db
+def test_events_filter_fragment(client, user, bot_with_trades):
+    login(client, user)
+    url = reverse("trading:bot-events", args=[bot_with_trades.pk])
+    response = client.get(url, {"outcome": "block"}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body and 'id="bot-events"' in body
+    assert "spend_guard: deal spend" in body and "score 0.71" not in body and "take_profit: +5.2%" not in body
+    body = client.get(url, {"kind": "trade_closed"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "take_profit: +5.2%" in body and "spend_guard" not in body.split("<tbody>")[1]
+    body = client.get(url, {"rule": "confidence"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "score 0.71" in body and "spend_guard: deal" not in body
+
+
+@pytest.mark.django_db
+class TestActions:
+    def post(self, client, bot, action, **extra):
+        return client.post(reverse("trading:bot-action", args=[bot.pk, action]), **extra)
+
+    def test_transitions_change_status_exactly(self, client, user, market):
+        login(client, user)
+        bot = make_bot(user, market)
+        expected = [("start", "running"), ("pause", "paused"), ("resume", "running"), ("stop", "stopped"), ("restart", "running")]
+        for action, status in expected:
+            response = self.post(client, bot, action, HTTP_HX_REQUEST="true")
+            assert response.status_code == 200, action
+            body = response.content.decode()
+            assert "<html" not in body and f'data-status="{status}"' in body
+            bot.refresh_from_db()
+            assert bot.status == status, action
+
+    def test_invalid_transition_shows_error_and_changes_nothing(self, client, user, market):
+        login(client, user)
+        bot = make_bot(user, market)
+        response = self.post(client, bot, "pause", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        assert "cannot pause a bot that is created" in response.content.decode()
+        bot.refresh_from_db()
+        assert bot.status == "created"
+
+    def test_plain_post_redirects(self, client, user, market):
+        login(client, user)
+        bot = make_bot(user, market)
+        response = self.post(client, bot, "start")
+        assert response.status_code == 302 and response["Location"] == reverse("trading:bot", args=[bot.pk])
+        bot.refresh_from_db()
+        assert bot.status == "running"
+
+    def test_viewer_cannot_start(self, client, viewer, market):
+        bot = make_bot(viewer, market)
+        login(client, viewer)
+        body = client.get(reverse("trading:bot", args=[bot.pk])).content.decode()
+        assert 'data-action="start"' not in body and "Edit" not in body.split("<main")[1].split("Decision log")[0]
+        assert self.post(client, bot, "start").status_code == 403
+        assert client.post(reverse("trading:bot-close-all", args=[bot.pk])).status_code == 403
+        assert client.get(reverse("trading:bots-stop-all")).status_code == 403
+        assert client.post(reverse("trading:bots-stop-all"), {"confirm": "yes"}).status_code == 403
+        assert client.get(reverse("trading:bot-create")).status_code == 403
+        bot.refresh_from_db()
+        assert bot.status == "created"
+
+    def test_close_one_and_all(self, client, user, bot_with_trades):
+        login(client, user)
+        bot = bot_with_trades
+        r = client.post(reverse("trading:bot-close-trade", args=[bot.pk, bot.open_trade.pk]), HTTP_HX_REQUEST="true")
+        assert r.status_code == 200
+        bot.refresh_from_db()
+        assert len(bot.commands) == 1 and bot.commands[0]["cmd"] == "close"
+        r = client.post(reverse("trading:bot-close-all", args=[bot.pk]), HTTP_HX_REQUEST="true")
+        assert r.status_code == 200
+        bot.refresh_from_db()
+        assert [c["cmd"] for c in bot.commands] == ["close", "close_all"]
+
+    def test_close_closed_trade_404(self, client, user, bot_with_trades):
+        login(client, user)
+        other = make_bot(user, bot_with_trades.markets.first(), name="B2")
+        url = reverse("trading:bot-close-trade", args=[other.pk, bot_with_trades.open_trade.pk])
+        assert client.post(url).status_code == 404
+
+    def test_emergency_stop_all_needs_confirmation(self, client, user, market):
+        login(client, user)
+        b1 = make_bot(user, market, status="running", name="r1")
+        b2 = make_bot(user, market, status="paused", name="p1")
+        b3 = make_bot(user, market, status="created", name="c1")
+        page = client.get(reverse("trading:bots-stop-all")).content.decode()
+        assert "This stops <strong>2</strong>" in page
+        client.post(reverse("trading:bots-stop-all"), {})
+        assert sorted(Bot.objects.values_list("status", flat=True)) == ["created", "paused", "running"]
+        r = client.post(reverse("trading:bots-stop-all"), {"confirm": "yes"})
+        assert r.status_code == 302
+        assert {b.pk: b.status for b in Bot.objects.all()} == {b1.pk: "stopped", b2.pk: "stopped", b3.pk: "created"}
+
+
+@pytest.mark.django_db
+class TestForm:
+    def form_data(self, market, **kw):
+        return {
+            "name": "Form bot",
+            "strategy": "smart_dca",
+            "markets": [market.pk],
+            "timeframe": "1h",
+            "mode": "paper",
+            "capital": "500",
+            "feed": "replay",
+            "replay_start": "2024-01-01T02:00",
+            "replay_speed": "7200",
+            "p_base_order_size": "25",
+        } | kw
+
+    def test_form_renders_schema_fields_with_units(self, client, user, market):
+        body = login(client, user).get(reverse("trading:bot-create") + "?strategy=smart_dca").content.decode()
+        assert 'name="p_base_order_size"' in body and 'name="p_price_deviation"' in body
+        assert "Size of the order that opens a deal." in body
+        assert '<span class="param-unit">%</span>' in body
+        assert '<option value="live" disabled>' in body
+        frag = client.get(reverse("trading:bot-params"), {"strategy": "sma_cross"}, HTTP_HX_REQUEST="true").content.decode()
+        assert 'name="p_fast"' in frag and 'name="p_base_order_size"' not in frag and "<html" not in frag
+
+    def test_create_valid(self, client, user, market):
+        login(client, user)
+        response = client.post(reverse("trading:bot-create"), self.form_data(market))
+        bot = Bot.objects.get()
+        assert response.status_code == 302 and response["Location"] == reverse("trading:bot", args=[bot.pk])
+        assert (bot.owner, bot.name, bot.strategy, bot.capital, bot.feed, bot.replay_speed) == (user, "Form bot", "smart_dca", 500, "replay", 7200.0)
+        assert bot.params["base_order_size"] == 25.0
+        assert bot.replay_start == T0 + 2 * H
+        assert list(bot.markets.all()) == [market]
+
+    def test_invalid_param_field_error_nothing_saved(self, client, user, market):
+        login(client, user)
+        response = client.post(reverse("trading:bot-create"), self.form_data(market, p_price_deviation="500"))
+        assert response.status_code == 200
+        form = response.context["form"]
+        assert "p_price_deviation" in form.errors
+        assert Bot.objects.count() == 0
+
+    def test_invalid_basic_fields_nothing_saved(self, client, user, market):
+        login(client, user)
+        response = client.post(reverse("trading:bot-create"), self.form_data(market, capital="-5", mode="live", replay_start=""))
+        form = response.context["form"]
+        assert set(form.errors) >= {"capital", "mode", "replay_start"}
+        assert Bot.objects.count() == 0
+
+    def test_replay_start_without_candles(self, client, user, market):
+        login(client, user)
+        response = client.post(reverse("trading:bot-create"), self.form_data(market, replay_start="2030-01-01T00:00"))
+        assert "no stored BTC/USDT 1h candles" in response.context["form"].errors["replay_start"][0]
+        assert Bot.objects.count() == 0
+
+    def test_edit(self, client, user, market):
+        login(client, user)
+        bot = make_bot(user, market)
+        data = self.form_data(market, name="Renamed", p_base_order_size="30")
+        response = client.post(reverse("trading:bot-edit", args=[bot.pk]), data)
+        assert response.status_code == 302
+        bot.refresh_from_db()
+        assert bot.name == "Renamed" and bot.params["base_order_size"] == 30.0
+
+    def test_edit_invalid_param_changes_nothing(self, client, user, market):
+        login(client, user)
+        bot = make_bot(user, market)
+        response = client.post(reverse("trading:bot-edit", args=[bot.pk]), self.form_data(market, name="X", p_price_deviation="-1"))
+        assert "p_price_deviation" in response.context["form"].errors
+        bot.refresh_from_db()
+        assert bot.name == "Alpha DCA" and bot.params == {"base_order_size": 20.0}
+
+
+@pytest.mark.django_db
+def test_live_fragments_are_oob(client, user, bot_with_trades):
+    login(client, user)
+    body = client.get(reverse("trading:live-fragments"), {"view": "bots"}).content.decode()
+    assert f'id="bot-row-{bot_with_trades.pk}" hx-swap-oob="true"' in body and "<html" not in body
+    body = client.get(reverse("trading:live-fragments"), {"view": "bot", "bot": bot_with_trades.pk}).content.decode()
+    assert f'id="bot-open-{bot_with_trades.pk}" class="card" aria-labelledby="open-h" hx-swap-oob="true"' in body
+    assert client.get(reverse("trading:live-fragments"), {"view": "nope"}).status_code == 404

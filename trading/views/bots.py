@@ -1,0 +1,428 @@
+"""Bot pages: list, create/edit (form generated from the strategy's schema), detail with a
+candlestick chart of fills and the decision log, the status actions, manual closes, the
+emergency stop-all, and the live-refresh fragments the browser pulls after a websocket event.
+
+Thin views: every write goes through ``trading.services.bots`` (which re-checks ownership and
+permissions); reads go through ``Model.objects.for_user(user)`` — another user's bot is a 404.
+A user without ``trading.operate_bot`` (viewer) sees no action buttons and gets 403 on the POSTs
+(checked here first, and again by the service). HTMX requests get fragments only.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from trading.forms import BotForm, EventFilterForm, strategy_schema
+from trading.models import Bot, BotEvent, Candle, Fill, Order, Trade
+from trading.services import bots as bot_services
+
+OPERATE_PERM = "trading.operate_bot"
+ADD_PERM = "trading.add_bot"
+CHANGE_PERM = "trading.change_bot"
+ACTIONS = ("start", "pause", "resume", "stop", "restart")
+EVENTS_PAGE = 100
+CHART_CANDLES = 600
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def is_fragment(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def user_bot(request: HttpRequest, pk: int) -> Bot:
+    """The one ownership gate for a bot URL: another user's bot (or none) is a 404."""
+    return get_object_or_404(Bot.objects.for_user(request.user).prefetch_related("markets"), pk=pk)
+
+
+def require_perm(request: HttpRequest, perm: str) -> None:
+    if not request.user.has_perm(perm):
+        raise PermissionDenied(f"your role cannot do this (needs {perm})")
+
+
+def bot_pnl(bot: Bot) -> Decimal:
+    return (bot.realized_pnl or Decimal(0)) + (bot.unrealized_pnl or Decimal(0))
+
+
+def decorate_bots(bots, user) -> list[Bot]:
+    """Attach ``pnl``, ``pnl_pct``, ``open_deals``, ``actions``, ``symbols`` for the templates."""
+    can_operate = user.has_perm(OPERATE_PERM)
+    bots = list(bots)
+    open_counts = dict(
+        Trade.objects.filter(bot__in=bots, status=Trade.Status.OPEN).values_list("bot").annotate(n=Count("id")).values_list("bot", "n")
+    )
+    for bot in bots:
+        bot.pnl = bot_pnl(bot)
+        bot.pnl_pct = (bot.pnl / bot.capital * 100) if bot.capital else None
+        bot.open_deals = open_counts.get(bot.pk, 0)
+        bot.actions = bot_services.bot_allowed_actions(bot) if can_operate else []
+        bot.can_operate = can_operate
+        bot.symbols = [m.symbol for m in bot.markets.all()]
+    return bots
+
+
+def _status_response(request: HttpRequest, bot: Bot, *, error: str = "") -> HttpResponse:
+    """After an action: the status fragment (HTMX) or a redirect back (plain form post)."""
+    if is_fragment(request):
+        bot = decorate_bots([Bot.objects.for_user(request.user).get(pk=bot.pk)], request.user)[0]
+        response = render(request, "trading/bots/_status.html", {"bot": bot, "error": error, "oob_messages": True})
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+    if error:
+        messages.error(request, error)
+    next_url = request.POST.get("next") or reverse("trading:bot", args=[bot.pk])
+    if not next_url.startswith("/"):
+        next_url = reverse("trading:bot", args=[bot.pk])
+    return redirect(next_url)
+
+
+# -- list -------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def bot_list(request: HttpRequest) -> HttpResponse:
+    """``/bots/``: the user's bots with status, equity, P&L, open deals and actions."""
+    bots = decorate_bots(Bot.objects.for_user(request.user).prefetch_related("markets"), request.user)
+    context = {
+        "bots": bots,
+        "can_operate": request.user.has_perm(OPERATE_PERM),
+        "can_add": request.user.has_perm(ADD_PERM),
+        "any_active": any(b.is_active for b in bots),
+    }
+    template = "trading/bots/_table.html" if is_fragment(request) else "trading/bots/list.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+# -- create / edit ----------------------------------------------------------------------------
+def _service_kwargs(form: BotForm) -> dict:
+    data = form.cleaned_data
+    return {
+        "name": data["name"],
+        "strategy": data["strategy"],
+        "params": form.cleaned_params or {},
+        "markets": list(data["markets"]),
+        "timeframe": data["timeframe"],
+        "mode": data["mode"],
+        "capital": data["capital"],
+        "feed": data["feed"],
+        "replay_start": data.get("replay_start") if data["feed"] == Bot.FeedKind.REPLAY else None,
+        "replay_speed": data.get("replay_speed") or 3600.0,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def bot_create(request: HttpRequest) -> HttpResponse:
+    """``/bots/new/``: the bot form; POST validates through ``bot_create`` — nothing is saved
+    unless every field (and every strategy parameter) is valid."""
+    require_perm(request, ADD_PERM)
+    if request.method == "POST":
+        form = BotForm(request.POST)
+        if form.is_valid():
+            kwargs = _service_kwargs(form)
+            markets = kwargs.pop("markets")
+            exchange = markets[0].exchange.code if markets else "binance"
+            try:
+                bot = bot_services.bot_create(user=request.user, markets=markets, exchange=exchange, **kwargs)
+            except bot_services.BotValidationError as exc:
+                form.add_service_errors(exc.errors)
+            else:
+                messages.success(request, f"Bot “{bot.name}” created. Start it when you are ready.")
+                return redirect("trading:bot", bot.pk)
+        return render(request, "trading/bots/form.html", {"form": form, "bot": None})
+    initial = {}
+    if request.GET.get("strategy"):
+        initial["strategy"] = request.GET["strategy"]
+    return render(request, "trading/bots/form.html", {"form": BotForm(initial=initial), "bot": None})
+
+
+@login_required
+@require_GET
+def bot_params(request: HttpRequest) -> HttpResponse:
+    """``/bots/_params/?strategy=``: the parameter fieldset of a strategy (HTMX, on change)."""
+    form = BotForm(initial={"strategy": request.GET.get("strategy") or ""})
+    return render(request, "trading/bots/_params.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/bots/<pk>/edit/``: change a bot through ``bot_update`` (what may change depends on
+    its status: only the name and params after the first start)."""
+    bot = user_bot(request, pk)
+    require_perm(request, CHANGE_PERM)
+    initial = {
+        "name": bot.name,
+        "strategy": bot.strategy,
+        "markets": list(bot.markets.all()),
+        "timeframe": bot.timeframe,
+        "mode": bot.mode,
+        "capital": bot.capital,
+        "feed": bot.feed,
+        "replay_start": bot.replay_start,
+        "replay_speed": bot.replay_speed,
+    }
+    if request.method == "POST":
+        form = BotForm(request.POST, initial=initial, initial_params=bot.params)
+        if form.is_valid():
+            kwargs = _service_kwargs(form)
+            changes = {"name": kwargs["name"], "params": kwargs["params"] or bot.params}
+            if bot.status == Bot.Status.CREATED:
+                changes.update(kwargs)
+            else:
+                changed_locked = [k for k in ("strategy", "timeframe", "mode", "feed") if str(kwargs[k]) != str(initial[k])]
+                if changed_locked:
+                    form.add_error(None, f"{', '.join(changed_locked)} cannot change after the bot has started")
+            if not form.errors:
+                try:
+                    bot_services.bot_update(user=request.user, bot=bot, **changes)
+                except bot_services.BotValidationError as exc:
+                    form.add_service_errors(exc.errors)
+                else:
+                    messages.success(request, f"Bot “{kwargs['name']}” saved.")
+                    return redirect("trading:bot", bot.pk)
+    else:
+        form = BotForm(initial=initial, initial_params=bot.params)
+    return render(request, "trading/bots/form.html", {"form": form, "bot": bot})
+
+
+# -- detail -----------------------------------------------------------------------------------
+def bot_events_queryset(request: HttpRequest, bot: Bot):
+    """The bot's decision log filtered by ``kind``, ``rule``, ``outcome`` (query string)."""
+    form = EventFilterForm(request.GET)
+    params = form.cleaned_data if form.is_valid() else {}
+    qs = BotEvent.objects.for_user(request.user).filter(bot=bot)
+    if params.get("kind"):
+        qs = qs.filter(kind=params["kind"])
+    if params.get("rule"):
+        qs = qs.filter(rule=params["rule"])
+    if params.get("outcome"):
+        qs = qs.filter(outcome=params["outcome"])
+    return form, params, qs
+
+
+def _event_context(request: HttpRequest, bot: Bot) -> dict:
+    form, params, qs = bot_events_queryset(request, bot)
+    base = BotEvent.objects.for_user(request.user).filter(bot=bot)
+    return {
+        "event_form": form,
+        "event_filters": {k: params.get(k) or "" for k in ("kind", "rule", "outcome")},
+        "events": list(qs[:EVENTS_PAGE]),
+        "events_total": qs.count(),
+        "rules": sorted(r for r in base.exclude(rule="").values_list("rule", flat=True).distinct() if r),
+        "outcomes": sorted(o for o in base.exclude(outcome="").values_list("outcome", flat=True).distinct() if o),
+        "kinds": BotEvent.Kind.choices,
+    }
+
+
+def bot_detail_context(request: HttpRequest, bot: Bot) -> dict:
+    from trading.views.trades import decorate_trades
+
+    bot = decorate_bots([bot], request.user)[0]
+    trades = Trade.objects.for_user(request.user).filter(bot=bot).select_related("market", "bot")
+    open_trades = decorate_trades(trades.filter(status=Trade.Status.OPEN))
+    closed = list(trades.filter(status=Trade.Status.CLOSED)[:50])
+    return {
+        "bot": bot,
+        "open_trades": open_trades,
+        "closed_trades": closed,
+        "can_operate": bot.can_operate,
+        "can_change": request.user.has_perm(CHANGE_PERM),
+    }
+
+
+@login_required
+@require_GET
+def bot_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/bots/<pk>/``: status and actions, candlestick chart with fills, trades, decision log."""
+    bot = user_bot(request, pk)
+    context = bot_detail_context(request, bot) | _event_context(request, bot)
+    context["symbols"] = context["bot"].symbols
+    context["params_display"] = _params_display(bot)
+    return render(request, "trading/bots/detail.html", context)
+
+
+def _params_display(bot: Bot) -> list[dict]:
+    units = {p["name"]: p for p in strategy_schema(bot.strategy)}
+    return [{"name": k, "value": v, "unit": (units.get(k) or {}).get("unit") or ""} for k, v in sorted((bot.params or {}).items())]
+
+
+@login_required
+@require_GET
+def bot_events(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/bots/<pk>/events/``: the decision log fragment (filters in the query string)."""
+    bot = user_bot(request, pk)
+    context = {"bot": bot} | _event_context(request, bot)
+    template = "trading/bots/_events.html" if is_fragment(request) else "trading/bots/events_page.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+MARKER_STYLE = {
+    # tag prefix: (label, colour); buys below the bar, sells above
+    "base_order": ("BO", "#4c8dff"),
+    "safety_order": ("SO", "#f0b90b"),
+    "take_profit": ("TP", "#16c784"),
+    "stop_loss": ("SL", "#ea3943"),
+}
+
+
+def fill_markers(fills) -> list[dict]:
+    """lightweight-charts series markers for fills, oldest first: entries (BO) below the bar,
+    safety orders (SO n) below, exits (TP / SL / close) above."""
+    markers = []
+    for fill in fills:
+        order = fill.order
+        tag = order.tag or ""
+        label, colour = "", "#8593a5"
+        for prefix, (text, col) in MARKER_STYLE.items():
+            if tag.startswith(prefix):
+                label, colour = text, col
+                if prefix == "safety_order":
+                    suffix = tag[len(prefix):].strip("_")
+                    label = f"SO{suffix}" if suffix else "SO"
+                break
+        entry = order.side == Order.Side.BUY
+        if order.trade_id and order.trade and order.trade.side == Trade.Side.SHORT:
+            entry = not entry
+        if not label:
+            label = "entry" if entry else "exit"
+            colour = "#4c8dff" if entry else "#c39bff"
+        markers.append(
+            {
+                "time": int(fill.time.timestamp()),
+                "position": "belowBar" if order.side == Order.Side.BUY else "aboveBar",
+                "shape": "arrowUp" if order.side == Order.Side.BUY else "arrowDown",
+                "color": colour,
+                "text": label,
+                "price": float(fill.price),
+                "symbol": order.market.symbol,
+            }
+        )
+    markers.sort(key=lambda m: m["time"])
+    return markers
+
+
+@login_required
+@require_GET
+def bot_chart_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """``/bots/<pk>/chart.json?symbol=``: ``{"symbol", "candles": [...], "markers": [...]}`` —
+    the last candles of the market up to the bot's market time and its fills as markers."""
+    bot = user_bot(request, pk)
+    markets = list(bot.markets.all())
+    if not markets:
+        raise Http404("bot has no market")
+    symbol = request.GET.get("symbol") or markets[0].symbol
+    market = next((m for m in markets if m.symbol == symbol), None)
+    if market is None:
+        raise Http404("not a market of this bot")
+    qs = Candle.objects.filter(market=market, timeframe=bot.timeframe)
+    if bot.last_candle_at is not None:
+        qs = qs.filter(open_time__lte=bot.last_candle_at)
+    elif bot.feed == Bot.FeedKind.REPLAY and bot.replay_start:
+        qs = qs.filter(open_time__lte=bot.replay_start)
+    rows = list(qs.order_by("-open_time").values_list("open_time", "open", "high", "low", "close", "volume")[:CHART_CANDLES])
+    candles = [{"time": int(t.timestamp()), "open": o, "high": h, "low": lo, "close": c, "volume": v} for t, o, h, lo, c, v in reversed(rows)]
+    fills = (
+        Fill.objects.for_user(request.user)
+        .filter(order__bot=bot, order__market=market)
+        .select_related("order", "order__market", "order__trade")
+        .order_by("time", "id")
+    )
+    if candles:
+        fills = fills.filter(time__gte=rows[-1][0])
+    return JsonResponse({"symbol": symbol, "candles": candles, "markers": fill_markers(fills)})
+
+
+# -- actions ----------------------------------------------------------------------------------
+@login_required
+@require_POST
+def bot_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """POST ``/bots/<pk>/<action>/`` with action in start, pause, resume, stop, restart."""
+    if action not in ACTIONS:
+        raise Http404("unknown action")
+    bot = user_bot(request, pk)
+    require_perm(request, OPERATE_PERM)
+    service = getattr(bot_services, f"bot_{action}")
+    try:
+        bot = service(user=request.user, bot=bot)
+    except (bot_services.BotTransitionError, bot_services.LiveTradingDisabled) as exc:
+        return _status_response(request, bot, error=str(exc))
+    if not is_fragment(request):
+        messages.success(request, f"Bot “{bot.name}”: {action} → {bot.status}.")
+    return _status_response(request, bot)
+
+
+@login_required
+@require_POST
+def bot_close_trade(request: HttpRequest, pk: int, trade_id: int) -> HttpResponse:
+    """POST ``/bots/<pk>/trades/<trade_id>/close/``: close one open deal at market on the next step."""
+    bot = user_bot(request, pk)
+    trade = get_object_or_404(Trade.objects.for_user(request.user).filter(bot=bot), pk=trade_id)
+    require_perm(request, OPERATE_PERM)
+    try:
+        bot_services.bot_close_position(user=request.user, bot=bot, trade=trade)
+    except bot_services.BotError as exc:
+        return _status_response(request, bot, error=str(exc))
+    if not is_fragment(request):
+        messages.success(request, f"Closing {trade.market.symbol} deal {trade.deal_id} on the next step.")
+    return _status_response(request, bot)
+
+
+@login_required
+@require_POST
+def bot_close_all(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST ``/bots/<pk>/close-all/``: close every open deal of the bot on its next step."""
+    bot = user_bot(request, pk)
+    require_perm(request, OPERATE_PERM)
+    try:
+        n = bot_services.bot_close_all(user=request.user, bot=bot)
+    except bot_services.BotError as exc:
+        return _status_response(request, bot, error=str(exc))
+    if not is_fragment(request):
+        messages.success(request, f"Closing {n} open deal(s) on the next step.")
+    return _status_response(request, bot)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def bots_stop_all(request: HttpRequest) -> HttpResponse:
+    """``/bots/stop-all/``: GET shows the confirmation page, POST stops every running or paused
+    bot of the user (``close_positions=1`` also closes their open deals first)."""
+    require_perm(request, OPERATE_PERM)
+    active = list(Bot.objects.for_user(request.user).filter(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED]))
+    if request.method == "POST":
+        if request.POST.get("confirm") != "yes":
+            messages.error(request, "Tick the confirmation to stop all bots.")
+            return redirect("trading:bots-stop-all")
+        close = request.POST.get("close_positions") == "1"
+        touched = bot_services.bots_emergency_stop(user=request.user, close_positions=close)
+        messages.warning(request, f"Emergency stop: {len(touched)} bot(s) stopped" + (", open deals closing." if close else "."))
+        return redirect("trading:bots")
+    open_deals = Trade.objects.for_user(request.user).filter(bot__in=active, status=Trade.Status.OPEN).count()
+    return render(request, "trading/bots/stop_all.html", {"active": active, "open_deals": open_deals})
+
+
+# -- live refresh -----------------------------------------------------------------------------
+@login_required
+@require_GET
+def bot_row(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/bots/<pk>/_row/``: one table row of the bot list (live refresh)."""
+    bot = decorate_bots([user_bot(request, pk)], request.user)[0]
+    return render(request, "trading/bots/_row.html", {"bot": bot})
+
+
+def active_bot_filter() -> Q:
+    return Q(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED])
