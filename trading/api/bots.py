@@ -1,0 +1,251 @@
+"""REST API for bots and what they produce (under /api/v1/), scoped to the requesting user.
+
+- ``GET/POST /api/v1/bots/`` — list (with equity, P&L, trade counts) / create (validated by
+  the strategy's schema; field errors as ``{"params.take_profit": ["must be >= 0.1%"]}``)
+- ``GET/PATCH/DELETE /api/v1/bots/{id}/``
+- ``POST /api/v1/bots/{id}/start|pause|resume|stop|restart/`` — the status machine
+  (409 on an invalid transition, 403 without ``trading.operate_bot``)
+- ``POST /api/v1/bots/{id}/close_all/`` (``{"stop": true}`` optional),
+  ``POST /api/v1/bots/{id}/close_position/`` (``{"trade": <id>}``)
+- ``GET /api/v1/bots/{id}/performance/|active_trades/|events/|equity/``
+- ``GET /api/v1/bot-trades/?bot=&status=``, ``GET /api/v1/bot-orders/?bot=&status=``
+
+Ownership: every queryset is ``Model.objects.for_user(request.user)`` through
+``accounts.mixins.OwnedViewSetMixin`` — another user's bot is a 404. All writes go through
+``trading.services.bots``.
+"""
+
+from __future__ import annotations
+
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from accounts.mixins import OwnedViewSetMixin
+from trading.models import Bot, Order, Trade
+from trading.selectors import bots as sel
+from trading.services import bots as svc
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "invalid bot status transition"
+    default_code = "conflict"
+
+
+def _service_errors(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except svc.BotValidationError as exc:
+        raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
+    except svc.BotPermissionDenied as exc:
+        raise PermissionDenied(str(exc)) from None
+    except (svc.BotTransitionError, svc.LiveTradingDisabled) as exc:
+        raise Conflict(str(exc)) from None
+
+
+class BotSerializer(serializers.ModelSerializer):
+    markets = serializers.SerializerMethodField(help_text="ccxt symbols")
+    open_trades = serializers.IntegerField(read_only=True)
+    closed_trades = serializers.IntegerField(read_only=True)
+    allowed_actions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Bot
+        fields = [
+            "id", "name", "strategy", "params", "markets", "timeframe", "mode", "capital", "quote", "status", "status_message",
+            "feed", "replay_start", "replay_speed", "equity", "realized_pnl", "unrealized_pnl", "last_candle_at", "steps",
+            "open_trades", "closed_trades", "allowed_actions", "started_at", "stopped_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_markets(self, obj) -> list[str]:
+        return sorted(m.symbol for m in obj.markets.all())
+
+    def get_allowed_actions(self, obj) -> list[str]:
+        return svc.bot_allowed_actions(obj)
+
+
+class BotWriteSerializer(serializers.Serializer):
+    """Input of create/update; validation of values happens in ``bot_create``/``bot_update``."""
+
+    name = serializers.CharField(max_length=120)
+    strategy = serializers.CharField(max_length=64)
+    params = serializers.JSONField(required=False, default=dict)
+    markets = serializers.ListField(child=serializers.CharField(), help_text='ccxt symbols, e.g. ["BTC/USDT"]')
+    timeframe = serializers.CharField(default="1h")
+    mode = serializers.CharField(default="paper")
+    capital = serializers.CharField(help_text="quote currency, e.g. '1000'")
+    exchange = serializers.CharField(default="binance")
+    feed = serializers.CharField(default="live")
+    replay_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    replay_speed = serializers.FloatField(required=False, default=3600.0)
+
+
+class TradeSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="market.symbol", read_only=True)
+
+    class Meta:
+        model = Trade
+        fields = [
+            "id", "bot", "symbol", "deal_id", "side", "status", "opened_at", "closed_at", "avg_entry", "amount", "cost", "fees",
+            "realized_pnl", "exit_price", "exit_reason", "take_profit_price", "stop_loss_price", "safety_orders_filled",
+            "safety_orders_max", "tags", "info",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="market.symbol", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id", "bot", "trade", "symbol", "client_order_id", "exchange_order_id", "side", "type", "price", "stop_price",
+            "amount", "filled", "average", "status", "tag", "deal_id", "reject_reason", "placed_at", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
+    queryset = Bot.objects.all()
+    serializer_class = BotSerializer
+    filterset_fields = ["status", "mode", "feed", "strategy"]
+
+    def get_queryset(self):
+        return sel.bots_for_user(self.request.user)
+
+    def _bot(self) -> Bot:
+        return self.get_object()
+
+    @extend_schema(request=BotWriteSerializer, responses=BotSerializer)
+    def create(self, request, *args, **kwargs):
+        data = BotWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        bot = _service_errors(svc.bot_create, user=request.user, **data.validated_data)
+        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=BotWriteSerializer, responses=BotSerializer)
+    def update(self, request, *args, **kwargs):
+        bot = self._bot()
+        data = BotWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = {k: v for k, v in data.validated_data.items() if k in request.data}
+        changes.pop("exchange", None)
+        _service_errors(svc.bot_update, user=request.user, bot=bot, **changes)
+        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data)
+
+    def destroy(self, request, *args, **kwargs):
+        _service_errors(svc.bot_delete, user=request.user, bot=self._bot())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _transition(self, request, name):
+        bot = _service_errors(svc.BOT_ACTIONS[name], user=request.user, bot=self._bot())
+        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data)
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self._transition(request, "start")
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self._transition(request, "pause")
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._transition(request, "resume")
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        return self._transition(request, "stop")
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request, pk=None):
+        return self._transition(request, "restart")
+
+    @action(detail=True, methods=["post"])
+    def close_all(self, request, pk=None):
+        n = _service_errors(svc.bot_close_all, user=request.user, bot=self._bot(), stop=bool(request.data.get("stop")))
+        return Response({"open_deals": n}, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def close_position(self, request, pk=None):
+        try:
+            trade_id = int(request.data.get("trade"))
+        except (TypeError, ValueError):
+            raise ValidationError({"trade": ["give the open trade's id"]}) from None
+        bot = self._bot()
+        try:
+            trade = _service_errors(svc.bot_close_position, user=request.user, bot=bot, trade=trade_id)
+        except Trade.DoesNotExist:
+            raise ValidationError({"trade": ["no such open trade of this bot"]}) from None
+        return Response(TradeSerializer(trade).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"])
+    def performance(self, request, pk=None):
+        perf = sel.bot_performance(bot=self._bot())
+        return Response({k: (str(v) if hasattr(v, "as_tuple") else v) for k, v in perf.items()})
+
+    @action(detail=True, methods=["get"])
+    def active_trades(self, request, pk=None):
+        return Response(sel.bot_active_trades(bot=self._bot()))
+
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        limit = min(int(request.query_params.get("limit", 100) or 100), 1000)
+        events = sel.bot_recent_events(bot=self._bot(), limit=limit, hide_allow=False)
+        return Response([sel.event_data(e) for e in events])
+
+    @action(detail=True, methods=["get"])
+    def equity(self, request, pk=None):
+        return Response(sel.bot_equity_series(bot=self._bot()))
+
+
+class _BotChildFilter(filters.FilterSet):
+    bot = filters.NumberFilter(field_name="bot_id")
+    status = filters.CharFilter(field_name="status")
+
+
+class TradeFilter(_BotChildFilter):
+    class Meta:
+        model = Trade
+        fields = ["bot", "status"]
+
+
+class OrderFilter(_BotChildFilter):
+    class Meta:
+        model = Order
+        fields = ["bot", "status"]
+
+
+class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Trade.objects.all()
+    serializer_class = TradeSerializer
+    filterset_class = TradeFilter
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("market")
+
+
+class OrderViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Order.objects.all()
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("market")
+
+
+VIEWSETS = [
+    ("bots", BotViewSet, "bot"),
+    ("bot-trades", TradeViewSet, "bot-trade"),
+    ("bot-orders", OrderViewSet, "bot-order"),
+]

@@ -1,0 +1,660 @@
+"""Bot services: create/update with the strategy's schema, the status machine, manual closes.
+
+Every function here is one transaction, takes keyword-only arguments and an acting ``user``
+(or :data:`SYSTEM` for operator tools: management commands, tasks). The bot is always re-read
+through the ownership gate ``Bot.objects.for_user(user)`` with ``select_for_update`` — another
+user's bot raises ``Bot.DoesNotExist`` (a 404 in views), never a leak; a user without the
+permission raises :class:`BotPermissionDenied` (a ``PermissionDenied``: 403) and nothing is
+written. Every operation writes an :class:`accounts.models.AuditLog` entry and a ``status``
+:class:`BotEvent`; websocket events (``bot_status``) go out after commit through
+``market7.events.publish``.
+
+Status machine (``docs/bots.md``)::
+
+    created --start--> running --pause--> paused --resume--> running
+    running | paused | error --stop--> stopped
+    stopped | error --restart--> running
+
+Errors: :class:`BotValidationError` (``.errors`` = ``{field: message}``, nothing saved),
+:class:`BotTransitionError` (invalid transition, e.g. "cannot pause a stopped bot"),
+:class:`BotPermissionDenied`, :class:`LiveTradingDisabled` (live mode refuses to start).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import AuditLog
+from market7.events import publish
+from market7.timeframes import TIMEFRAME_MS, dt_to_ms, ms_to_dt
+from trading import brokers
+from trading.models import Bot, BotEvent, Candle, Market, Timeframe, Trade
+
+log = logging.getLogger(__name__)
+
+OPERATE_PERM = "trading.operate_bot"
+ADD_PERM = "trading.add_bot"
+CHANGE_PERM = "trading.change_bot"
+MAX_CAPITAL = Decimal("1e15")
+
+
+class _System:
+    """The acting "user" of operator tools (management commands, Celery tasks): may operate any
+    bot; audit entries have no user."""
+
+    pk = None
+    is_authenticated = True
+    is_active = True
+    username = "system"
+
+    def has_perm(self, perm: str) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "SYSTEM"
+
+
+SYSTEM = _System()
+
+
+class BotError(Exception):
+    """Base of the bot service errors; ``str(exc)`` is a sentence for the user."""
+
+
+class BotValidationError(BotError):
+    """Invalid input. ``errors`` maps a field name (``params.take_profit`` for a strategy
+    parameter, ``__all__`` for the whole) to a message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+class BotTransitionError(BotError):
+    """The bot's status does not allow the operation."""
+
+
+class LiveTradingDisabled(BotError, brokers.LiveTradingDisabled):
+    """Live mode is not enabled in this version: a live bot refuses to start."""
+
+
+class BotPermissionDenied(PermissionDenied, BotError):
+    """The user's role lacks the permission (viewer trying to operate a bot)."""
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _is_system(user) -> bool:
+    return user is SYSTEM
+
+
+def _require(user, perm: str, action: str) -> None:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        raise BotPermissionDenied(f"log in to {action}")
+    if not user.has_perm(perm):
+        raise BotPermissionDenied(f"your role cannot {action} (needs {perm})")
+
+
+def _locked_bot(user, bot: Bot | int) -> Bot:
+    """Re-read ``bot`` through the ownership gate, row-locked for this transaction."""
+    pk = bot.pk if isinstance(bot, Bot) else int(bot)
+    qs = Bot.objects.all() if _is_system(user) else Bot.objects.for_user(user)
+    return qs.select_for_update().get(pk=pk)
+
+
+def _audit(user, action: str, bot: Bot, message: str = "", payload: dict | None = None) -> None:
+    AuditLog.objects.create(
+        user=None if _is_system(user) else user,
+        action=action,
+        object_type="trading.bot",
+        object_id=str(bot.pk),
+        message=message,
+        payload=payload or {},
+    )
+
+
+def bot_status_data(bot: Bot) -> dict[str, Any]:
+    """The ``bot_status`` websocket event's data (JSON-safe). Schema: docs/bots.md."""
+    return {
+        "bot_id": bot.pk,
+        "name": bot.name,
+        "status": bot.status,
+        "status_message": bot.status_message,
+        "mode": bot.mode,
+        "feed": bot.feed,
+        "last_candle_at": bot.last_candle_at.isoformat() if bot.last_candle_at else None,
+        "time": timezone.now().isoformat(),
+    }
+
+
+def _status_changed(user, bot: Bot, action: str, message: str = "") -> None:
+    """Save the bot, write the status event + audit entry, publish ``bot_status`` on commit."""
+    bot.save()
+    now = timezone.now()
+    BotEvent.objects.create(
+        bot=bot,
+        time=now,
+        kind=BotEvent.Kind.STATUS,
+        rule=action,
+        outcome=bot.status,
+        reason=message or f"{action}: bot is {bot.status}",
+        payload={"by": getattr(user, "username", "")},
+    )
+    _audit(user, action, bot, message or f"bot is {bot.status}")
+    publish(bot.owner_id, "bot_status", bot_status_data(bot))
+
+
+def _freeze_replay_clock(bot: Bot, now: datetime) -> None:
+    if bot.feed == Bot.FeedKind.REPLAY and bot.replay_clock is not None and bot.replay_clock_wall is not None:
+        bot.replay_clock = bot.replay_now(now)
+        bot.replay_clock_wall = None
+
+
+def _run_replay_clock(bot: Bot, now: datetime) -> None:
+    if bot.feed == Bot.FeedKind.REPLAY:
+        if bot.replay_clock is None:
+            bot.replay_clock = bot.replay_start
+        bot.replay_clock_wall = now
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def strategy_validate_params(strategy: str, params: dict | None) -> dict:
+    """Validate ``params`` with the strategy's schema; returns the validated (defaulted) dict.
+
+    Unknown strategy: ``BotValidationError({"strategy": ...})``; invalid parameters:
+    ``BotValidationError({"params.<field>": message, ...})``.
+    """
+    from strategies.registry import get_strategy, list_strategies
+
+    # Only registered names: get_strategy() also imports dotted paths, which users must not reach.
+    known = [s["name"] for s in list_strategies()]
+    if strategy not in known:
+        raise BotValidationError({"strategy": f"unknown strategy {strategy!r}; known strategies: {', '.join(known) or 'none'}"})
+    cls = get_strategy(strategy)
+    if params is not None and not isinstance(params, dict):
+        raise BotValidationError({"params": "must be a JSON object"})
+    try:
+        validated = cls.validate_params(dict(params or {}))
+    except Exception as exc:  # ParamError({field: message}) and friends
+        errors = getattr(exc, "errors", None)
+        if errors is None and exc.args and isinstance(exc.args[0], dict):
+            errors = exc.args[0]
+        if isinstance(errors, dict) and errors:
+            raise BotValidationError({f"params.{k}": str(v) for k, v in errors.items()}) from None
+        if type(exc).__name__ == "ParamError" or isinstance(exc, ValueError | TypeError):
+            raise BotValidationError({"params": str(exc)}) from None
+        raise
+    return _json_safe(validated)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _parse_capital(value: Any) -> Decimal:
+    try:
+        capital = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise BotValidationError({"capital": f"{value!r} is not a number"}) from None
+    if not capital.is_finite() or capital <= 0:
+        raise BotValidationError({"capital": "must be greater than 0"})
+    if capital >= MAX_CAPITAL:
+        raise BotValidationError({"capital": "is too large"})
+    return capital
+
+
+def _resolve_markets(markets: Iterable[Market | str | int], exchange: str) -> list[Market]:
+    """Market rows for symbols (``BTC/USDT``), ids or rows, in the order given, deduplicated."""
+    out: list[Market] = []
+    missing: list[str] = []
+    for item in markets:
+        if isinstance(item, Market):
+            market = item
+        elif isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
+            market = Market.objects.filter(pk=int(item)).select_related("exchange").first()
+        else:
+            market = Market.objects.filter(exchange__code=exchange, symbol=str(item).strip()).select_related("exchange").first()
+        if market is None:
+            missing.append(str(item))
+        elif market not in out:
+            out.append(market)
+    if missing:
+        raise BotValidationError({"markets": f"unknown market(s) on {exchange}: {', '.join(missing)}"})
+    if not out:
+        raise BotValidationError({"markets": "choose at least one market"})
+    if len({m.exchange_id for m in out}) > 1:
+        raise BotValidationError({"markets": "all markets of a bot must be on one exchange"})
+    if len({m.quote for m in out}) > 1:
+        raise BotValidationError({"markets": "all markets of a bot must share one quote currency"})
+    return out
+
+
+def _check_replay(markets: list[Market], timeframe: str, replay_start: datetime | None, replay_speed: Any) -> tuple[datetime, float]:
+    errors = {}
+    if replay_start is None:
+        errors["replay_start"] = "a replay bot needs a start time"
+    elif timezone.is_naive(replay_start):
+        errors["replay_start"] = "must be timezone-aware (UTC)"
+    try:
+        speed = float(replay_speed)
+        if not (speed > 0) or speed > 1e9:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["replay_speed"] = "must be a number of market seconds per wall second, > 0"
+        speed = 0.0
+    if errors:
+        raise BotValidationError(errors)
+    tf = TIMEFRAME_MS[timeframe]
+    start_ms = dt_to_ms(replay_start)
+    start_ms -= start_ms % tf  # align to a candle open
+    for market in markets:
+        if not Candle.objects.filter(market=market, timeframe=timeframe, open_time__gte=ms_to_dt(start_ms)).exists():
+            raise BotValidationError(
+                {"replay_start": f"no stored {market.symbol} {timeframe} candles at or after {ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC"}
+            )
+    return ms_to_dt(start_ms), speed
+
+
+# --- create / update ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def bot_create(
+    *,
+    user,
+    name: str,
+    strategy: str,
+    markets: Iterable[Market | str | int],
+    capital: Decimal | str | float,
+    params: dict | None = None,
+    timeframe: str = "1h",
+    mode: str = Bot.Mode.PAPER,
+    feed: str = Bot.FeedKind.LIVE,
+    replay_start: datetime | None = None,
+    replay_speed: float = 3600.0,
+    exchange: str = "binance",
+    owner=None,
+) -> Bot:
+    """Create a bot in status ``created`` after validating everything (nothing saved on error).
+
+    ``markets``: ccxt symbols on ``exchange`` (``["BTC/USDT", "ETH/USDT"]``), Market ids or rows.
+    ``capital``: quote currency (Decimal or a string like ``"1000"``). ``params`` are validated
+    by the strategy's schema (defaults filled in). ``owner`` defaults to ``user``; only
+    :data:`SYSTEM` may create for someone else. Needs ``trading.add_bot``.
+    Raises BotValidationError / BotPermissionDenied.
+    """
+    _require(user, ADD_PERM, "create bots")
+    owner = owner if owner is not None else (None if _is_system(user) else user)
+    if owner is None:
+        raise BotValidationError({"owner": "a bot needs an owner"})
+    if not _is_system(user) and owner.pk != user.pk:
+        raise BotPermissionDenied("you can only create bots for yourself")
+
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "give the bot a name"
+    elif len(name) > 120:
+        errors["name"] = "at most 120 characters"
+    if timeframe not in Timeframe.values:
+        errors["timeframe"] = f"unsupported timeframe {timeframe!r}; use one of {', '.join(Timeframe.values)}"
+    if mode not in Bot.Mode.values:
+        errors["mode"] = f"mode must be one of {', '.join(Bot.Mode.values)}"
+    if feed not in Bot.FeedKind.values:
+        errors["feed"] = f"feed must be one of {', '.join(Bot.FeedKind.values)}"
+    if mode == Bot.Mode.LIVE and feed == Bot.FeedKind.REPLAY:
+        errors["feed"] = "a live bot cannot trade a replay"
+    for _key, check in (("capital", lambda: _parse_capital(capital)), ("markets", lambda: _resolve_markets(markets, exchange))):
+        try:
+            check()
+        except BotValidationError as exc:
+            errors.update(exc.errors)
+    try:
+        validated = strategy_validate_params(strategy, params)
+    except BotValidationError as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise BotValidationError(errors)
+    market_rows = _resolve_markets(markets, exchange)
+    start = None
+    speed = float(replay_speed or 3600.0)
+    if feed == Bot.FeedKind.REPLAY:
+        start, speed = _check_replay(market_rows, timeframe, replay_start, replay_speed)
+
+    bot = Bot.objects.create(
+        owner=owner,
+        name=name,
+        strategy=strategy,
+        params=validated,
+        timeframe=timeframe,
+        mode=mode,
+        capital=_parse_capital(capital),
+        quote=market_rows[0].quote,
+        feed=feed,
+        replay_start=start,
+        replay_speed=speed,
+        replay_clock=start,
+    )
+    bot.markets.set(market_rows)
+    _audit(user, "bot_create", bot, f"created {bot.name}", {"strategy": strategy, "markets": [m.symbol for m in market_rows]})
+    return bot
+
+
+_ANY_TIME_FIELDS = {"name"}
+_NOT_RUNNING_FIELDS = {"params"}
+_CREATED_ONLY_FIELDS = {"strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed"}
+
+
+@transaction.atomic
+def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
+    """Change a bot. ``name`` any time; ``params`` when not running; ``strategy``, ``markets``,
+    ``timeframe``, ``mode``, ``capital``, ``feed``, ``replay_start``, ``replay_speed`` only
+    before the first start (status ``created``) — the engine state depends on them.
+
+    Same validation as :func:`bot_create`. Needs ``trading.change_bot``.
+    """
+    _require(user, CHANGE_PERM, "edit bots")
+    bot = _locked_bot(user, bot)
+    unknown = set(changes) - _ANY_TIME_FIELDS - _NOT_RUNNING_FIELDS - _CREATED_ONLY_FIELDS
+    if unknown:
+        raise BotValidationError({k: "cannot be changed" for k in sorted(unknown)})
+    errors: dict[str, str] = {}
+    for key in changes:
+        if key in _CREATED_ONLY_FIELDS and bot.status != Bot.Status.CREATED:
+            errors[key] = f"can only be changed before the bot first starts (bot is {bot.status})"
+        if key in _NOT_RUNNING_FIELDS and bot.status == Bot.Status.RUNNING:
+            errors[key] = "pause or stop the bot first"
+    if errors:
+        raise BotValidationError(errors)
+
+    if "name" in changes:
+        name = (changes["name"] or "").strip()
+        if not name or len(name) > 120:
+            raise BotValidationError({"name": "give the bot a name of at most 120 characters"})
+        bot.name = name
+    strategy = changes.get("strategy", bot.strategy)
+    if "params" in changes or "strategy" in changes:
+        bot.params = strategy_validate_params(strategy, changes.get("params", bot.params))
+        bot.strategy = strategy
+    if "timeframe" in changes:
+        if changes["timeframe"] not in Timeframe.values:
+            raise BotValidationError({"timeframe": f"unsupported timeframe {changes['timeframe']!r}"})
+        bot.timeframe = changes["timeframe"]
+    if "mode" in changes:
+        if changes["mode"] not in Bot.Mode.values:
+            raise BotValidationError({"mode": f"mode must be one of {', '.join(Bot.Mode.values)}"})
+        bot.mode = changes["mode"]
+    if "capital" in changes:
+        bot.capital = _parse_capital(changes["capital"])
+    market_rows = list(bot.markets.all())
+    if "markets" in changes:
+        exchange = market_rows[0].exchange.code if market_rows else "binance"
+        market_rows = _resolve_markets(changes["markets"], exchange)
+        bot.markets.set(market_rows)
+        bot.quote = market_rows[0].quote
+    if "feed" in changes:
+        if changes["feed"] not in Bot.FeedKind.values:
+            raise BotValidationError({"feed": f"feed must be one of {', '.join(Bot.FeedKind.values)}"})
+        bot.feed = changes["feed"]
+    if bot.feed == Bot.FeedKind.REPLAY and ({"replay_start", "replay_speed", "feed", "markets", "timeframe"} & set(changes)):
+        start, speed = _check_replay(
+            market_rows, bot.timeframe, changes.get("replay_start", bot.replay_start), changes.get("replay_speed", bot.replay_speed)
+        )
+        bot.replay_start = bot.replay_clock = start
+        bot.replay_speed = speed
+    if bot.mode == Bot.Mode.LIVE and bot.feed == Bot.FeedKind.REPLAY:
+        raise BotValidationError({"feed": "a live bot cannot trade a replay"})
+    bot.save()
+    _audit(user, "bot_update", bot, "changed " + ", ".join(sorted(changes)), {"fields": sorted(changes)})
+    return bot
+
+
+# --- the status machine ---------------------------------------------------------------------
+
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    # action: (from statuses, to status)
+    "start": ((Bot.Status.CREATED,), Bot.Status.RUNNING),
+    "pause": ((Bot.Status.RUNNING,), Bot.Status.PAUSED),
+    "resume": ((Bot.Status.PAUSED,), Bot.Status.RUNNING),
+    "stop": ((Bot.Status.RUNNING, Bot.Status.PAUSED, Bot.Status.ERROR), Bot.Status.STOPPED),
+    "restart": ((Bot.Status.STOPPED, Bot.Status.ERROR), Bot.Status.RUNNING),
+}
+
+
+def _check_transition(bot: Bot, action: str) -> str:
+    allowed, target = TRANSITIONS[action]
+    if bot.status not in allowed:
+        raise BotTransitionError(f"cannot {action} a bot that is {bot.status} (allowed from: {', '.join(allowed)})")
+    return target
+
+
+def _check_can_run(bot: Bot) -> None:
+    if bot.mode == Bot.Mode.LIVE:
+        raise LiveTradingDisabled("live trading not enabled yet: run the bot in paper mode")
+
+
+def _initial_last_candle(bot: Bot, now: datetime) -> datetime:
+    """Where a fresh bot starts: a replay before its first candle; a live bot after the last
+    candle already closed (it trades from now on, it does not back-trade history)."""
+    tf = bot.timeframe_ms
+    if bot.feed == Bot.FeedKind.REPLAY:
+        return ms_to_dt(dt_to_ms(bot.replay_start) - tf)
+    now_ms = dt_to_ms(now)
+    return ms_to_dt(now_ms - now_ms % tf - tf)
+
+
+def _kick_after_commit() -> None:
+    from trading.services.runner import bots_kick
+
+    transaction.on_commit(bots_kick)
+
+
+@transaction.atomic
+def bot_start(*, user, bot: Bot | int) -> Bot:
+    """created -> running. Live mode: LiveTradingDisabled. Kicks the runner after commit so the
+    bot takes its first step at once."""
+    _require(user, OPERATE_PERM, "start bots")
+    bot = _locked_bot(user, bot)
+    bot.status = _check_transition(bot, "start")
+    _check_can_run(bot)
+    now = timezone.now()
+    bot.last_candle_at = _initial_last_candle(bot, now)
+    bot.state = {}
+    bot.started_at = now
+    bot.stopped_at = None
+    bot.status_message = ""
+    bot.equity = bot.capital
+    _run_replay_clock(bot, now)
+    _status_changed(user, bot, "bot_start")
+    _kick_after_commit()
+    return bot
+
+
+@transaction.atomic
+def bot_pause(*, user, bot: Bot | int) -> Bot:
+    """running -> paused: no new steps; open orders and deals stay; the replay clock freezes."""
+    _require(user, OPERATE_PERM, "pause bots")
+    bot = _locked_bot(user, bot)
+    bot.status = _check_transition(bot, "pause")
+    _freeze_replay_clock(bot, timezone.now())
+    _status_changed(user, bot, "bot_pause")
+    return bot
+
+
+@transaction.atomic
+def bot_resume(*, user, bot: Bot | int) -> Bot:
+    """paused -> running; the replay clock runs on from where it froze. A live-feed bot
+    catches up on the candles that closed while paused (decisions on each, as a backtest)."""
+    _require(user, OPERATE_PERM, "resume bots")
+    bot = _locked_bot(user, bot)
+    bot.status = _check_transition(bot, "resume")
+    _check_can_run(bot)
+    _run_replay_clock(bot, timezone.now())
+    bot.status_message = ""
+    _status_changed(user, bot, "bot_resume")
+    _kick_after_commit()
+    return bot
+
+
+@transaction.atomic
+def bot_stop(*, user, bot: Bot | int, message: str = "") -> Bot:
+    """running | paused | error -> stopped. Open deals stay open (close them with
+    :func:`bot_close_all` first, or restart later); the replay clock freezes."""
+    _require(user, OPERATE_PERM, "stop bots")
+    bot = _locked_bot(user, bot)
+    bot.status = _check_transition(bot, "stop")
+    now = timezone.now()
+    _freeze_replay_clock(bot, now)
+    bot.stopped_at = now
+    bot.status_message = message
+    _status_changed(user, bot, "bot_stop", message)
+    return bot
+
+
+@transaction.atomic
+def bot_restart(*, user, bot: Bot | int) -> Bot:
+    """stopped | error -> running, continuing from the saved state (an error's message is
+    cleared; the step that failed runs again)."""
+    _require(user, OPERATE_PERM, "restart bots")
+    bot = _locked_bot(user, bot)
+    bot.status = _check_transition(bot, "restart")
+    _check_can_run(bot)
+    _run_replay_clock(bot, timezone.now())
+    bot.status_message = ""
+    bot.stopped_at = None
+    bot.claimed_at = None
+    bot.claim_token = ""
+    _status_changed(user, bot, "bot_restart")
+    _kick_after_commit()
+    return bot
+
+
+BOT_ACTIONS = {"start": bot_start, "pause": bot_pause, "resume": bot_resume, "stop": bot_stop, "restart": bot_restart}
+
+
+def bot_allowed_actions(bot: Bot) -> list[str]:
+    """The transitions the bot's status allows now, e.g. ``["pause", "stop"]`` (for buttons)."""
+    return [action for action, (allowed, _) in TRANSITIONS.items() if bot.status in allowed]
+
+
+# --- manual closes --------------------------------------------------------------------------
+
+
+def _queue_command(bot: Bot, command: dict) -> None:
+    commands = list(bot.commands or [])
+    if command not in commands:
+        commands.append(command)
+    bot.commands = commands
+
+
+@transaction.atomic
+def bot_close_position(*, user, bot: Bot | int, trade: Trade | int) -> Trade:
+    """Ask the bot to close one open deal at market on its next step (a ``close`` command the
+    engine executes as a reduce-only market order at the next candle's open, like any exit).
+
+    The bot must be running or paused (a paused bot takes a step to close, then stays paused).
+    Errors: Trade.DoesNotExist (not this bot's deal), BotTransitionError (deal closed / bot not
+    active).
+    """
+    _require(user, OPERATE_PERM, "close positions")
+    bot = _locked_bot(user, bot)
+    trade_pk = trade.pk if isinstance(trade, Trade) else int(trade)
+    trade = Trade.objects.select_related("market").get(bot=bot, pk=trade_pk)
+    if trade.status != Trade.Status.OPEN:
+        raise BotTransitionError(f"deal {trade.deal_id} is already closed")
+    if bot.status not in (Bot.Status.RUNNING, Bot.Status.PAUSED):
+        raise BotTransitionError(f"cannot close a position of a bot that is {bot.status}; restart it first")
+    _queue_command(bot, {"cmd": "close", "deal_id": trade.deal_id, "symbol": trade.market.symbol})
+    bot.save(update_fields=["commands", "updated_at"])
+    BotEvent.objects.create(
+        bot=bot, time=timezone.now(), kind=BotEvent.Kind.STATUS, rule="manual_close", outcome="requested",
+        reason=f"close requested for {trade.market.symbol} deal {trade.deal_id}", symbol=trade.market.symbol,
+    )  # fmt: skip
+    _audit(user, "bot_close_position", bot, f"close {trade.deal_id}", {"deal_id": trade.deal_id})
+    _kick_after_commit()
+    return trade
+
+
+@transaction.atomic
+def bot_close_all(*, user, bot: Bot | int, stop: bool = False) -> int:
+    """Ask the bot to close every open deal at market on its next step; ``stop=True`` also stops
+    the bot once they are closed (emergency stop). Returns the number of open deals."""
+    _require(user, OPERATE_PERM, "close positions")
+    bot = _locked_bot(user, bot)
+    if bot.status not in (Bot.Status.RUNNING, Bot.Status.PAUSED):
+        raise BotTransitionError(f"cannot close positions of a bot that is {bot.status}; restart it first")
+    n = Trade.objects.filter(bot=bot, status=Trade.Status.OPEN).count()
+    _queue_command(bot, {"cmd": "close_all", "stop": bool(stop)})
+    bot.save(update_fields=["commands", "updated_at"])
+    BotEvent.objects.create(
+        bot=bot, time=timezone.now(), kind=BotEvent.Kind.STATUS, rule="manual_close", outcome="requested",
+        reason=f"close all requested ({n} open deal{'s' if n != 1 else ''})" + ("; the bot stops afterwards" if stop else ""),
+    )  # fmt: skip
+    _audit(user, "bot_close_all", bot, f"close all ({n} open)", {"open": n, "stop": bool(stop)})
+    _kick_after_commit()
+    return n
+
+
+@transaction.atomic
+def bots_emergency_stop(*, user, close_positions: bool = False) -> list[int]:
+    """Stop every running/paused bot the user owns (:data:`SYSTEM`: every bot) at once.
+
+    ``close_positions=False``: each bot goes to ``stopped`` now; open deals stay open.
+    ``close_positions=True``: bots with open deals get a ``close_all`` command and stop after
+    their next step has closed them (status message says so); bots without open deals stop now.
+    Bots are locked in pk order (no deadlock with the runner). Returns the ids touched.
+    """
+    _require(user, OPERATE_PERM, "stop bots")
+    qs = Bot.objects.all() if _is_system(user) else Bot.objects.for_user(user)
+    bots = list(qs.filter(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED]).select_for_update().order_by("pk"))
+    now = timezone.now()
+    touched = []
+    for bot in bots:
+        open_deals = Trade.objects.filter(bot=bot, status=Trade.Status.OPEN).exists()
+        if close_positions and open_deals:
+            _queue_command(bot, {"cmd": "close_all", "stop": True})
+            if bot.status == Bot.Status.PAUSED:  # a paused bot must step once to close
+                bot.status = Bot.Status.RUNNING
+                _run_replay_clock(bot, now)
+            bot.status_message = "emergency stop: closing all positions, then stopping"
+            _status_changed(user, bot, "bot_emergency_stop", bot.status_message)
+        else:
+            bot.status = Bot.Status.STOPPED
+            _freeze_replay_clock(bot, now)
+            bot.stopped_at = now
+            bot.status_message = "emergency stop"
+            _status_changed(user, bot, "bot_emergency_stop", "emergency stop")
+        touched.append(bot.pk)
+    if close_positions and touched:
+        _kick_after_commit()
+    return touched
+
+
+@transaction.atomic
+def bot_delete(*, user, bot: Bot | int) -> None:
+    """Delete a bot that is not running or paused (its orders, trades and log go with it)."""
+    _require(user, "trading.delete_bot", "delete bots")
+    bot = _locked_bot(user, bot)
+    if bot.is_active:
+        raise BotTransitionError(f"stop the bot before deleting it (it is {bot.status})")
+    _audit(user, "bot_delete", bot, f"deleted {bot.name}")
+    bot.delete()
