@@ -213,7 +213,8 @@ class RiskManager:
         day = close_ms // DAY_MS
         if self._day is None:
             self._day = day
-            self._day_start = float(view.day_start_equity) if view.day_start_equity > 0 else eq
+            seed = view.day_start_equity
+            self._day_start = float(seed) if seed is not None and seed > 0 else eq
         elif day != self._day:
             self._day = day
             at_midnight = close_ms % DAY_MS == 0 or self._last_equity is None

@@ -22,9 +22,10 @@ Classification (first match wins; a ``None`` signal never matches)::
     NORMAL    otherwise
 
 The defaults (-8/-12 %, 2.0; +8/+12 %; -4/-6 %, 1.75) come from Binance 1h data 2024-01 ..
-2025-08 (``docs/risk.md``): about 90.5 % of hours NORMAL, 7.8 % CAUTION, 1.0 % PANIC, 0.7 %
-EUPHORIA; PANIC falls on known crash days (2024-04-13, 2024-08-05, 2025-02-03, 2025-04-07).
-On 2024-08-05 the crash is CAUTION at 00:00 and PANIC from 01:00 to the afternoon.
+2025-08 (``docs/risk.md``): with the 3 h hysteresis about 89.7 % of hours are NORMAL, 8.4 %
+CAUTION, 1.2 % PANIC, 0.7 % EUPHORIA; PANIC falls on known crash days (2024-04-13, 2024-08-05,
+2025-02-03, 2025-04-07). On 2024-08-05 the crash is CAUTION from 23:00 the evening before and
+at 00:00, and PANIC from 01:00 for the rest of the day.
 
 :func:`next_regime` adds hysteresis: moving to a more severe regime is immediate, moving to a
 less severe one waits until the current regime has lasted ``regime_min_hold_hours``.
