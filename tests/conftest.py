@@ -85,3 +85,13 @@ def celery_session_worker_real(django_db_blocker):
             queues=[q.value for q in TaskQueue],
         ) as worker:
             yield worker
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the end-to-end browser tests last.
+
+    Playwright's sync API keeps an event loop running in the main thread while its
+    session-scoped browser lives; async tests (websocket consumers) collected after it would
+    then fail with "Runner.run() cannot be called from a running event loop".
+    """
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
