@@ -46,7 +46,18 @@ class TradeInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ("deal_id", "market", "side", "status", "opened_at", "closed_at", "avg_entry", "amount", "realized_pnl", "exit_reason")
+    fields = (
+        "deal_id",
+        "market",
+        "side",
+        "status",
+        "opened_at",
+        "closed_at",
+        "avg_entry",
+        "amount",
+        "realized_pnl",
+        "exit_reason",
+    )
     readonly_fields = fields
     ordering = ("-opened_at",)
 
@@ -59,7 +70,21 @@ class TradeInline(admin.TabularInline):
 
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "owner", "strategy", "mode", "feed", "timeframe", "status", "capital", "equity", "realized_pnl", "last_candle_at", "steps")
+    list_display = (
+        "id",
+        "name",
+        "owner",
+        "strategy",
+        "mode",
+        "feed",
+        "timeframe",
+        "status",
+        "capital",
+        "equity",
+        "realized_pnl",
+        "last_candle_at",
+        "steps",
+    )
     list_filter = ("status", "mode", "feed", "strategy", "timeframe")
     search_fields = ("name", "owner__username", "strategy", "markets__symbol")
     list_select_related = ("owner",)
@@ -83,7 +108,22 @@ class BotAdmin(admin.ModelAdmin):
 
 @admin.register(Trade)
 class TradeAdmin(ReadOnlyAdmin):
-    list_display = ("id", "bot", "market", "deal_id", "side", "status", "opened_at", "closed_at", "avg_entry", "amount", "cost", "realized_pnl", "exit_reason", "safety_orders_filled")
+    list_display = (
+        "id",
+        "bot",
+        "market",
+        "deal_id",
+        "side",
+        "status",
+        "opened_at",
+        "closed_at",
+        "avg_entry",
+        "amount",
+        "cost",
+        "realized_pnl",
+        "exit_reason",
+        "safety_orders_filled",
+    )
     list_filter = ("status", "side", "exit_reason", "market__symbol")
     search_fields = ("deal_id", "bot__name", "bot__owner__username", "market__symbol")
     list_select_related = ("bot", "market")
@@ -103,7 +143,20 @@ class FillInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
-    list_display = ("client_order_id", "bot", "market", "side", "type", "tag", "status", "price", "amount", "filled", "average", "placed_at")
+    list_display = (
+        "client_order_id",
+        "bot",
+        "market",
+        "side",
+        "type",
+        "tag",
+        "status",
+        "price",
+        "amount",
+        "filled",
+        "average",
+        "placed_at",
+    )
     list_filter = ("status", "side", "type", "tag")
     search_fields = ("client_order_id", "exchange_order_id", "deal_id", "bot__name", "market__symbol")
     list_select_related = ("bot", "market")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import connection
 
 from market7.events import user_group
 
@@ -28,9 +29,15 @@ def _snapshot(user, *, only_if_bots: bool) -> dict | None:
     from trading.models import Bot
     from trading.selectors.bots import live_snapshot
 
-    if only_if_bots and not Bot.objects.for_user(user).exists():
-        return None
-    return live_snapshot(user=user)
+    try:
+        if only_if_bots and not Bot.objects.for_user(user).exists():
+            return None
+        return live_snapshot(user=user)
+    finally:
+        # Each connection runs its sync code in its own thread; with CONN_MAX_AGE that thread
+        # would keep a database connection open for as long as the websocket lives (200 open
+        # sockets = 200 Postgres connections). Give it back now.
+        connection.close()
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):

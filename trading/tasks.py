@@ -35,5 +35,7 @@ def bot_step(bot_id: int) -> dict:
 
     report = step(bot_id=int(bot_id))
     if report.next_due_s is not None:
-        bot_step.apply_async(args=[bot_id], queue=TaskQueue.TRADING.value, countdown=report.next_due_s, expires=STEP_EXPIRES_S)
+        bot_step.apply_async(
+            args=[bot_id], queue=TaskQueue.TRADING.value, countdown=report.next_due_s, expires=STEP_EXPIRES_S
+        )
     return report.as_dict()

@@ -27,7 +27,12 @@ def test_owner_other_and_anonymous_access(user, other_user, candles, no_kick):
     r = owner.get("/api/v1/bots/")
     assert r.status_code == 200 and [b["id"] for b in r.json()["results"]] == [bot.pk]
     row = r.json()["results"][0]
-    assert (row["status"], row["markets"], row["open_trades"], row["allowed_actions"]) == ("running", ["BTC/USDT", "ETH/USDT"], 2, ["pause", "stop"])
+    assert (row["status"], row["markets"], row["open_trades"], row["allowed_actions"]) == (
+        "running",
+        ["BTC/USDT", "ETH/USDT"],
+        2,
+        ["pause", "stop"],
+    )
     assert other.get("/api/v1/bots/").json()["results"] == []
     assert anon.get("/api/v1/bots/").status_code in (401, 403)
     for path in ("", "performance/", "active_trades/", "events/", "equity/"):
@@ -53,11 +58,15 @@ def test_owner_other_and_anonymous_access(user, other_user, candles, no_kick):
 def test_viewer_cannot_create_or_operate(viewer, candles, no_kick):
     from trading.services import bots as svc
 
-    bot = svc.bot_create(user=svc.SYSTEM, owner=viewer, name="v", strategy="smart_dca", markets=["BTC/USDT"], capital="100")
+    bot = svc.bot_create(
+        user=svc.SYSTEM, owner=viewer, name="v", strategy="smart_dca", markets=["BTC/USDT"], capital="100"
+    )
     c = _client(viewer)
     r = c.post(f"/api/v1/bots/{bot.pk}/start/")
     assert r.status_code == 403 and r.json() == {"detail": "your role cannot start bots (needs trading.operate_bot)"}
-    r = c.post("/api/v1/bots/", {"name": "x", "strategy": "smart_dca", "markets": ["BTC/USDT"], "capital": "10"}, format="json")
+    r = c.post(
+        "/api/v1/bots/", {"name": "x", "strategy": "smart_dca", "markets": ["BTC/USDT"], "capital": "10"}, format="json"
+    )
     assert r.status_code == 403
     assert Bot.objects.get().status == "created" and Bot.objects.count() == 1
 
@@ -66,11 +75,21 @@ def test_create_returns_field_errors(user, candles):
     c = _client(user)
     r = c.post(
         "/api/v1/bots/",
-        {"name": "api", "strategy": "smart_dca", "markets": ["BTC/USDT"], "capital": "100", "params": {"take_profit": -1}},
+        {
+            "name": "api",
+            "strategy": "smart_dca",
+            "markets": ["BTC/USDT"],
+            "capital": "100",
+            "params": {"take_profit": -1},
+        },
         format="json",
     )
     assert r.status_code == 400 and r.json() == {"params.take_profit": ["must be >= 0.01%"]}
     assert Bot.objects.count() == 0
-    r = c.post("/api/v1/bots/", {"name": "api", "strategy": "smart_dca", "markets": ["BTC/USDT"], "capital": "100"}, format="json")
+    r = c.post(
+        "/api/v1/bots/",
+        {"name": "api", "strategy": "smart_dca", "markets": ["BTC/USDT"], "capital": "100"},
+        format="json",
+    )
     assert r.status_code == 201 and r.json()["status"] == "created" and r.json()["params"]["take_profit"] == 1.5
     assert Bot.objects.get().owner == user

@@ -66,7 +66,19 @@ def test_create_start_list_stop(user, candles, no_kick, capsys, tmp_path):
     assert rows[0]["open_trades"] == 2
     call_command("bots", "list")
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["ID", "NAME", "OWNER", "STATUS", "STRATEGY", "MARKETS", "EQUITY", "REALIZED", "UNREALIZED", "OPEN", "CLOSED"]
+    assert table[0].split() == [
+        "ID",
+        "NAME",
+        "OWNER",
+        "STATUS",
+        "STRATEGY",
+        "MARKETS",
+        "EQUITY",
+        "REALIZED",
+        "UNREALIZED",
+        "OPEN",
+        "CLOSED",
+    ]
     assert table[1].split()[:6] == [str(bot.pk), "CLI", "DCA", "alice", "running", "smart_dca"]
 
     call_command("bots", "close-all", str(bot.pk))
@@ -85,10 +97,16 @@ def test_create_start_list_stop(user, candles, no_kick, capsys, tmp_path):
         (["--params", '{"take_profit": -1}'], "invalid bot: params.take_profit: must be >= 0.01%"),
         (["--params", '{"nope": 1}'], "invalid bot: params.nope: unknown parameter"),
         (["--params", "[1]"], "--params: must be a JSON object"),
-        (["--params", "{oops"], "--params: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        (
+            ["--params", "{oops"],
+            "--params: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+        ),
         (["--params", "/nonexistent/params.json"], "--params: no such file /nonexistent/params.json"),
         (["--capital", "abc"], "invalid bot: capital: 'abc' is not a number"),
-        (["--replay-start", "2030-01-01"], "invalid bot: replay_start: no stored BTC/USDT 1h candles at or after 2030-01-01 00:00 UTC"),
+        (
+            ["--replay-start", "2030-01-01"],
+            "invalid bot: replay_start: no stored BTC/USDT 1h candles at or after 2030-01-01 00:00 UTC",
+        ),
     ],
 )
 def test_invalid_input_exits_with_one_line_and_saves_nothing(user, candles, extra, message):

@@ -60,7 +60,12 @@ async def test_snapshot_on_connect_and_only_own_bot_events(make_user):
     assert [b["bot_id"] for b in data["bots"]] == [mine.pk]
     card = data["bots"][0]
     await sync_to_async(mine.refresh_from_db)()
-    assert (card["name"], card["status"], card["markets"], card["capital"]) == ("mine", "running", ["BTC/USDT", "ETH/USDT"], "1000")
+    assert (card["name"], card["status"], card["markets"], card["capital"]) == (
+        "mine",
+        "running",
+        ["BTC/USDT", "ETH/USDT"],
+        "1000",
+    )
     assert card["equity"] == format(mine.equity.normalize(), "f")
     assert card["last_candle_at"] == "2025-04-01T09:00:00+00:00"
     assert data["summary"]["bots_total"] == 1 and data["summary"]["active_trades"] == card["open_trades"]

@@ -50,7 +50,9 @@ def no_kick():
         yield kick
 
 
-def make_replay_bot(user, *, name="replay", markets=("BTC/USDT", "ETH/USDT"), params=None, start=True, speed=3600.0, capital="1000"):
+def make_replay_bot(
+    user, *, name="replay", markets=("BTC/USDT", "ETH/USDT"), params=None, start=True, speed=3600.0, capital="1000"
+):
     from trading.services import bots as svc
 
     bot = svc.bot_create(

@@ -42,7 +42,9 @@ def test_create_validates_params_with_the_strategy_schema_and_fills_defaults(use
 
 def test_create_reports_every_bad_field_and_saves_nothing(user, candles):
     with pytest.raises(svc.BotValidationError) as info:
-        _create(user, name=" ", capital="-5", markets=["NOPE/USDT"], params={"take_profit": 0, "bogus": 1}, timeframe="7m")
+        _create(
+            user, name=" ", capital="-5", markets=["NOPE/USDT"], params={"take_profit": 0, "bogus": 1}, timeframe="7m"
+        )
     assert info.value.errors == {
         "name": "give the bot a name",
         "timeframe": "unsupported timeframe '7m'; use one of 1m, 5m, 15m, 30m, 1h, 4h, 1d",
@@ -120,9 +122,12 @@ def test_status_machine_transitions_events_and_audit(user, candles, no_kick):
     assert list(BotEvent.objects.filter(bot=bot, kind="status").order_by("id").values_list("rule", "outcome")) == [
         (f"bot_{a}", s) for a, s in steps
     ]
-    assert list(AuditLog.objects.filter(action__startswith="bot_").exclude(action="bot_create").order_by("id").values_list("action", flat=True)) == [
-        f"bot_{a}" for a, _ in steps
-    ]
+    assert list(
+        AuditLog.objects.filter(action__startswith="bot_")
+        .exclude(action="bot_create")
+        .order_by("id")
+        .values_list("action", flat=True)
+    ) == [f"bot_{a}" for a, _ in steps]
     assert no_kick.call_count == 0  # kicks run on commit; this test's transaction never commits
 
 
@@ -154,9 +159,13 @@ def test_invalid_transitions_raise_and_change_nothing(user, candles, status, act
 def test_viewer_cannot_operate_and_nothing_happens(make_user, candles, no_kick):
     owner = make_user("vic", "viewer")
     # a viewer's own bot (created by an operator), still not operable by them
-    bot = svc.bot_create(user=svc.SYSTEM, owner=owner, name="v", strategy="smart_dca", markets=["BTC/USDT"], capital="100")
+    bot = svc.bot_create(
+        user=svc.SYSTEM, owner=owner, name="v", strategy="smart_dca", markets=["BTC/USDT"], capital="100"
+    )
     for action in ("start", "pause", "resume", "stop", "restart"):
-        with pytest.raises(svc.BotPermissionDenied, match=rf"your role cannot {action} bots \(needs trading.operate_bot\)"):
+        with pytest.raises(
+            svc.BotPermissionDenied, match=rf"your role cannot {action} bots \(needs trading.operate_bot\)"
+        ):
             svc.BOT_ACTIONS[action](user=owner, bot=bot)
     assert Bot.objects.get(pk=bot.pk).status == "created"
     assert not BotEvent.objects.filter(bot=bot).exists()
@@ -235,7 +244,9 @@ def test_close_all_closes_open_deals_at_the_next_open_and_stops(user, candles, n
     bot.refresh_from_db()
     assert (bot.status, bot.status_message, bot.commands) == ("stopped", "stopped after closing all positions", [])
     closes = Order.objects.filter(bot=bot, tag="manual_close").order_by("client_order_id")
-    assert [(o.status, o.side, o.type, o.placed_at) for o in closes] == [("closed", "sell", "market", REPLAY_START + timedelta(hours=30))] * 2
+    assert [(o.status, o.side, o.type, o.placed_at) for o in closes] == [
+        ("closed", "sell", "market", REPLAY_START + timedelta(hours=30))
+    ] * 2
     for trade in open_trades:
         trade.refresh_from_db()
         assert trade.status == "closed"
@@ -268,6 +279,11 @@ def test_emergency_stop_stops_only_the_users_active_bots(user, other_user, candl
     c = make_replay_bot(user, name="c", start=False)
     theirs = make_replay_bot(other_user, name="theirs")
     assert svc.bots_emergency_stop(user=user) == [a.pk, b.pk]
-    assert dict(Bot.objects.values_list("name", "status")) == {"a": "stopped", "b": "stopped", "c": "created", "theirs": "running"}
+    assert dict(Bot.objects.values_list("name", "status")) == {
+        "a": "stopped",
+        "b": "stopped",
+        "c": "created",
+        "theirs": "running",
+    }
     assert Bot.objects.get(pk=a.pk).status_message == "emergency stop"
     assert c.pk and theirs.pk

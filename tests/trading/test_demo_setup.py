@@ -34,7 +34,10 @@ def test_demo_setup_twice_creates_one_user_two_running_bots(capsys, tmp_path):
         ("Demo · Smart DCA BTC+ETH", "running", "paper", "replay", 3600.0),
         ("Demo · Smart DCA SOL+XRP tight", "running", "paper", "replay", 3600.0),
     ]
-    assert [sorted(b.markets.values_list("symbol", flat=True)) for b in bots] == [["BTC/USDT", "ETH/USDT"], ["SOL/USDT", "XRP/USDT"]]
+    assert [sorted(b.markets.values_list("symbol", flat=True)) for b in bots] == [
+        ["BTC/USDT", "ETH/USDT"],
+        ["SOL/USDT", "XRP/USDT"],
+    ]
     assert {b.replay_start.isoformat() for b in bots} == {"2025-03-26T00:00:00+00:00"}
     assert bots[1].params["btc_market_filter_enabled"] is True
     candles = Candle.objects.count()

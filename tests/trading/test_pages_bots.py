@@ -50,7 +50,7 @@ def make_bot(owner, market, **kw):
 def bot_with_trades(user, market):
     """alice's running bot: equity 1012.5, realized 10, unrealized 2.5, last candle T0+5h
     (close 40800); one open deal (avg 41000, 0.01 BTC, 1/3 SO) and one closed (+10 USDT)."""
-    from trading.models import Bot, EquitySnapshot, Fill, Order
+    from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Order, Trade
 
     bot = make_bot(
         user,

@@ -27,7 +27,18 @@ pytestmark = pytest.mark.django_db
 def _order_rows(bot):
     """Orders without their bot-specific ids, in placement order."""
     return [
-        (o.client_order_id.split("-", 1)[1], o.side, o.type, o.tag, o.price, o.amount, o.status, o.filled, o.average, o.placed_at)
+        (
+            o.client_order_id.split("-", 1)[1],
+            o.side,
+            o.type,
+            o.tag,
+            o.price,
+            o.amount,
+            o.status,
+            o.filled,
+            o.average,
+            o.placed_at,
+        )
         for o in Order.objects.filter(bot=bot).order_by("placed_at", "id")
     ]
 
@@ -55,7 +66,10 @@ def test_bots_due_task_enqueues_steps_on_the_trading_queue(user, candles, no_kic
     from trading import tasks
 
     bot = make_replay_bot(user)
-    with mock.patch.object(runner, "bots_due", return_value=[bot.pk]), mock.patch.object(tasks.bot_step, "apply_async") as apply:
+    with (
+        mock.patch.object(runner, "bots_due", return_value=[bot.pk]),
+        mock.patch.object(tasks.bot_step, "apply_async") as apply,
+    ):
         assert tasks.bots_due() == [bot.pk]
     apply.assert_called_once_with(args=[bot.pk], queue="trading", expires=tasks.STEP_EXPIRES_S)
 
@@ -64,11 +78,17 @@ def test_bot_step_task_reenqueues_a_replay_with_the_countdown(user, candles, no_
     from trading import tasks
 
     report = runner.StepReport(7, "stepped", candles=1, next_due_s=1.25)
-    with mock.patch.object(runner, "bot_step", return_value=report), mock.patch.object(tasks.bot_step, "apply_async") as apply:
+    with (
+        mock.patch.object(runner, "bot_step", return_value=report),
+        mock.patch.object(tasks.bot_step, "apply_async") as apply,
+    ):
         assert tasks.bot_step(7)["outcome"] == "stepped"
     apply.assert_called_once_with(args=[7], queue="trading", countdown=1.25, expires=tasks.STEP_EXPIRES_S)
     idle = runner.StepReport(7, "idle")
-    with mock.patch.object(runner, "bot_step", return_value=idle), mock.patch.object(tasks.bot_step, "apply_async") as apply:
+    with (
+        mock.patch.object(runner, "bot_step", return_value=idle),
+        mock.patch.object(tasks.bot_step, "apply_async") as apply,
+    ):
         tasks.bot_step(7)
     apply.assert_not_called()
 
@@ -138,7 +158,11 @@ def test_rerunning_a_step_from_the_same_state_duplicates_no_order(user, candles,
     orders by client_order_id instead of adding new ones."""
     bot = make_replay_bot(user)
     step_at(bot, 10.5)
-    before = Bot.objects.filter(pk=bot.pk).values("state", "last_candle_at", "equity", "realized_pnl", "unrealized_pnl", "steps").get()
+    before = (
+        Bot.objects.filter(pk=bot.pk)
+        .values("state", "last_candle_at", "equity", "realized_pnl", "unrealized_pnl", "steps")
+        .get()
+    )
     step_at(bot, 30.5)
     once = (counts(bot), _order_rows(bot))
     Bot.objects.filter(pk=bot.pk).update(**before)
@@ -151,7 +175,9 @@ def test_rerunning_a_step_from_the_same_state_duplicates_no_order(user, candles,
     assert counts(bot)["orders"] == once[0]["orders"]
 
 
-def test_a_step_killed_midway_leaves_nothing_and_a_rerun_matches_a_clean_step(user, candles, no_kick, django_capture_on_commit_callbacks):
+def test_a_step_killed_midway_leaves_nothing_and_a_rerun_matches_a_clean_step(
+    user, candles, no_kick, django_capture_on_commit_callbacks
+):
     clean = make_replay_bot(user, name="clean")
     crashy = make_replay_bot(user, name="crashy")
     step_at(clean, 10.5)
@@ -166,7 +192,10 @@ def test_a_step_killed_midway_leaves_nothing_and_a_rerun_matches_a_clean_step(us
         calls.append(Order.objects.filter(bot=self.bot).count())  # orders of this step are written...
         raise RuntimeError("worker killed")
 
-    with mock.patch.object(runner._Writer, "write_balances_and_equity", boom), mock.patch("market7.events.send_now") as send:
+    with (
+        mock.patch.object(runner._Writer, "write_balances_and_equity", boom),
+        mock.patch("market7.events.send_now") as send,
+    ):
         with django_capture_on_commit_callbacks(execute=True):
             report = step_at(crashy, 40.5)
     assert report.outcome == "error" and report.message == "RuntimeError: worker killed"
@@ -303,7 +332,6 @@ def test_live_feed_unreachable_exchange_puts_the_bot_in_error(user, candles, set
     assert counts(bot)["orders"] == 0
 
 
-
 def test_live_feed_fetches_closed_candles_and_trades_them(user, fake_binance, no_kick):
     from trading.services.markets import market_ensure
 
@@ -329,7 +357,9 @@ def test_live_feed_fetches_closed_candles_and_trades_them(user, fake_binance, no
 # --- events ---------------------------------------------------------------------------------
 
 
-def test_a_step_publishes_its_events_to_the_owner_after_commit(user, candles, no_kick, django_capture_on_commit_callbacks):
+def test_a_step_publishes_its_events_to_the_owner_after_commit(
+    user, candles, no_kick, django_capture_on_commit_callbacks
+):
     bot = make_replay_bot(user)
     with mock.patch("market7.events.send_now") as send:
         with django_capture_on_commit_callbacks(execute=True):

@@ -52,7 +52,9 @@ def test_replayed_bot_makes_exactly_the_backtests_trades(user, candles, no_kick,
     assert steps > 30 and bot.steps == steps
 
     result = _backtest(bot, bot.last_candle_ms)
-    closed = list(Trade.objects.filter(bot=bot, status="closed").select_related("market").order_by("closed_at", "deal_id"))
+    closed = list(
+        Trade.objects.filter(bot=bot, status="closed").select_related("market").order_by("closed_at", "deal_id")
+    )
     assert len(result.trades) > 20
     assert len(closed) == len(result.trades)
     by_deal = {t.deal_id: t for t in closed}

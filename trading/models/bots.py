@@ -71,7 +71,9 @@ class Bot(OwnedModel):
 
     name = models.CharField(max_length=120)
     strategy = models.CharField(max_length=64, help_text="strategy name in strategies.registry, e.g. smart_dca")
-    params = models.JSONField(default=dict, blank=True, help_text="strategy parameters, validated by the strategy's schema")
+    params = models.JSONField(
+        default=dict, blank=True, help_text="strategy parameters, validated by the strategy's schema"
+    )
     markets = models.ManyToManyField(Market, related_name="bots", help_text="markets the bot trades (same exchange)")
     timeframe = models.CharField(max_length=4, choices=Timeframe.choices, default=Timeframe.H1)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
@@ -82,17 +84,23 @@ class Bot(OwnedModel):
     status_message = models.TextField(blank=True)
 
     state = models.JSONField(default=dict, blank=True, help_text="engine state after last_candle_at (EngineState JSON)")
-    last_candle_at = models.DateTimeField(null=True, blank=True, help_text="open time of the last processed candle, UTC")
+    last_candle_at = models.DateTimeField(
+        null=True, blank=True, help_text="open time of the last processed candle, UTC"
+    )
     steps = models.PositiveIntegerField(default=0, help_text="committed bot steps")
     commands = models.JSONField(
-        default=list, blank=True, help_text='manual commands for the next step, e.g. [{"cmd": "close", "deal_id": "..."}]'
+        default=list,
+        blank=True,
+        help_text='manual commands for the next step, e.g. [{"cmd": "close", "deal_id": "..."}]',
     )
 
     feed = models.CharField(max_length=8, choices=FeedKind.choices, default=FeedKind.LIVE)
     replay_start = models.DateTimeField(null=True, blank=True, help_text="market time the replay starts at, UTC")
     replay_speed = models.FloatField(default=3600.0, help_text="market seconds per wall second")
     replay_clock = models.DateTimeField(null=True, blank=True, help_text="replay market time at replay_clock_wall")
-    replay_clock_wall = models.DateTimeField(null=True, blank=True, help_text="wall time the replay clock last (re)started; null = frozen")
+    replay_clock_wall = models.DateTimeField(
+        null=True, blank=True, help_text="wall time the replay clock last (re)started; null = frozen"
+    )
 
     # Equity snapshot of the last step (quote currency), for lists and the dashboard.
     equity = models.DecimalField(null=True, blank=True, **MONEY)
@@ -167,7 +175,9 @@ class Trade(models.Model):
     amount = models.DecimalField(help_text="position size, base units", **MONEY)
     cost = models.DecimalField(help_text="quote spent on entries (excluding fees)", **MONEY)
     fees = models.DecimalField(default=ZERO, help_text="fees paid, quote", **MONEY)
-    realized_pnl = models.DecimalField(null=True, blank=True, help_text="net P&L after fees, quote (closed deals)", **MONEY)
+    realized_pnl = models.DecimalField(
+        null=True, blank=True, help_text="net P&L after fees, quote (closed deals)", **MONEY
+    )
     exit_price = models.DecimalField(null=True, blank=True, **MONEY)
     exit_reason = models.CharField(max_length=200, blank=True)
     take_profit_price = models.DecimalField(null=True, blank=True, **MONEY)
@@ -175,7 +185,9 @@ class Trade(models.Model):
     safety_orders_filled = models.PositiveIntegerField(default=0)
     safety_orders_max = models.PositiveIntegerField(default=0)
     tags = models.JSONField(default=list, blank=True, help_text='labels, e.g. ["zombie"]')
-    info = models.JSONField(default=dict, blank=True, help_text="engine extras: the safety-order ladder, trailing state")
+    info = models.JSONField(
+        default=dict, blank=True, help_text="engine extras: the safety-order ladder, trailing state"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = BotOwnedQuerySet.as_manager()
@@ -349,4 +361,3 @@ class EquitySnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M} {self.equity}"
-

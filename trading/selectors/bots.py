@@ -107,7 +107,9 @@ def bot_today_pnl(bot: Bot) -> Decimal:
     if bot.equity is None:
         return ZERO
     day = bot_market_day_start(bot)
-    before = EquitySnapshot.objects.filter(bot=bot, time__lt=day).order_by("-time").values_list("equity", flat=True).first()
+    before = (
+        EquitySnapshot.objects.filter(bot=bot, time__lt=day).order_by("-time").values_list("equity", flat=True).first()
+    )
     return bot.equity - (before if before is not None else bot.capital)
 
 
@@ -228,13 +230,19 @@ def bot_performance(*, bot: Bot) -> dict[str, Any]:
     from the equity snapshots, one per candle), ``max_drawdown_pct`` (from the snapshots),
     ``avg_duration_s``, ``equity``, ``return_pct``.
     """
-    closed = list(Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED).values("realized_pnl", "cost", "opened_at", "closed_at"))
+    closed = list(
+        Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED).values(
+            "realized_pnl", "cost", "opened_at", "closed_at"
+        )
+    )
     pnls = [t["realized_pnl"] or ZERO for t in closed]
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p <= 0]
     gross_win = sum(wins, ZERO)
     gross_loss = -sum((p for p in losses if p < 0), ZERO)
-    equity = [float(e) for e in EquitySnapshot.objects.filter(bot=bot).order_by("time").values_list("equity", flat=True)]
+    equity = [
+        float(e) for e in EquitySnapshot.objects.filter(bot=bot).order_by("time").values_list("equity", flat=True)
+    ]
     equity_now = bot.equity if bot.equity is not None else bot.capital
     periods = 365 * 24 * 3600 * 1000 / TIMEFRAME_MS[bot.timeframe]
     durations = [(t["closed_at"] - t["opened_at"]).total_seconds() for t in closed if t["closed_at"]]
@@ -246,7 +254,9 @@ def bot_performance(*, bot: Bot) -> dict[str, Any]:
         "win_rate_pct": (len(wins) / len(closed) * 100.0) if closed else None,
         "total_pnl": sum(pnls, ZERO),
         "avg_pnl": (sum(pnls, ZERO) / len(pnls)) if pnls else None,
-        "avg_pnl_pct": (sum(float(t["realized_pnl"] or 0) / float(t["cost"]) * 100 for t in closed if t["cost"]) / len(closed))
+        "avg_pnl_pct": (
+            sum(float(t["realized_pnl"] or 0) / float(t["cost"]) * 100 for t in closed if t["cost"]) / len(closed)
+        )
         if closed
         else None,
         "best": max(pnls) if pnls else None,
@@ -347,7 +357,9 @@ def event_data(event: BotEvent) -> dict[str, Any]:
     }
 
 
-def bot_recent_events(*, bot: Bot, limit: int = 50, kinds: list[str] | None = None, hide_allow: bool = True) -> list[BotEvent]:
+def bot_recent_events(
+    *, bot: Bot, limit: int = 50, kinds: list[str] | None = None, hide_allow: bool = True
+) -> list[BotEvent]:
     """The newest ``limit`` log entries (decisions with their reasons, orders, fills, status).
     ``hide_allow`` drops routine ``allow`` decisions."""
     qs = BotEvent.objects.filter(bot=bot)
@@ -361,12 +373,19 @@ def bot_recent_events(*, bot: Bot, limit: int = 50, kinds: list[str] | None = No
 def bot_equity_series(*, bot: Bot, max_points: int = 1000) -> list[dict[str, Any]]:
     """Equity snapshots oldest first as ``[{"time_ms": int, "equity": float, "realized":
     float, "unrealized": float}]``, evenly thinned to at most ``max_points`` (last kept)."""
-    rows = list(EquitySnapshot.objects.filter(bot=bot).order_by("time").values_list("time", "equity", "realized_pnl", "unrealized_pnl"))
+    rows = list(
+        EquitySnapshot.objects.filter(bot=bot)
+        .order_by("time")
+        .values_list("time", "equity", "realized_pnl", "unrealized_pnl")
+    )
     if len(rows) > max_points:
         step = len(rows) / max_points
         idx = sorted({int(i * step) for i in range(max_points)} | {len(rows) - 1})
         rows = [rows[i] for i in idx]
-    return [{"time_ms": dt_to_ms(t), "equity": float(e), "realized": float(r), "unrealized": float(u)} for t, e, r, u in rows]
+    return [
+        {"time_ms": dt_to_ms(t), "equity": float(e), "realized": float(r), "unrealized": float(u)}
+        for t, e, r, u in rows
+    ]
 
 
 def bot_balances(*, bot: Bot) -> list[PaperBalance]:
@@ -385,7 +404,11 @@ def bot_volume(*, bot: Bot, since: datetime | None = None) -> Decimal:
 
 def markets_last_open(market_ids: list[int], timeframe: str) -> dict[int, datetime]:
     """``{market_id: newest stored candle open time}`` for one timeframe."""
-    rows = Candle.objects.filter(market_id__in=market_ids, timeframe=timeframe).values("market_id").annotate(last=Max("open_time"))
+    rows = (
+        Candle.objects.filter(market_id__in=market_ids, timeframe=timeframe)
+        .values("market_id")
+        .annotate(last=Max("open_time"))
+    )
     return {r["market_id"]: r["last"] for r in rows}
 
 
@@ -404,7 +427,9 @@ def live_snapshot(*, user) -> dict[str, Any]:
     prices = []
     for bot in bots:
         for symbol, (t, close) in last_prices(bot).items():
-            prices.append({"bot_id": bot.pk, "symbol": symbol, "price": _s(close), "time": _iso(t), "time_ms": dt_to_ms(t)})
+            prices.append(
+                {"bot_id": bot.pk, "symbol": symbol, "price": _s(close), "time": _iso(t), "time_ms": dt_to_ms(t)}
+            )
     return {
         "bots": [bot_card_data(b) for b in bots],
         "summary": {k: (_s(v) if isinstance(v, Decimal) else v) for k, v in summary.items()},
@@ -437,4 +462,3 @@ __all__ = [
     "live_snapshot",
     "trade_data",
 ]
-

@@ -180,7 +180,9 @@ def strategy_validate_params(strategy: str, params: dict | None) -> dict:
     # Only registered names: get_strategy() also imports dotted paths, which users must not reach.
     known = [s["name"] for s in list_strategies()]
     if strategy not in known:
-        raise BotValidationError({"strategy": f"unknown strategy {strategy!r}; known strategies: {', '.join(known) or 'none'}"})
+        raise BotValidationError(
+            {"strategy": f"unknown strategy {strategy!r}; known strategies: {', '.join(known) or 'none'}"}
+        )
     cls = get_strategy(strategy)
     if params is not None and not isinstance(params, dict):
         raise BotValidationError({"params": "must be a JSON object"})
@@ -232,7 +234,11 @@ def _resolve_markets(markets: Iterable[Market | str | int], exchange: str) -> li
         elif isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
             market = Market.objects.filter(pk=int(item)).select_related("exchange").first()
         else:
-            market = Market.objects.filter(exchange__code=exchange, symbol=str(item).strip()).select_related("exchange").first()
+            market = (
+                Market.objects.filter(exchange__code=exchange, symbol=str(item).strip())
+                .select_related("exchange")
+                .first()
+            )
         if market is None:
             missing.append(str(item))
         elif market not in out:
@@ -248,7 +254,9 @@ def _resolve_markets(markets: Iterable[Market | str | int], exchange: str) -> li
     return out
 
 
-def _check_replay(markets: list[Market], timeframe: str, replay_start: datetime | None, replay_speed: Any) -> tuple[datetime, float]:
+def _check_replay(
+    markets: list[Market], timeframe: str, replay_start: datetime | None, replay_speed: Any
+) -> tuple[datetime, float]:
     errors = {}
     if replay_start is None:
         errors["replay_start"] = "a replay bot needs a start time"
@@ -269,7 +277,9 @@ def _check_replay(markets: list[Market], timeframe: str, replay_start: datetime 
     for market in markets:
         if not Candle.objects.filter(market=market, timeframe=timeframe, open_time__gte=ms_to_dt(start_ms)).exists():
             raise BotValidationError(
-                {"replay_start": f"no stored {market.symbol} {timeframe} candles at or after {ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC"}
+                {
+                    "replay_start": f"no stored {market.symbol} {timeframe} candles at or after {ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC"
+                }
             )
     return ms_to_dt(start_ms), speed
 
@@ -323,7 +333,10 @@ def bot_create(
         errors["feed"] = f"feed must be one of {', '.join(Bot.FeedKind.values)}"
     if mode == Bot.Mode.LIVE and feed == Bot.FeedKind.REPLAY:
         errors["feed"] = "a live bot cannot trade a replay"
-    for _key, check in (("capital", lambda: _parse_capital(capital)), ("markets", lambda: _resolve_markets(markets, exchange))):
+    for _key, check in (
+        ("capital", lambda: _parse_capital(capital)),
+        ("markets", lambda: _resolve_markets(markets, exchange)),
+    ):
         try:
             check()
         except BotValidationError as exc:
@@ -355,7 +368,13 @@ def bot_create(
         replay_clock=start,
     )
     bot.markets.set(market_rows)
-    _audit(user, "bot_create", bot, f"created {bot.name}", {"strategy": strategy, "markets": [m.symbol for m in market_rows]})
+    _audit(
+        user,
+        "bot_create",
+        bot,
+        f"created {bot.name}",
+        {"strategy": strategy, "markets": [m.symbol for m in market_rows]},
+    )
     return bot
 
 
@@ -415,9 +434,14 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
         if changes["feed"] not in Bot.FeedKind.values:
             raise BotValidationError({"feed": f"feed must be one of {', '.join(Bot.FeedKind.values)}"})
         bot.feed = changes["feed"]
-    if bot.feed == Bot.FeedKind.REPLAY and ({"replay_start", "replay_speed", "feed", "markets", "timeframe"} & set(changes)):
+    if bot.feed == Bot.FeedKind.REPLAY and (
+        {"replay_start", "replay_speed", "feed", "markets", "timeframe"} & set(changes)
+    ):
         start, speed = _check_replay(
-            market_rows, bot.timeframe, changes.get("replay_start", bot.replay_start), changes.get("replay_speed", bot.replay_speed)
+            market_rows,
+            bot.timeframe,
+            changes.get("replay_start", bot.replay_start),
+            changes.get("replay_speed", bot.replay_speed),
         )
         bot.replay_start = bot.replay_clock = start
         bot.replay_speed = speed

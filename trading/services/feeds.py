@@ -81,7 +81,9 @@ def trade_start_ms(bot: Bot) -> int:
 def _candles(market: Market, timeframe: str, start_ms: int, end_ms: int) -> Candles:
     """Stored candles with ``start_ms <= open_time <= end_ms`` (epoch ms), as engine arrays."""
     rows = list(
-        Candle.objects.filter(market=market, timeframe=timeframe, open_time__gte=ms_to_dt(start_ms), open_time__lte=ms_to_dt(end_ms))
+        Candle.objects.filter(
+            market=market, timeframe=timeframe, open_time__gte=ms_to_dt(start_ms), open_time__lte=ms_to_dt(end_ms)
+        )
         .order_by("open_time")
         .values_list("open_time", "open", "high", "low", "close", "volume")
     )
@@ -114,7 +116,9 @@ def watched_markets(bot: Bot, markets: list[Market]) -> list[Market]:
         return []
     market = Market.objects.filter(exchange_id=markets[0].exchange_id, symbol=symbol).select_related("exchange").first()
     if market is None:
-        raise FeedError(f"btc_market_filter needs {symbol} candles; that market is not known on {markets[0].exchange.code}")
+        raise FeedError(
+            f"btc_market_filter needs {symbol} candles; that market is not known on {markets[0].exchange.code}"
+        )
     return [market]
 
 
@@ -135,7 +139,9 @@ def feed_live_poll(*, bot: Bot, markets: list[Market], now: datetime) -> None:
         by_type.setdefault(m.type, []).append(m.symbol)
     try:
         for market_type, symbols in by_type.items():
-            candles_fetch(exchange=exchange, symbols=symbols, timeframe=bot.timeframe, since=since, market_type=market_type)
+            candles_fetch(
+                exchange=exchange, symbols=symbols, timeframe=bot.timeframe, since=since, market_type=market_type
+            )
     except ExchangeUnavailable as exc:
         raise FeedError(str(exc)) from exc  # "cannot reach binance: ..."
     except (ExchangeRequestError, CandleFetchError) as exc:

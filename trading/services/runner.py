@@ -223,7 +223,9 @@ def bot_fail(*, bot_id: int, token: str, message: str) -> None:
         bot.status = Bot.Status.ERROR
         bot.status_message = message
     bot.save()
-    BotEvent.objects.create(bot=bot, time=timezone.now(), kind=BotEvent.Kind.ERROR, rule="step", outcome="error", reason=message)
+    BotEvent.objects.create(
+        bot=bot, time=timezone.now(), kind=BotEvent.Kind.ERROR, rule="step", outcome="error", reason=message
+    )
     from trading.services.bots import bot_status_data
 
     publish(bot.owner_id, "bot_status", bot_status_data(bot))
@@ -231,7 +233,9 @@ def bot_fail(*, bot_id: int, token: str, message: str) -> None:
 
 def _replay_next_due_s(bot: Bot, wall) -> float | None:
     """Wall seconds until the next candle closes on the bot's replay clock (None at the end)."""
-    bot.refresh_from_db(fields=["replay_clock", "replay_clock_wall", "replay_speed", "last_candle_at", "status", "status_message"])
+    bot.refresh_from_db(
+        fields=["replay_clock", "replay_clock_wall", "replay_speed", "last_candle_at", "status", "status_message"]
+    )
     if bot.status != Bot.Status.RUNNING or bot.status_message.startswith(END_OF_DATA) or bot.last_candle_at is None:
         return None
     tf = bot.timeframe_ms
@@ -253,13 +257,23 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     if last is not None and until <= last:
         return _finish_idle(bot, markets, report, now_ms)
     feed = feed_build(bot, markets + watched_markets(bot, markets), until_ms=until)
-    new = [s for s in (m.symbol for m in markets) if len(feed.candles(s)) and int(feed.candles(s).time[-1]) > (last if last is not None else -1)]
+    new = [
+        s
+        for s in (m.symbol for m in markets)
+        if len(feed.candles(s)) and int(feed.candles(s).time[-1]) > (last if last is not None else -1)
+    ]
     if not new:
         return _finish_idle(bot, markets, report, now_ms)
 
     strategy = create_strategy(bot.strategy, bot.params)
     specs = {m.symbol: market_spec(m) for m in markets}
-    engine = Engine(strategy, list(specs.values()), broker=broker_for(bot.mode), capital=float(bot.capital), order_prefix=bot.order_prefix)
+    engine = Engine(
+        strategy,
+        list(specs.values()),
+        broker=broker_for(bot.mode),
+        capital=float(bot.capital),
+        order_prefix=bot.order_prefix,
+    )
     state = EngineState.from_dict(bot.state) if bot.state else None
     commanded, command_events, stop_after = _apply_commands(bot, engine, state)
     if commanded is not None:
@@ -386,8 +400,13 @@ def _apply_commands(bot: Bot, engine: Engine, state: EngineState | None):
             pending.add(deal["deal_id"])
             events.append(
                 BotEvent(
-                    bot=bot, time=ms_to_dt(created_at), kind=BotEvent.Kind.ORDER, rule="manual_close", outcome="placed",
-                    reason=f"close {deal['symbol']} deal {deal['deal_id']} at market (manual)", symbol=deal["symbol"],
+                    bot=bot,
+                    time=ms_to_dt(created_at),
+                    kind=BotEvent.Kind.ORDER,
+                    rule="manual_close",
+                    outcome="placed",
+                    reason=f"close {deal['symbol']} deal {deal['deal_id']} at market (manual)",
+                    symbol=deal["symbol"],
                     payload={"deal_id": deal["deal_id"], "amount": abs(amount)},
                 )  # fmt: skip
             )
@@ -441,7 +460,11 @@ class _Writer:
                 self.new_trades.append(trade)
         for ct in self.result.trades:
             spec = specs[ct.symbol]
-            existing = Trade.objects.filter(bot=bot, deal_id=ct.deal_id).only("safety_orders_max", "info", "take_profit_price").first()
+            existing = (
+                Trade.objects.filter(bot=bot, deal_id=ct.deal_id)
+                .only("safety_orders_max", "info", "take_profit_price")
+                .first()
+            )
             values = {
                 "market": self.markets[ct.symbol],
                 "side": ct.side,
@@ -521,35 +544,71 @@ class _Writer:
         events = list(extra)
         for d in self.result.decisions:
             events.append(
-                BotEvent(bot=bot, time=ms_to_dt(int(d.time)), kind=BotEvent.Kind.DECISION, rule=d.rule[:64], outcome=d.outcome[:16],
-                         reason=d.reason, symbol=d.symbol, payload=_json_safe(d.payload))  # fmt: skip
+                BotEvent(
+                    bot=bot,
+                    time=ms_to_dt(int(d.time)),
+                    kind=BotEvent.Kind.DECISION,
+                    rule=d.rule[:64],
+                    outcome=d.outcome[:16],
+                    reason=d.reason,
+                    symbol=d.symbol,
+                    payload=_json_safe(d.payload),
+                )  # fmt: skip
             )
         for od in self.result.orders:
             # Rejections always; cancels only when not routine (a TP replaced by a new one, the
             # rest of a deal's orders canceled when it closes).
             if od.status == "rejected" or (od.status == "canceled" and od.cancel_reason not in ROUTINE_CANCELS):
                 events.append(
-                    BotEvent(bot=bot, time=ms_to_dt(int(od.updated_at or od.created_at)), kind=BotEvent.Kind.ORDER, rule=od.tag or od.type,
-                             outcome=od.status, reason=f"{od.side} {od.symbol} {od.client_order_id} {od.status}: {od.reject_reason or od.cancel_reason}",
-                             symbol=od.symbol, payload={"client_order_id": od.client_order_id})  # fmt: skip
+                    BotEvent(
+                        bot=bot,
+                        time=ms_to_dt(int(od.updated_at or od.created_at)),
+                        kind=BotEvent.Kind.ORDER,
+                        rule=od.tag or od.type,
+                        outcome=od.status,
+                        reason=f"{od.side} {od.symbol} {od.client_order_id} {od.status}: {od.reject_reason or od.cancel_reason}",
+                        symbol=od.symbol,
+                        payload={"client_order_id": od.client_order_id},
+                    )  # fmt: skip
                 )
         for fill, order in self.fills:
             events.append(
-                BotEvent(bot=bot, time=fill.time, kind=BotEvent.Kind.FILL, rule=order.tag or order.type, outcome="filled",
-                         reason=f"{order.side} {fill.amount} {order.market.symbol} @ {fill.price} ({order.tag or order.type})",
-                         symbol=order.market.symbol, payload={"client_order_id": order.client_order_id, "fee": str(fill.fee)})  # fmt: skip
+                BotEvent(
+                    bot=bot,
+                    time=fill.time,
+                    kind=BotEvent.Kind.FILL,
+                    rule=order.tag or order.type,
+                    outcome="filled",
+                    reason=f"{order.side} {fill.amount} {order.market.symbol} @ {fill.price} ({order.tag or order.type})",
+                    symbol=order.market.symbol,
+                    payload={"client_order_id": order.client_order_id, "fee": str(fill.fee)},
+                )  # fmt: skip
             )
         for trade in self.new_trades:
             events.append(
-                BotEvent(bot=bot, time=trade.opened_at, kind=BotEvent.Kind.TRADE_OPENED, rule="deal", outcome="opened",
-                         reason=f"opened {trade.side} {trade.market.symbol} deal {trade.deal_id} at {trade.avg_entry}",
-                         symbol=trade.market.symbol, payload={"deal_id": trade.deal_id})  # fmt: skip
+                BotEvent(
+                    bot=bot,
+                    time=trade.opened_at,
+                    kind=BotEvent.Kind.TRADE_OPENED,
+                    rule="deal",
+                    outcome="opened",
+                    reason=f"opened {trade.side} {trade.market.symbol} deal {trade.deal_id} at {trade.avg_entry}",
+                    symbol=trade.market.symbol,
+                    payload={"deal_id": trade.deal_id},
+                )  # fmt: skip
             )
         for trade in self.closed_trades:
             events.append(
-                BotEvent(bot=bot, time=trade.closed_at, kind=BotEvent.Kind.TRADE_CLOSED, rule=trade.exit_reason or "deal", outcome="closed",
-                         reason=f"closed {trade.market.symbol} deal {trade.deal_id} ({trade.exit_reason}): P&L {trade.realized_pnl} {bot.quote}",
-                         symbol=trade.market.symbol, payload={"deal_id": trade.deal_id, "pnl": str(trade.realized_pnl)})  # fmt: skip
+                BotEvent(
+                    bot=bot,
+                    time=trade.closed_at,
+                    kind=BotEvent.Kind.TRADE_CLOSED,
+                    rule=trade.exit_reason or "deal",
+                    outcome="closed",
+                    reason=f"closed {trade.market.symbol} deal {trade.deal_id} ({trade.exit_reason}): P&L {trade.realized_pnl} {bot.quote}",
+                    symbol=trade.market.symbol,
+                    payload={"deal_id": trade.deal_id, "pnl": str(trade.realized_pnl)},
+                )  # fmt: skip
             )
         if events:
             BotEvent.objects.bulk_create(events)
@@ -571,7 +630,15 @@ class _Writer:
             snaps = []
             for t, e, k in zip(times.tolist(), equity.tolist(), idx.tolist(), strict=True):
                 eq = money_dec(e)
-                snaps.append(EquitySnapshot(bot=bot, time=ms_to_dt(t), equity=eq, realized_pnl=cum[k], unrealized_pnl=eq - bot.capital - cum[k]))
+                snaps.append(
+                    EquitySnapshot(
+                        bot=bot,
+                        time=ms_to_dt(t),
+                        equity=eq,
+                        realized_pnl=cum[k],
+                        unrealized_pnl=eq - bot.capital - cum[k],
+                    )
+                )
             EquitySnapshot.objects.bulk_create(snaps, ignore_conflicts=True)
         equity_now = bot.equity if bot.equity is not None else bot.capital
         bot.unrealized_pnl = equity_now - bot.capital - bot.realized_pnl
@@ -582,22 +649,42 @@ class _Writer:
         positions = pf.get("positions", {})
         prices = self.last_closes()
         realized_by_market = dict(
-            Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED).values_list("market_id").annotate(s=Sum("realized_pnl"))
+            Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED)
+            .values_list("market_id")
+            .annotate(s=Sum("realized_pnl"))
         )
         deals_by_symbol = {d["symbol"]: d for d in result.open_deals}
         rows = [
-            PaperBalance(bot=bot, asset=bot.quote, free=money_dec(cash - reserved), used=money_dec(reserved), equity=equity_now,
-                         realized_pnl=bot.realized_pnl, unrealized_pnl=bot.unrealized_pnl)  # fmt: skip
+            PaperBalance(
+                bot=bot,
+                asset=bot.quote,
+                free=money_dec(cash - reserved),
+                used=money_dec(reserved),
+                equity=equity_now,
+                realized_pnl=bot.realized_pnl,
+                unrealized_pnl=bot.unrealized_pnl,
+            )  # fmt: skip
         ]
         for symbol, market in self.markets.items():
             amount = float(positions.get(symbol, {}).get("amount", 0.0))
             price = prices.get(symbol)
             value = money_dec(amount * price) if price is not None else Decimal("0")
             deal = deals_by_symbol.get(symbol)
-            unreal = money_dec(amount * price - deal["cost"] - deal["fees"]) if (deal and price is not None and amount > 0) else Decimal("0")
+            unreal = (
+                money_dec(amount * price - deal["cost"] - deal["fees"])
+                if (deal and price is not None and amount > 0)
+                else Decimal("0")
+            )
             rows.append(
-                PaperBalance(bot=bot, asset=market.base, free=amount_dec(self.specs[symbol], amount), used=Decimal("0"), equity=value,
-                             realized_pnl=realized_by_market.get(market.pk) or Decimal("0"), unrealized_pnl=unreal)  # fmt: skip
+                PaperBalance(
+                    bot=bot,
+                    asset=market.base,
+                    free=amount_dec(self.specs[symbol], amount),
+                    used=Decimal("0"),
+                    equity=value,
+                    realized_pnl=realized_by_market.get(market.pk) or Decimal("0"),
+                    unrealized_pnl=unreal,
+                )  # fmt: skip
             )
         PaperBalance.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["bot", "asset"],
@@ -623,13 +710,32 @@ class _Writer:
         for trade in self.new_trades[-MAX_EVENTS_PER_KIND:]:
             data = trade_data(trade)
             if trade.deal_id in closed_ids:  # opened and closed in one step: announce the opening as it was
-                data.update({"status": "open", "closed_at": None, "exit_price": None, "exit_reason": "", "realized_pnl": None, "pnl_pct": None})
+                data.update(
+                    {
+                        "status": "open",
+                        "closed_at": None,
+                        "exit_price": None,
+                        "exit_reason": "",
+                        "realized_pnl": None,
+                        "pnl_pct": None,
+                    }
+                )
             publish(owner, "trade_opened", data)
         for trade in self.closed_trades[-MAX_EVENTS_PER_KIND:]:
             publish(owner, "trade_closed", trade_data(trade))
         market_time = bot.last_candle_at
         for symbol, (t, close) in self.price_points.items():
-            publish(owner, "price", {"bot_id": bot.pk, "symbol": symbol, "price": _s(Decimal(repr(close))), "time": ms_to_dt(t).isoformat(), "time_ms": t})
+            publish(
+                owner,
+                "price",
+                {
+                    "bot_id": bot.pk,
+                    "symbol": symbol,
+                    "price": _s(Decimal(repr(close))),
+                    "time": ms_to_dt(t).isoformat(),
+                    "time_ms": t,
+                },
+            )
         publish(owner, "pnl", {
             "bot_id": bot.pk, "equity": _s(bot.equity), "realized": _s(bot.realized_pnl), "unrealized": _s(bot.unrealized_pnl),
             "today": _s(bot_today_pnl(bot)), "capital": _s(bot.capital), "currency": bot.quote,

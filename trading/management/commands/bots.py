@@ -72,7 +72,9 @@ class Command(BaseCommand):
         p.add_argument("--exchange", default="binance")
         p.add_argument("--feed", default="live", choices=["live", "replay"])
         p.add_argument("--replay-start", help="UTC date/time the replay starts at, e.g. 2025-04-01")
-        p.add_argument("--replay-speed", type=float, default=3600.0, help="market seconds per wall second (3600: 1 h/s)")
+        p.add_argument(
+            "--replay-speed", type=float, default=3600.0, help="market seconds per wall second (3600: 1 h/s)"
+        )
         p.add_argument("--start", action="store_true", help="start it right away")
 
         for action in ("start", "pause", "resume", "stop", "restart", "step"):
@@ -160,8 +162,32 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("no bots")
             return
-        cols = ["id", "name", "owner", "status", "strategy", "markets", "equity", "realized_pnl", "unrealized_pnl", "open_trades", "closed_trades"]
-        heads = ["ID", "NAME", "OWNER", "STATUS", "STRATEGY", "MARKETS", "EQUITY", "REALIZED", "UNREALIZED", "OPEN", "CLOSED"]
+        cols = [
+            "id",
+            "name",
+            "owner",
+            "status",
+            "strategy",
+            "markets",
+            "equity",
+            "realized_pnl",
+            "unrealized_pnl",
+            "open_trades",
+            "closed_trades",
+        ]
+        heads = [
+            "ID",
+            "NAME",
+            "OWNER",
+            "STATUS",
+            "STRATEGY",
+            "MARKETS",
+            "EQUITY",
+            "REALIZED",
+            "UNREALIZED",
+            "OPEN",
+            "CLOSED",
+        ]
         table = [[",".join(r[c]) if isinstance(r[c], list) else str(r[c]) for c in cols] for r in rows]
         widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(heads)]
         self.stdout.write("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)))

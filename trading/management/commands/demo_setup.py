@@ -46,14 +46,26 @@ DEMO_BOTS = [
     {
         "name": "Demo · Smart DCA BTC+ETH",
         "markets": ["BTC/USDT", "ETH/USDT"],
-        "params": {"max_active_deals": 2, "base_order_size": 50, "safety_order_size": 50, "max_safety_orders": 5, **_GUARDS_ON},
+        "params": {
+            "max_active_deals": 2,
+            "base_order_size": 50,
+            "safety_order_size": 50,
+            "max_safety_orders": 5,
+            **_GUARDS_ON,
+        },
     },
     {
         "name": "Demo · Smart DCA SOL+XRP tight",
         "markets": ["SOL/USDT", "XRP/USDT"],
         "params": {
-            "max_active_deals": 2, "base_order_size": 40, "safety_order_size": 40, "max_safety_orders": 4,
-            "price_deviation": 0.8, "volume_scale": 1.3, "take_profit": 0.8, "btc_market_filter_enabled": True,
+            "max_active_deals": 2,
+            "base_order_size": 40,
+            "safety_order_size": 40,
+            "max_safety_orders": 4,
+            "price_deviation": 0.8,
+            "volume_scale": 1.3,
+            "take_profit": 0.8,
+            "btc_market_filter_enabled": True,
             **_GUARDS_ON,
         },  # fmt: skip
     },
@@ -97,7 +109,12 @@ class Command(BaseCommand):
             self.stdout.write(f"demo: imported {report.inserted} {symbol} 1h candles")
 
     def replay_start(self):
-        first = Candle.objects.filter(market__exchange__code="binance", market__symbol="BTC/USDT", timeframe="1h").order_by("open_time").values_list("open_time", flat=True).first()
+        first = (
+            Candle.objects.filter(market__exchange__code="binance", market__symbol="BTC/USDT", timeframe="1h")
+            .order_by("open_time")
+            .values_list("open_time", flat=True)
+            .first()
+        )
         start = first + timedelta(hours=WARMUP_CANDLES)
         # the next midnight (UTC) after the warm-up
         return (start + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -143,7 +160,9 @@ class Command(BaseCommand):
             return
         missing = [s for s in spec["markets"] if not Market.objects.filter(exchange__code="binance", symbol=s).exists()]
         if missing:
-            raise CommandError(f"demo_setup: markets {', '.join(missing)} are missing; run `manage.py import_candles --bundled`")
+            raise CommandError(
+                f"demo_setup: markets {', '.join(missing)} are missing; run `manage.py import_candles --bundled`"
+            )
         with transaction.atomic():
             bot = svc.bot_create(
                 user=svc.SYSTEM,
@@ -163,6 +182,3 @@ class Command(BaseCommand):
         self.stdout.write(
             f"demo: created and started bot #{bot.pk} {bot.name} (replay from {bot.replay_start:%Y-%m-%d} at {DEMO_SPEED:g}x)"
         )
-
-
-

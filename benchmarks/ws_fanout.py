@@ -1,0 +1,202 @@
+"""Benchmark: websocket fan-out of P&L events — 200 clients on a real daphne server each receive
+their ``pnl`` event; latency is measured from the commit that caused it to receipt.
+
+Setup: a scratch Postgres database ``market7_bench_ws`` on the server of ``DATABASE_URL``
+(default ``postgres://postgres@127.0.0.1:5432/``) is created, migrated and dropped; the channel
+layer is the Redis of ``REDIS_URL`` (``make bench`` sets it). :data:`CLIENTS` users are created,
+each logged in with a real session cookie; a daphne subprocess serves ``market7.asgi`` on a
+free loopback port; :data:`CLIENTS` aiohttp websocket clients connect to ``/ws/live/`` (one
+per user — each hears only their own group). Then, :data:`ROUNDS` times, one transaction
+publishes a ``pnl`` event to every user through ``market7.events.publish`` (as 200 bot steps'
+pushes would) and commits; the commit time is taken right after COMMIT (first on_commit
+callback) and each client stamps the receipt of its event. Figures: p50/p95/max latency over
+all deliveries, and how many arrived.
+
+Target: p95 <= 250 ms.
+
+    .venv/bin/python benchmarks/ws_fanout.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/postgres"
+SCRATCH = "market7_bench_ws"
+CLIENTS = 200
+ROUNDS = 5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[max(0, min(len(values) - 1, round(q / 100 * (len(values) - 1))))]
+
+
+def worker() -> int:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "market7.settings")
+    import django
+
+    django.setup()
+    import aiohttp
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from market7.events import publish
+
+    call_command("migrate", verbosity=0)
+    User = get_user_model()
+    users = User.objects.bulk_create([User(username=f"fan{i}", password="!") for i in range(CLIENTS)])
+    cookies = {}
+    for user in User.objects.filter(username__startswith="fan"):
+        store = SessionStore()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        cookies[user.pk] = store.session_key
+    assert len(users) == CLIENTS
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "market7.asgi:application"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    print("  daphne did not start:", (server.stderr.read() or b"").decode()[-500:])
+                    return 1
+                time.sleep(0.1)
+
+        received: dict[int, list[tuple[int, float]]] = {pk: [] for pk in cookies}
+        ready = threading.Event()
+        stop = threading.Event()
+        loop = asyncio.new_event_loop()
+        connected = []
+
+        errors: list[str] = []
+
+        async def client(session, pk, key):
+            try:
+                await _client(session, pk, key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reported below
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        async def _client(session, pk, key):
+            headers = {"Origin": f"http://127.0.0.1:{port}", "Cookie": f"{settings.SESSION_COOKIE_NAME}={key}"}
+            async with session.ws_connect(f"ws://127.0.0.1:{port}/ws/live/", headers=headers, heartbeat=None) as ws:
+                connected.append(pk)
+                if len(connected) == CLIENTS:
+                    ready.set()
+                async for msg in ws:
+                    now = time.time()
+                    data = json.loads(msg.data)
+                    if data.get("event") == "pnl":
+                        received[pk].append((data["data"]["round"], now))
+
+        async def run_clients():
+            conn = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=conn) as session:
+                tasks = [asyncio.create_task(client(session, pk, key)) for pk, key in cookies.items()]
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        thread = threading.Thread(target=lambda: loop.run_until_complete(run_clients()), daemon=True)
+        thread.start()
+        if not ready.wait(20):
+            server.terminate()
+            tail = (server.stderr.read() or b"").decode()[-1500:]
+            print(f"  only {len(connected)} of {CLIENTS} clients connected; errors: {sorted(set(errors))[:3]}; daphne: {tail}")
+            return 1
+        time.sleep(0.5)
+        commits: dict[int, float] = {}
+        for rnd in range(ROUNDS):
+            with transaction.atomic():
+                transaction.on_commit(lambda rnd=rnd: commits.__setitem__(rnd, time.time()))
+                for pk in cookies:
+                    publish(pk, "pnl", {"bot_id": pk, "equity": "1012.5", "realized": "10", "unrealized": "2.5", "today": "1.25", "round": rnd})
+            time.sleep(1.0)
+        time.sleep(1.0)
+        stop.set()
+        thread.join(10)
+
+        lat = [(t - commits[r]) * 1000 for msgs in received.values() for r, t in msgs]
+        got = sum(len(m) for m in received.values())
+        print(f"  {CLIENTS} websocket clients on daphne (one process) via the Redis channel layer, {ROUNDS} rounds of {CLIENTS} pnl events")
+        print(f"  delivered {got} of {CLIENTS * ROUNDS}")
+        if lat:
+            print(
+                f"  commit -> receipt: p50 {statistics.median(lat):.1f} ms, p95 {_pct(lat, 95):.1f} ms, max {max(lat):.1f} ms"
+            )
+            print(f"  target p95 <= 250 ms: {'met' if _pct(lat, 95) <= 250 and got == CLIENTS * ROUNDS else 'NOT met'}")
+        return 0
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _admin_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
+
+
+def main() -> int:
+    base = os.environ.get("DATABASE_URL") or DEFAULT_PG
+    if not base.startswith("postgres"):
+        base = DEFAULT_PG
+    import psycopg
+
+    admin = _admin_url(base)
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{SCRATCH}"')
+    except psycopg.OperationalError as exc:
+        print(f"ws_fanout: Postgres unreachable at {admin} ({str(exc).strip().splitlines()[0]}); skipped")
+        return 0
+    parts = urlsplit(base)
+    env = {**os.environ, "DATABASE_URL": urlunsplit((parts.scheme, parts.netloc, f"/{SCRATCH}", "", "")), "LOG_LEVEL": "WARNING"}
+    try:
+        return subprocess.run([sys.executable, __file__, "--worker"], env=env, cwd=ROOT).returncode
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    sys.exit(worker() if "--worker" in sys.argv else main())
