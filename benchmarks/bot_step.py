@@ -62,7 +62,13 @@ def worker() -> None:
     user = get_user_model().objects.create_user("bench", password="x")
     user_set_role(user=user, role=Role.TRADER)
     user = get_user_model().objects.get(pk=user.pk)
-    params = {"max_active_deals": 2, "take_profit": 1.0, "spend_guard_enabled": True, "zombie_tag_enabled": True, "step_repeat_guard_enabled": True}
+    params = {
+        "max_active_deals": 2,
+        "take_profit": 1.0,
+        "spend_guard_enabled": True,
+        "zombie_tag_enabled": True,
+        "step_repeat_guard_enabled": True,
+    }
     bot = svc.bot_create(
         user=user, name="bench", strategy="smart_dca", markets=["BTC/USDT", "ETH/USDT"], capital="1000", params=params,
         feed="replay", replay_start=datetime(2025, 4, 1, tzinfo=UTC), replay_speed=3600,
@@ -84,7 +90,9 @@ def worker() -> None:
                 orders += report.orders
                 fills += report.fills
     label = f"{connection.vendor} ({connection.settings_dict['NAME']})"
-    print(f"  bot_step on {label}: Smart DCA, 2 markets, feed window ~{500 + WARMUP_STEPS}..{500 + STEPS + WARMUP_STEPS} candles/market")
+    print(
+        f"  bot_step on {label}: Smart DCA, 2 markets, feed window ~{500 + WARMUP_STEPS}..{500 + STEPS + WARMUP_STEPS} candles/market"
+    )
     print(
         f"  {len(latencies)} steps x 1 candle: p50 {statistics.median(latencies):.1f} ms, p95 {_pct(latencies, 95):.1f} ms, "
         f"p99 {_pct(latencies, 99):.1f} ms, max {max(latencies):.1f} ms, mean {statistics.fmean(latencies):.1f} ms"

@@ -644,6 +644,15 @@ class Engine:
         for k, s in enumerate(self.symbols):
             p = pf.positions.get(s)
             if p is None or p.amount == 0.0:
+                # A flat symbol with a resting entry order (a base order placed this candle,
+                # filling at the next open) is a position for the risk rules already, or two
+                # entries decided on the same candle would both pass a max-positions limit.
+                for o in self._open[s]:
+                    if not o.reduce_only:
+                        price = o.price if o.price is not None else float(self._C[k, g])
+                        side = "long" if o.side == Side.BUY else "short"
+                        positions.append(OpenPosition(s, side, o.amount * price, price, None))
+                        break
                 continue
             stop = None
             for o in self._open[s]:

@@ -10,7 +10,7 @@ the live exchange adapter does.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any
 
@@ -97,12 +97,12 @@ class MarketSpec:
         taker = market.get("taker")
         return cls(
             symbol=market["symbol"],
-            amount_tick=tick(precision.get("amount"), cls.amount_tick),
-            price_tick=tick(precision.get("price"), cls.price_tick),
+            amount_tick=tick(precision.get("amount"), _DEFAULTS["amount_tick"]),
+            price_tick=tick(precision.get("price"), _DEFAULTS["price_tick"]),
             min_amount=lim("amount", "min", 0.0),
             min_cost=lim("cost", "min", 0.0),
-            maker_fee_bps=cls.maker_fee_bps if maker is None else float(maker) * 1e4,
-            taker_fee_bps=cls.taker_fee_bps if taker is None else float(taker) * 1e4,
+            maker_fee_bps=_DEFAULTS["maker_fee_bps"] if maker is None else float(maker) * 1e4,
+            taker_fee_bps=_DEFAULTS["taker_fee_bps"] if taker is None else float(taker) * 1e4,
         )
 
     @classmethod
@@ -185,3 +185,7 @@ class MarketSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MarketSpec:
         return cls(**data)
+
+
+# Field defaults (a slots dataclass's class attributes are descriptors, not the defaults).
+_DEFAULTS = {f.name: f.default for f in fields(MarketSpec)}

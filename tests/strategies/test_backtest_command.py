@@ -193,3 +193,16 @@ def test_backtest_task_runs_on_research_queue_through_real_broker(bundled_data_d
     assert run.progress == 1.0
     assert len(run.report["equity_curve"]) == 30 * 24
     assert run.owner == user
+
+
+def test_real_risk_manager_limits_concurrent_deals(candles, tmp_path):
+    """The real strategies.risk.RiskManager through the engine: with max_positions 1 no two
+    deals overlap, and every refused entry is counted under its rule."""
+    params, path = tmp_path / "p.json", tmp_path / "r.json"
+    params.write_text(json.dumps({"max_active_deals": 2, "risk": {"max_positions": 1, "regime_enabled": False, "correlation_action": "off"}}))
+    run_command("--params", str(params), "--json", str(path))
+    report = json.loads(path.read_text())
+    assert report["decisions"].get("max_positions:block", 0) > 0
+    spans = sorted((t["opened_at"], t["closed_at"]) for t in report["trades"])
+    assert spans and all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))
+    assert BacktestRun.objects.get().params["risk"]["max_positions"] == 1

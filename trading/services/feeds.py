@@ -28,12 +28,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import numpy as np
-
-from market7.timeframes import dt_to_ms, ms_to_dt
+from market7.timeframes import dt_to_ms
 from strategies.engine.feed import Candles, Feed
-from trading.models import Bot, Candle, Market
-from trading.selectors.candles import _MS, EPOCH
+from trading.models import Bot, Market
+from trading.selectors.candles import candles_arrays
 
 WARMUP_CANDLES = 500
 MAX_FEED_CANDLES = 20_000
@@ -80,19 +78,8 @@ def trade_start_ms(bot: Bot) -> int:
 
 def _candles(market: Market, timeframe: str, start_ms: int, end_ms: int) -> Candles:
     """Stored candles with ``start_ms <= open_time <= end_ms`` (epoch ms), as engine arrays."""
-    rows = list(
-        Candle.objects.filter(
-            market=market, timeframe=timeframe, open_time__gte=ms_to_dt(start_ms), open_time__lte=ms_to_dt(end_ms)
-        )
-        .order_by("open_time")
-        .values_list("open_time", "open", "high", "low", "close", "volume")
-    )
-    if not rows:
-        e = np.empty(0)
-        return Candles.from_arrays(np.empty(0, dtype=np.int64), e, e, e, e, e)
-    times = np.fromiter(((r[0] - EPOCH) // _MS for r in rows), dtype=np.int64, count=len(rows))
-    values = np.array([r[1:] for r in rows], dtype=np.float64)
-    return Candles.from_arrays(times, values[:, 0], values[:, 1], values[:, 2], values[:, 3], values[:, 4])
+    a = candles_arrays(market=market, timeframe=timeframe, start=start_ms, end=end_ms + 1)
+    return Candles.from_arrays(a["time"], a["open"], a["high"], a["low"], a["close"], a["volume"])
 
 
 def feed_build(bot: Bot, markets: list[Market], *, until_ms: int, origin_ms: int | None = None) -> Feed:
