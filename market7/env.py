@@ -96,7 +96,7 @@ def env_redis_url(name: str, *, environ_: Mapping[str, str] | None = None) -> st
     value = _raw(name, environ_)
     if not value:
         return None
-    if not value.split(":", 1)[0].lower() in {"redis", "rediss", "unix"}:
+    if value.split(":", 1)[0].lower() not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured(f"{name}={value!r} must start with redis://, rediss:// or unix://")
     return value
 

@@ -13,7 +13,6 @@ import pytest
 from django.conf import settings
 
 
-
 def require(condition: bool, reason: str) -> None:
     """Skip (locally) or fail (CI, MARKET7_REQUIRE_SERVICES=1) when ``condition`` is false."""
     if condition:

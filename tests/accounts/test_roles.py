@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from django.contrib.auth.models import Group, Permission
 
 from accounts.roles import ROLE_PERMISSIONS, Role, roles_sync
