@@ -47,7 +47,7 @@ def run_steps(bot_id: int, start, until, max_steps: int = 120, hours_per_step: i
 
 
 def test_create_start_and_live_trade(transactional_db, make_user, page, live_server_url, login, artifact):
-    from trading.models import Bot, Candle, Market, Trade
+    from trading.models import Bot, Candle, Fill, Market, Trade
     from trading.services.candles import candles_import
 
     candles_import(path=Path(settings.MARKET7_BUNDLED_DATA) / "BTCUSDT-1h.csv.gz")
@@ -90,12 +90,14 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     page.evaluate("window.__m7_marker = 2")
 
     start = timezone.now()
-    steps = run_steps(bot.pk, start, lambda: Trade.objects.filter(bot_id=bot.pk).exists())
+    # Step until an order has FILLED (not merely been placed: a base order placed on a step's
+    # last candle fills on the next step, and until then P&L is still exactly 0.00).
+    steps = run_steps(bot.pk, start, lambda: Fill.objects.filter(order__bot_id=bot.pk).exists())
     assert steps >= 1 and Trade.objects.filter(bot_id=bot.pk).exists()
 
     # The trade arrives over the websocket: no reload (the marker survives).
     page.wait_for_selector("#dash-active tr[id^=active-trade-], #dash-decisions td.reason", timeout=15000)
-    page.wait_for_function("document.querySelector('[data-kpi=\"total_pnl\"]').textContent.trim() !== '0.00'", timeout=15000)
+    page.wait_for_function("Number(document.body.dataset.liveRefreshes || 0) >= 1", timeout=15000)
     assert page.evaluate("window.__m7_marker") == 2
     assert int(page.evaluate("document.body.dataset.liveEvents || '0'")) >= 1
     trades = Trade.objects.filter(bot_id=bot.pk)
