@@ -27,12 +27,10 @@ from strategies.models import BacktestRun, BacktestTrade
 from trading.brokers import market_spec
 from trading.models import Market
 from trading.selectors.candles import candles_arrays
+from trading.services.feeds import WARMUP_CANDLES  # the paper bots' warm-up: same first candle
 
 log = logging.getLogger(__name__)
 
-# Same warm-up as paper bots (trading.services.feeds.WARMUP_CANDLES), so a backtest and a bot
-# replayed from the same start decide on bit-identical indicator values.
-WARMUP_CANDLES = 500
 
 
 class BacktestError(ValueError):

@@ -50,7 +50,7 @@ def candles(db, bundled_data_dir, make_user):
     return bundled_data_dir
 
 
-def run_command(*extra, tmp_path=None):
+def run_command(*extra):
     out = StringIO()
     call_command("backtest", *ARGS, *extra, stdout=out)
     return out.getvalue()
