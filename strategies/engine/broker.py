@@ -116,11 +116,13 @@ class SimulatedBroker:
         self._feed: Feed | None = None
         self._markets: dict[str, MarketSpec] = {}
         self._candles: dict[str, Candles] = {}
+        self._reach: dict[tuple[str, bool], list] = {}
 
     def bind(self, feed: Feed, markets: dict[str, MarketSpec]) -> None:
         self._feed = feed
         self._markets = markets
         self._candles = {s: feed.candles(s) for s in markets}
+        self._reach = {}
 
     # -- placement ------------------------------------------------------------------------
     def submit(self, order: Order, ref_price: float, portfolio: Portfolio) -> None:
@@ -264,9 +266,35 @@ class SimulatedBroker:
         if lo_thr == -_INF and hi_thr == _INF:
             return end
         c = self._candles[symbol]
-        low, high = c.low, c.high
-        if hi_thr == _INF:
-            return first_true_index(lambda a, b: low[a:b] <= lo_thr, start, end)
-        if lo_thr == -_INF:
-            return first_true_index(lambda a, b: high[a:b] >= hi_thr, start, end)
-        return first_true_index(lambda a, b: (low[a:b] <= lo_thr) | (high[a:b] >= hi_thr), start, end)
+        if hi_thr != _INF:
+            end = self._first_reach(symbol, True, c.high, hi_thr, start, end)
+        if lo_thr != -_INF:
+            end = self._first_reach(symbol, False, c.low, lo_thr, start, end)
+        return end
+
+    def _first_reach(self, symbol: str, up: bool, arr: np.ndarray, thr: float, start: int, end: int) -> int:
+        """First ``j`` in ``[start, end)`` with ``arr[j] >= thr`` (``up``) / ``arr[j] <= thr``, else ``end``.
+
+        One cached search per symbol and side: resting orders keep their prices while other
+        orders come and go, so the answer for the same threshold is reused (``[lo, hi)`` is
+        known not to reach it, ``hit`` is the first index at or after ``lo`` that does).
+        """
+        key = (symbol, up)
+        cc = self._reach.get(key)
+        if cc is not None and cc[0] == thr and cc[1] <= start:
+            hit, hi = cc[2], cc[3]
+            if hit >= 0:
+                if hit >= start:
+                    return hit if hit < end else end
+            elif end <= hi:
+                return end
+            elif start <= hi:
+                j = first_true_index((lambda a, b: arr[a:b] >= thr) if up else (lambda a, b: arr[a:b] <= thr), hi, end)
+                if j < end:
+                    cc[2] = j
+                else:
+                    cc[3] = end
+                return j
+        j = first_true_index((lambda a, b: arr[a:b] >= thr) if up else (lambda a, b: arr[a:b] <= thr), start, end)
+        self._reach[key] = [thr, start, j if j < end else -1, end]
+        return j

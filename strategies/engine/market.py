@@ -39,6 +39,27 @@ def _decimals(tick: float) -> int:
 
 
 _EPS = 1e-7
+_POW10: dict[float, tuple[float, float] | None] = {}
+
+
+def _pow10(tick: float) -> tuple[float, float] | None:
+    """``(10^d, 0.0)`` when ``tick == 10^-d`` (d >= 0), ``(1.0, tick)`` when ``tick`` is 10, 100,
+    ...; ``None`` for any other tick. Cached per tick."""
+    try:
+        return _POW10[tick]
+    except KeyError:
+        pass
+    out = None
+    s = _tick_str(tick)
+    if float(s) == tick:
+        if s == "1" or (s.startswith("0.") and s[2:-1].strip("0") == "" and s[-1] == "1"):
+            d = len(s) - 2 if s != "1" else 0
+            if d <= 22:
+                out = (10.0**d, 0.0)
+        elif s.startswith("1") and s[1:].strip("0") == "" and len(s) <= 22:
+            out = (1.0, float(s))
+    _POW10[tick] = out
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +176,33 @@ class MarketSpec:
 
     # -- fast float paths used in the hot loop (identical results to the ccxt helpers) -----
     def round_price(self, price: float) -> float:
-        """Same value as :meth:`price_to_precision` (ccxt ROUND, half away from zero), without
-        the Decimal round-trip; falls back to ccxt when the value is within 1e-7 tick of a
-        rounding boundary, so results are always identical."""
+        """Same value as :meth:`price_to_precision` (ccxt ROUND, half away from zero) without
+        the Decimal round-trip.
+
+        ccxt rounds the float's shortest decimal ``repr``. For a power-of-ten tick ``10^-d`` the
+        answer is ``n / 10^d`` (IEEE division is correctly rounded, so that is the double
+        nearest to the decimal ``n x 10^-d``, as ccxt's ``float(str)`` gives). Near a half
+        tick, ``repr(price) >= B`` (``B`` the decimal half-way point) exactly when
+        ``price >= double(B)``, so the tie is decided by one float comparison. Other ticks
+        (``0.5``, ``0.25``) and non-positive values take ccxt's helper.
+        """
+        f = _pow10(self.price_tick)
+        if f is None or not price > 0.0:
+            return self._round_slow(price)
+        mul, div = f
+        x = price * mul if div == 0.0 else price / div
+        r = math.floor(x)
+        frac = x - r
+        if frac < 0.5 - _EPS:
+            n = r
+        elif frac > 0.5 + _EPS:
+            n = r + 1
+        else:  # within 1e-7 tick of the half-way point: decide on the exact boundary
+            b = (2 * r + 1) / (2.0 * mul) if div == 0.0 else (r + 0.5) * div
+            n = r + 1 if price >= b else r
+        return n / mul if div == 0.0 else n * div
+
+    def _round_slow(self, price: float) -> float:
         tick = self.price_tick
         x = price / tick
         n = math.floor(x + 0.5)
@@ -166,7 +211,31 @@ class MarketSpec:
         return round(n * tick, _decimals(tick))
 
     def trunc_amount(self, amount: float) -> float:
-        """Same value as :meth:`amount_to_precision` (ccxt TRUNCATE) on the fast float path."""
+        """Same value as :meth:`amount_to_precision` (ccxt TRUNCATE) on the fast float path.
+
+        Power-of-ten ticks: ``floor(x) / 10^d``; within 1e-7 tick of a multiple ``m``, the
+        result is ``m`` exactly when ``amount >= double(m x 10^-d)`` (the shortest ``repr`` of
+        a double at or above that double is at or above the decimal), else ``m - 1``.
+        """
+        f = _pow10(self.amount_tick)
+        if f is None or not amount > 0.0:
+            return self._trunc_slow(amount)
+        mul, div = f
+        if div == 0.0:
+            x = amount * mul
+            m = round(x)
+            if abs(x - m) < _EPS:
+                c = m / mul
+                return c if amount >= c else (m - 1) / mul
+            return math.floor(x) / mul
+        x = amount / div
+        m = round(x)
+        if abs(x - m) < _EPS:
+            c = m * div
+            return c if amount >= c else (m - 1) * div
+        return math.floor(x) * div
+
+    def _trunc_slow(self, amount: float) -> float:
         tick = self.amount_tick
         x = amount / tick
         n = math.floor(x)

@@ -85,6 +85,10 @@ class ConfidenceDcaGuard:
     def from_params(cls, p: dict[str, Any]) -> ConfidenceDcaGuard | None:
         return cls(p["confidence_threshold"]) if p["confidence_dca_guard_enabled"] else None
 
+    def blocks(self, confidence: float) -> bool:
+        """True when ``check`` would BLOCK (no Decision built)."""
+        return confidence < self.threshold
+
     def check(self, time: int, symbol: str, confidence: float, so_index: int) -> Decision:
         if confidence < self.threshold:
             return _d(
@@ -142,6 +146,25 @@ class StepRepeatGuard:
     def from_params(cls, p: dict[str, Any]) -> StepRepeatGuard | None:
         return cls(p["step_repeat_min_candles"]) if p["step_repeat_guard_enabled"] else None
 
+    def blocks(
+        self,
+        so_index: int,
+        candles_since_last_so: int | None,
+        filled_indices: int = 0,
+        price: float | None = None,
+        filled_prices: tuple[float, ...] | list[float] = (),
+        price_tick: float = 0.0,
+    ) -> bool:
+        """True when :meth:`check` with the same arguments would BLOCK (no Decision built)."""
+        if so_index <= filled_indices:
+            return True
+        if price is not None:
+            lim = price_tick * 1.0000001
+            for fp in filled_prices:
+                if abs(price - fp) <= lim:
+                    return True
+        return candles_since_last_so is not None and candles_since_last_so < self.min_candles
+
     def check(
         self,
         time: int,
@@ -154,6 +177,8 @@ class StepRepeatGuard:
         price_tick: float = 0.0,
     ) -> Decision:
         """``candles_since_last_so``: candles since the last safety order fill (``None``: none yet)."""
+        if not self.blocks(so_index, candles_since_last_so, filled_indices, price, filled_prices, price_tick):
+            return _d(self.NAME, Outcome.ALLOW, f"safety order {so_index} spacing ok", time, symbol, so_index=so_index)
         if so_index <= filled_indices:
             return _d(
                 self.NAME,
@@ -174,18 +199,17 @@ class StepRepeatGuard:
                         symbol,
                         so_index=so_index,
                     )
-        if candles_since_last_so is not None and candles_since_last_so < self.min_candles:
-            return _d(
-                self.NAME,
-                Outcome.BLOCK,
-                f"last safety order filled {candles_since_last_so} candles ago < {self.min_candles}; safety order {so_index} held",
-                time,
-                symbol,
-                so_index=so_index,
-                candles_since=candles_since_last_so,
-                min_candles=self.min_candles,
-            )
-        return _d(self.NAME, Outcome.ALLOW, f"safety order {so_index} spacing ok", time, symbol, so_index=so_index)
+        # blocks() said so and neither rule above applies: too soon after the last fill
+        return _d(
+            self.NAME,
+            Outcome.BLOCK,
+            f"last safety order filled {candles_since_last_so} candles ago < {self.min_candles}; safety order {so_index} held",
+            time,
+            symbol,
+            so_index=so_index,
+            candles_since=candles_since_last_so,
+            min_candles=self.min_candles,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +273,13 @@ class TrailingStepGuard:
             return np.zeros(len(close))
         a = talib.ATR(high, low, close, self.atr_period) / close * 100.0
         return np.where(np.isnan(a), 0.0, a)
+
+    def widened(self, step_pct: float, atr_pct: float = 0.0, move_pct: float = 0.0) -> float:
+        """The step (percent) :meth:`widen` would use, without building its Decision."""
+        if self.mode == "atr":
+            want = self.atr_mult * atr_pct
+            return want if want > step_pct else step_pct
+        return step_pct + self.move_factor * max(0.0, move_pct)
 
     def widen(
         self, time: int, symbol: str, so_index: int, step_pct: float, atr_pct: float = 0.0, move_pct: float = 0.0
@@ -317,6 +348,11 @@ class SpendGuard:
         if not p["spend_guard_enabled"]:
             return None
         return cls(p["spend_guard_max_pct"], p["spend_guard_k"], p["spend_guard_basis"])
+
+    def blocks(self, spend_after: float, basis_amount: float, drawdown_pct: float) -> bool:
+        """True when :meth:`check` with the same arguments would BLOCK (no Decision built)."""
+        spend_pct = spend_after / basis_amount * 100.0 if basis_amount > 0 else float("inf")
+        return spend_pct > self.max_spend_pct - self.k * max(0.0, drawdown_pct)
 
     def check(
         self, time: int, symbol: str, so_index: int, spend_after: float, basis_amount: float, drawdown_pct: float

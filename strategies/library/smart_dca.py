@@ -141,8 +141,23 @@ class _Arrays:
 
     __slots__ = (
         "c", "time", "high", "low", "close", "entry_idx", "entry_ok_idx", "btc", "conf", "gate",
-        "gate_true_idx", "gate_false_idx", "atr_pct", "safu_f",
+        "gate_true_idx", "gate_false_idx", "atr_pct", "safu_f", "tpos",
     )  # fmt: skip
+
+
+class _Scan:
+    """A cached forward search of one exit rule for one deal state (``key``).
+
+    The rule's first firing candle at or after ``lf + 1`` (the candle after the last entry
+    fill) depends only on the deal state, so it is searched once and extended on demand:
+    ``hit`` is that candle's index once found (else -1) and ``[lf + 1, hi)`` the range known
+    not to fire; ``aux`` carries the search's running state at ``hi``.
+    """
+
+    __slots__ = ("key", "hit", "hi", "aux")
+
+    def __init__(self, key: tuple, hi: int, aux: int = 0) -> None:
+        self.key, self.hit, self.hi, self.aux = key, -1, hi, aux
 
 
 # --- the strategy --------------------------------------------------------------------------
@@ -263,6 +278,7 @@ class SmartDCA(BaseStrategy):
         self._feed = None
         self._arrays: dict[str, _Arrays] = {}
         self._waiting: set[str] = set()
+        self._scans: dict[tuple[str, str], _Scan] = {}
         self.budget = p["base_order_size"] + sum(
             so_sizes(p["safety_order_size"], p["volume_scale"], p["max_safety_orders"])
         )
@@ -299,6 +315,7 @@ class SmartDCA(BaseStrategy):
             self._feed = feed
             self._arrays = {}
         self._waiting = set()
+        self._scans: dict[tuple[str, str], _Scan] = {}
 
     def _arr(self, feed, symbol: str) -> _Arrays:
         A = self._arrays.get(symbol)
@@ -308,6 +325,7 @@ class SmartDCA(BaseStrategy):
         c = feed.candles(symbol)
         n = len(c)
         A = _Arrays()
+        A.tpos = {}
         A.c, A.time, A.high, A.low, A.close = c, c.time, c.high, c.low, c.close
         sc = p["start_condition"]
         if sc == "asap":
@@ -450,7 +468,13 @@ class SmartDCA(BaseStrategy):
 
     @staticmethod
     def _idx(A: _Arrays, t: int) -> int:
-        return int(A.time.searchsorted(t))
+        """Index of the candle opening at ``t`` (memoized: deal times are looked up often)."""
+        i = A.tpos.get(t)
+        if i is None:
+            if len(A.tpos) > 4096:
+                A.tpos.clear()
+            i = A.tpos[t] = int(A.time.searchsorted(t))
+        return i
 
     def _end_deal(self, ctx, st: DcaSymbolState, state: DcaState) -> None:
         for o in list(ctx.orders):
@@ -544,8 +568,8 @@ class SmartDCA(BaseStrategy):
             )
             return self._exit(ctx, st, "stop_loss")
         if self.g_zombie is not None and not st.zombie:
-            z = self._zombie(A, st, avg, lf, i, i + 1, ctx.feed.tf_ms)
-            if z[0] == i:
+            if self._zombie_first(ctx.symbol, A, st, avg, lf, i, i + 1, ctx.feed.tf_ms) == i:
+                z = self._zombie(A, st, avg, lf, i, i + 1, ctx.feed.tf_ms)
                 st.zombie = True
                 ctx.tag_deal(st.deal_id, "zombie")
                 close = float(A.close[i])
@@ -559,11 +583,13 @@ class SmartDCA(BaseStrategy):
                         if o.tag == "safety_order":
                             ctx.cancel(o, "zombie_tag: stop averaging")
         if self.g_safu is not None:
-            snap = DealSnapshot(st.deal_id, self.side, avg, abs(ctx.position.amount), st.so_filled, 0)
             vector = A.safu_f is not None or hasattr(self.exit_scorer, "series")
             score = None
+            snap = (
+                None if vector else DealSnapshot(st.deal_id, self.side, avg, abs(ctx.position.amount), st.so_filled, 0)
+            )
             if vector:
-                fire = self._safu(ctx.symbol, A, st, avg, lf, i, i + 1) == i
+                fire = self._safu_first(ctx.symbol, A, st, avg, lf, i, i + 1) == i
             else:
                 score = float(self.exit_scorer.score(ctx.symbol, ctx, snap))
                 fire = score >= self.g_safu.threshold
@@ -571,6 +597,7 @@ class SmartDCA(BaseStrategy):
                 close = float(A.close[i])
                 dd = (avg - close) / avg * 100.0 if self.long else (close - avg) / avg * 100.0
                 if score is None:
+                    snap = DealSnapshot(st.deal_id, self.side, avg, abs(ctx.position.amount), st.so_filled, 0)
                     score = float(self.exit_scorer.score(ctx.symbol, ctx, snap))
                 ctx.record(self.g_safu.check(ctx.time, ctx.symbol, score, dd))
                 return self._exit(ctx, st, "safu_exit")
@@ -679,6 +706,79 @@ class SmartDCA(BaseStrategy):
             a, size = b, size * 4
         return end, 0
 
+    def _scan(self, symbol: str, rule: str, key: tuple, lf: int, aux: int = 0) -> _Scan:
+        sc = self._scans.get((symbol, rule))
+        if sc is None or sc.key != key:
+            sc = self._scans[(symbol, rule)] = _Scan(key, lf + 1, aux)
+        return sc
+
+    def _zombie_first(self, symbol: str, A: _Arrays, st, avg: float, lf: int, start: int, end: int, tf_ms: int) -> int:
+        """Same answer as ``_zombie(...)[0]``, from the deal's cached search (see :class:`_Scan`)."""
+        sc = self._scan(symbol, "zombie", (st.deal_id, lf, avg), lf, lf)
+        if sc.hit >= 0:
+            if sc.hit >= start:
+                return sc.hit if sc.hit < end else end
+            return self._zombie(A, st, avg, lf, start, end, tf_ms)[0]
+        if end <= sc.hi:
+            return end
+        if start > sc.hi:  # a range the cache never covered: search it plainly
+            return self._zombie(A, st, avg, lf, start, end, tf_ms)[0]
+        j, last_ok = self._zombie_scan(A, self.g_zombie.threshold(avg, self.side), sc.hi, end, sc.aux, tf_ms)
+        if j < end:
+            sc.hit = j
+        else:
+            sc.hi, sc.aux = end, last_ok
+        return j
+
+    def _zombie_scan(self, A: _Arrays, thr: float, a: int, end: int, last_ok: int, tf_ms: int) -> tuple[int, int]:
+        """First zombie candle in ``[a, end)`` given ``last_ok`` (the last candle before ``a`` not
+        beyond the threshold); returns ``(j or end, last_ok at end)``."""
+        need = int(round(self.g_zombie.hours * HOUR_MS))
+        c, t = A.close, A.time
+        if last_ok == a - 1:  # nothing fires before the first close beyond the threshold
+            if self.long:
+                a2 = first_true_index(lambda x, y: c[x:y] < thr, a, end)
+            else:
+                a2 = first_true_index(lambda x, y: c[x:y] > thr, a, end)
+            if a2 >= end:
+                return end, end - 1
+            last_ok, a = a2 - 1, a2
+        size = 32
+        n1 = len(t) - 1
+        while a < end:
+            b = min(end, a + size)
+            u = c[a:b] < thr if self.long else c[a:b] > thr
+            lastf = np.maximum.accumulate(np.where(~u, np.arange(a, b), last_ok))
+            dur = t[a:b] + tf_ms - t[np.minimum(lastf + 1, n1)]
+            m = u & (dur >= need)
+            k = int(m.argmax())
+            if m[k]:
+                return a + k, last_ok
+            last_ok = int(lastf[-1])
+            a, size = b, size * 4
+        return end, last_ok
+
+    def _safu_first(self, symbol: str, A: _Arrays, st, avg: float, lf: int, start: int, end: int) -> int:
+        """Same answer as :meth:`_safu`, from the deal's cached search when the scorer is
+        vectorized (``exit_factors``)."""
+        if A.safu_f is None:
+            return self._safu(symbol, A, st, avg, lf, start, end)
+        sc = self._scan(symbol, "safu", (st.deal_id, lf, avg), lf)
+        if sc.hit >= 0:
+            if sc.hit >= start:
+                return sc.hit if sc.hit < end else end
+            return self._safu(symbol, A, st, avg, lf, start, end)
+        if end <= sc.hi:
+            return end
+        if start > sc.hi:
+            return self._safu(symbol, A, st, avg, lf, start, end)
+        j = self._safu(symbol, A, st, avg, lf, sc.hi, end)
+        if j < end:
+            sc.hit = j
+        else:
+            sc.hi = end
+        return j
+
     def _safu(self, symbol: str, A: _Arrays, st, avg: float, lf: int, start: int, end: int) -> int:
         thr = self.g_safu.threshold
         start = max(start, lf + 1)
@@ -711,9 +811,10 @@ class SmartDCA(BaseStrategy):
             cval = (
                 float(A.conf[i]) if A.conf is not None else float(self.confidence_provider.confidence(ctx.symbol, ctx))
             )
-            d = self.g_conf.check(ctx.time, ctx.symbol, cval, n)
-            if d.outcome == Outcome.BLOCK:
-                return d
+            if self.g_conf.blocks(cval):
+                return self.g_conf.check(ctx.time, ctx.symbol, cval, n)
+            if ctx.record_allow:
+                ctx.record(self.g_conf.check(ctx.time, ctx.symbol, cval, n))
         return None
 
     def _hold(self, ctx, st: DcaSymbolState, kind: str, d: Decision, resting) -> None:
@@ -762,17 +863,17 @@ class SmartDCA(BaseStrategy):
                 return
             quote = p["safety_order_size"] * p["volume_scale"] ** (n_next - 1)
             if self.g_step is not None:
-                d = self.g_step.check(
-                    ctx.time, ctx.symbol, n_next, since, st.so_filled, price, tuple(st.filled_prices), m.price_tick
-                )
-                ctx.record(d)
-                if d.outcome == Outcome.BLOCK:
+                args = (n_next, since, st.so_filled, price, st.filled_prices, m.price_tick)
+                blocked = self.g_step.blocks(*args)
+                if blocked or ctx.record_allow:
+                    ctx.record(
+                        self.g_step.check(ctx.time, ctx.symbol, *args[:4], tuple(st.filled_prices), m.price_tick)
+                    )
+                if blocked:
                     st.ladder_stop_at = n_next
                     return
             if self.g_spend is not None:
-                d = self._spend_check(ctx, st, resting, n_next, price, quote)
-                ctx.record(d)
-                if d.outcome == Outcome.BLOCK:
+                if self._spend_check(ctx, st, resting, n_next, price, quote):
                     st.ladder_stop_at = n_next
                     return
             o = ctx.place(
@@ -804,8 +905,9 @@ class SmartDCA(BaseStrategy):
             lfp = st.last_fill_price
             move = ((lfp - close) / lfp * 100.0 if self.long else (close - lfp) / lfp * 100.0) if lfp else 0.0
             atr = float(A.atr_pct[ctx.i]) if A.atr_pct is not None else 0.0
-            step, d = self.g_trail.widen(ctx.time, ctx.symbol, n, step, atr, move)
-            ctx.record(d)
+            if self.g_trail.widened(step, atr, move) > step or ctx.record_allow:
+                step, d = self.g_trail.widen(ctx.time, ctx.symbol, n, step, atr, move)
+                ctx.record(d)
         cum = st.cum_dev + step
         raw = st.base_price * (1.0 - cum / 100.0) if self.long else st.base_price * (1.0 + cum / 100.0)
         if raw <= 0:
@@ -817,14 +919,18 @@ class SmartDCA(BaseStrategy):
         st.cum_dev = cum
         return price
 
-    def _spend_check(self, ctx, st: DcaSymbolState, resting, n: int, price: float, quote: float) -> Decision:
+    def _spend_check(self, ctx, st: DcaSymbolState, resting, n: int, price: float, quote: float) -> bool:
+        """Run the spend guard for safety order ``n``; record its decision; True when it blocks."""
         deal = ctx.portfolio.deals[st.deal_id]
         cost = deal.entry_cost + sum(o.amount * o.price for o in resting)
         amount = deal.entry_amount + sum(o.amount for o in resting)
         avg = cost / amount if amount else price
         dd = (avg - price) / avg * 100.0 if self.long else (price - avg) / avg * 100.0
         basis = self.budget if self.g_spend.basis == "budget" else ctx.equity()
-        return self.g_spend.check(ctx.time, ctx.symbol, n, cost + quote, basis, dd)
+        blocked = self.g_spend.blocks(cost + quote, basis, dd)
+        if blocked or ctx.record_allow:
+            ctx.record(self.g_spend.check(ctx.time, ctx.symbol, n, cost + quote, basis, dd))
+        return blocked
 
     # -- entries --------------------------------------------------------------------------
     def _try_entry(self, ctx, st: DcaSymbolState, state: DcaState, A: _Arrays) -> None:
@@ -889,6 +995,8 @@ class SmartDCA(BaseStrategy):
         st.deal_id = deal_id
         st.entry_blocked = ""
         state.active_deals += 1
+        if state.active_deals >= p["max_active_deals"]:
+            ctx.recall("slot")  # the others woken by the freed slot would only wait again
 
     # -- skipping -------------------------------------------------------------------------
     def next_wake(self, ctx) -> int | None:
@@ -917,9 +1025,9 @@ class SmartDCA(BaseStrategy):
             best = min(best, self._sl_timeout(A, st, lf, start, best))
         avg = ctx.position.entry_price
         if self.g_zombie is not None and not st.zombie:
-            best = min(best, self._zombie(A, st, avg, lf, start, best, ctx.feed.tf_ms)[0])
+            best = min(best, self._zombie_first(s, A, st, avg, lf, start, best, ctx.feed.tf_ms))
         if self.g_safu is not None:
-            best = min(best, self._safu(s, A, st, avg, lf, start, best))
+            best = min(best, self._safu_first(s, A, st, avg, lf, start, best))
         if not st.stop_averaging and st.so_filled < p["max_safety_orders"]:
             if self.g_btc is not None or self.g_conf is not None:
                 if A.gate is None:
