@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.trading.test_markets_pages import REAL_MARKETS, load_real_market
+from tests.trading.conftest import REAL_MARKETS, load_real_market
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

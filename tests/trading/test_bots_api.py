@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.trading.test_bots_fixtures import make_replay_bot, step_at
+from tests.trading.conftest import make_replay_bot, step_at
 from trading.models import Bot
-
-pytest_plugins = ["tests.trading.test_bots_fixtures"]
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.models import AuditLog
-from tests.trading.test_bots_fixtures import step_at
+from tests.trading.conftest import step_at
 from trading.models import Bot
-
-pytest_plugins = ["tests.trading.test_bots_fixtures"]
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from tests.trading.test_bots_fixtures import load_bundled, make_replay_bot
+from tests.trading.conftest import load_bundled, make_replay_bot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,12 +8,10 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import AuditLog
-from tests.trading.test_bots_fixtures import REPLAY_START, make_replay_bot, step_at
+from tests.trading.conftest import REPLAY_START, make_replay_bot, step_at
 from trading.models import Bot, BotEvent, Order, Trade
 from trading.selectors import bots as sel
 from trading.services import bots as svc
-
-pytest_plugins = ["tests.trading.test_bots_fixtures"]
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from rest_framework.test import APIClient
 
-from tests.trading.test_markets_pages import ROWS, expected_stats, real_markets  # noqa: F401  (fixture)
+from tests.trading.conftest import ROWS, expected_stats
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def _iso(ms) -> str:
         "/api/v1/markets/{pk}/candles/?timeframe=1h",
     ],
 )
-def test_anonymous_is_refused(real_markets, url):  # noqa: F811
+def test_anonymous_is_refused(real_markets, url):
     pk = real_markets["BTC/USDT"][0].pk
     response = APIClient().get(url.format(pk=pk))
     assert response.status_code == 403
@@ -40,13 +40,13 @@ def test_anonymous_is_refused(real_markets, url):  # noqa: F811
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-def test_read_only(api, real_markets, method):  # noqa: F811
+def test_read_only(api, real_markets, method):
     pk = real_markets["BTC/USDT"][0].pk
     url = f"/api/v1/markets/{pk}/" if method != "post" else "/api/v1/markets/"
     assert getattr(api, method)(url, {"symbol": "X/Y"}, format="json").status_code == 405
 
 
-def test_market_list_exact(api, real_markets):  # noqa: F811
+def test_market_list_exact(api, real_markets):
     response = api.get("/api/v1/markets/?symbol=BTC/USDT")
     assert response.status_code == 200
     body = response.json()
@@ -87,17 +87,17 @@ def test_market_list_exact(api, real_markets):  # noqa: F811
         ("symbol=BTC/USDT:USDT", ["BTC/USDT:USDT"]),
     ],
 )
-def test_market_filters(api, real_markets, query, symbols):  # noqa: F811
+def test_market_filters(api, real_markets, query, symbols):
     body = api.get(f"/api/v1/markets/?{query}").json()
     assert [m["symbol"] for m in body["results"]] == symbols
 
 
-def test_market_list_query_count(api, real_markets, django_assert_max_num_queries):  # noqa: F811
+def test_market_list_query_count(api, real_markets, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):  # count + page; no query per market
         api.get("/api/v1/markets/")
 
 
-def test_candles_exact_range_and_pagination(api, real_markets):  # noqa: F811
+def test_candles_exact_range_and_pagination(api, real_markets):
     market, frame = real_markets["ETH/USDT"]
     start, end = frame.open_time.iloc[100], frame.open_time.iloc[110]
     response = api.get(f"/api/v1/markets/{market.pk}/candles/?timeframe=1h&start={_iso(start)}&end={_iso(end)}")
@@ -121,17 +121,17 @@ def test_candles_exact_range_and_pagination(api, real_markets):  # noqa: F811
 
 
 @pytest.mark.parametrize("query", ["", "timeframe=2h", "timeframe=1h&start=yesterday"])
-def test_candles_bad_parameters(api, real_markets, query):  # noqa: F811
+def test_candles_bad_parameters(api, real_markets, query):
     pk = real_markets["BTC/USDT"][0].pk
     response = api.get(f"/api/v1/markets/{pk}/candles/?{query}")
     assert response.status_code == 400
 
 
-def test_candles_unknown_market_404(api, real_markets):  # noqa: F811
+def test_candles_unknown_market_404(api, real_markets):
     assert api.get("/api/v1/markets/999999/candles/?timeframe=1h").status_code == 404
 
 
-def test_exchanges(api, real_markets):  # noqa: F811
+def test_exchanges(api, real_markets):
     body = api.get("/api/v1/exchanges/").json()
     assert [(e["code"], e["name"]) for e in body["results"]] == [("binance", "Binance")]
 

@@ -2,96 +2,22 @@
 count), one market's page and its candles JSON, access control, and the market admin.
 
 Candles come from the real Binance files (``../shared/data/ohlcv``; the bundled sample when
-that is absent): the last :data:`ROWS` rows of each file, inserted with ``bulk_create``.
-Expected figures are computed here with pandas, independently of the selectors.
+that is absent): the last ``ROWS`` rows of each file, inserted with ``bulk_create``.
+Expected figures are computed with pandas, independently of the selectors. The data fixture
+and its helpers are in tests/trading/conftest.py.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pandas as pd
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.conftest import require
+from tests.trading.conftest import ROWS, expected_stats, load_real_market
 from trading.models.market import Candle, Exchange, Market
-
-ROWS = 500
-
-# (file folder, file base name, unified symbol, market type, timeframe)
-REAL_MARKETS = [
-    ("spot", "BTCUSDT", "BTC/USDT", "spot", "1h"),
-    ("spot", "ETHUSDT", "ETH/USDT", "spot", "1h"),
-    ("spot", "SOLUSDT", "SOL/USDT", "spot", "1h"),
-    ("futures", "BTCUSDT", "BTC/USDT:USDT", "swap", "1h"),
-]
-
-
-def real_csv(folder: str, name: str, timeframe: str) -> Path:
-    """Path of a real OHLCV file: shared data first, then the bundled sample (spot only)."""
-    shared = Path(settings.MARKET7_SHARED_DATA) / "ohlcv" / folder / f"{name}-{timeframe}.csv.gz"
-    if shared.exists():
-        return shared
-    bundled = Path(settings.MARKET7_BUNDLED_DATA) / f"{name}-{timeframe}.csv.gz"
-    require(folder == "spot" and bundled.exists(), f"real candle file {shared} missing")
-    return bundled
-
-
-def load_real_market(folder, name, symbol, type_, timeframe, rows=ROWS, exchange_code="binance"):
-    """Create the market (and exchange) and bulk-insert the last ``rows`` candles of the real
-    file. Returns ``(market, frame)`` where ``frame`` holds exactly the inserted rows."""
-    frame = pd.read_csv(real_csv(folder, name, timeframe)).tail(rows).reset_index(drop=True)
-    exchange, _ = Exchange.objects.get_or_create(code=exchange_code, defaults={"name": exchange_code.title()})
-    base, rest = symbol.split("/")
-    quote, _, settle = rest.partition(":")
-    market, _ = Market.objects.get_or_create(
-        exchange=exchange,
-        symbol=symbol,
-        defaults={"base": base, "quote": quote, "settle": settle, "type": type_, "exchange_symbol": name},
-    )
-    Candle.objects.bulk_create(
-        [
-            Candle(
-                market=market,
-                timeframe=timeframe,
-                open_time=datetime.fromtimestamp(r.open_time / 1000, tz=UTC),
-                open=r.open,
-                high=r.high,
-                low=r.low,
-                close=r.close,
-                volume=r.volume,
-            )
-            for r in frame.itertuples()
-        ],
-        batch_size=1000,
-    )
-    return market, frame
-
-
-@pytest.fixture
-def real_markets(db):
-    """``{symbol: (market, frame)}`` for :data:`REAL_MARKETS`."""
-    return {spec[2]: load_real_market(*spec) for spec in REAL_MARKETS}
-
-
-def expected_stats(frame: pd.DataFrame) -> dict:
-    """24 h figures straight from the file rows (1h candles): see trading.selectors.markets."""
-    last = frame.iloc[-1]
-    ref = frame[frame.open_time == last.open_time - 24 * 3_600_000].iloc[0]
-    window = frame[frame.open_time > last.open_time - 24 * 3_600_000]
-    assert len(window) == 24
-    return {
-        "last_close": float(last.close),
-        "change_pct": (float(last.close) / float(ref.close) - 1) * 100,
-        "quote_volume": float((window.close * window.volume).sum()),
-        "high": float(window.high.max()),
-        "low": float(window.low.min()),
-    }
 
 
 def _signed_pct(x: float) -> str:

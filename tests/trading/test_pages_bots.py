@@ -1,100 +1,14 @@
-"""Shared data for the bot/dashboard/trades page tests: a market with real-shaped candles, a bot
-with one open and one closed deal, orders, fills, decisions and equity snapshots. Exact values
-so the pages can be asserted to the digit."""
+"""Bot pages: access and scoping, list and detail with exact values, chart JSON, the decision
+log filter, status actions, the bot form, live fragments. Shared data (a market with
+real-shaped candles, a bot with one open and one closed deal) comes from tests/trading/conftest.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-
 import pytest
+from django.urls import reverse
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-H = timedelta(hours=1)
-
-
-@pytest.fixture
-def market(db):
-    from trading.models import Candle, Exchange, Market
-
-    ex, _ = Exchange.objects.get_or_create(code="binance", defaults={"name": "Binance"})
-    m = Market.objects.create(exchange=ex, symbol="BTC/USDT", exchange_symbol="BTCUSDT", base="BTC", quote="USDT")
-    closes = [42000, 41800, 41500, 41000, 40500, 40800, 41200, 41700, 42300, 42600]
-    Candle.objects.bulk_create(
-        Candle(market=m, timeframe="1h", open_time=T0 + i * H, open=c + 10, high=c + 100, low=c - 100, close=c, volume=12.5)
-        for i, c in enumerate(closes)
-    )
-    return m
-
-
-def make_bot(owner, market, **kw):
-    from trading.models import Bot
-
-    fields = {
-        "name": "Alpha DCA",
-        "strategy": "smart_dca",
-        "params": {"base_order_size": 20.0},
-        "timeframe": "1h",
-        "capital": Decimal("1000"),
-        "feed": Bot.FeedKind.REPLAY,
-        "replay_start": T0,
-        "replay_clock": T0,
-        "status": Bot.Status.CREATED,
-    } | kw
-    bot = Bot.objects.create(owner=owner, **fields)
-    bot.markets.set([market])
-    return bot
-
-
-@pytest.fixture
-def bot_with_trades(user, market):
-    """alice's running bot: equity 1012.5, realized 10, unrealized 2.5, last candle T0+5h
-    (close 40800); one open deal (avg 41000, 0.01 BTC, 1/3 SO) and one closed (+10 USDT)."""
-    from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Order, Trade
-
-    bot = make_bot(
-        user,
-        market,
-        status=Bot.Status.RUNNING,
-        equity=Decimal("1012.5"),
-        realized_pnl=Decimal("10"),
-        unrealized_pnl=Decimal("2.5"),
-        last_candle_at=T0 + 5 * H,
-    )
-    closed = Trade.objects.create(
-        bot=bot, market=market, deal_id="d1", side="long", status="closed", opened_at=T0, closed_at=T0 + 2 * H,
-        avg_entry=Decimal("40000"), amount=Decimal("0.005"), cost=Decimal("200"), fees=Decimal("0.4"),
-        realized_pnl=Decimal("10"), exit_price=Decimal("42080"), exit_reason="take_profit: +5.2% >= 5%",
-        safety_orders_filled=0, safety_orders_max=3,
-    )
-    open_ = Trade.objects.create(
-        bot=bot, market=market, deal_id="d2", side="long", status="open", opened_at=T0 + 3 * H,
-        avg_entry=Decimal("41000"), amount=Decimal("0.01"), cost=Decimal("410"), fees=Decimal("0.41"),
-        take_profit_price=Decimal("43050"), safety_orders_filled=1, safety_orders_max=3,
-    )
-    o1 = Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-1", side="buy", amount=Decimal("0.005"),
-                              filled=Decimal("0.005"), average=Decimal("41500"), status="closed", tag="base_order", deal_id="d2", placed_at=T0 + 2 * H)
-    Fill.objects.create(order=o1, price=Decimal("41500"), amount=Decimal("0.005"), time=T0 + 3 * H)
-    o2 = Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-2", side="buy", type="limit", price=Decimal("40500"),
-                              amount=Decimal("0.005"), filled=Decimal("0.005"), average=Decimal("40500"), status="closed", tag="safety_order_1",
-                              deal_id="d2", placed_at=T0 + 3 * H)
-    Fill.objects.create(order=o2, price=Decimal("40500"), amount=Decimal("0.005"), time=T0 + 4 * H)
-    Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-3", side="buy", type="limit", price=Decimal("39800"),
-                         amount=Decimal("0.01"), status="open", tag="safety_order_2", deal_id="d2", placed_at=T0 + 4 * H)
-    BotEvent.objects.create(bot=bot, time=T0 + 1 * H, kind="decision", rule="spend_guard", outcome="block",
-                            reason="spend_guard: deal spend 41.2% > cap 40%", symbol="BTC/USDT")
-    BotEvent.objects.create(bot=bot, time=T0 + 2 * H, kind="decision", rule="confidence", outcome="allow", reason="score 0.71 >= 0.6", symbol="BTC/USDT")
-    BotEvent.objects.create(bot=bot, time=T0 + 2 * H, kind="trade_closed", rule="take_profit", outcome="exit", reason="take_profit: +5.2% >= 5%", symbol="BTC/USDT")
-    for i, eq in enumerate(["1000", "1004", "1010", "1008", "1011", "1012.5"]):
-        EquitySnapshot.objects.create(bot=bot, time=T0 + i * H, equity=Decimal(eq))
-    bot.closed_trade, bot.open_trade = closed, open_
-    return bot
-
-
-# ============================================================================ bot pages tests
-from django.urls import reverse  # noqa: E402
-
-from trading.models import Bot  # noqa: E402
+from tests.trading.conftest import T0, H, make_bot
+from trading.models import Bot
 
 
 def login(client, user):

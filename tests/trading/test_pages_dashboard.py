@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from tests.trading.test_pages_bots import T0, H, bot_with_trades, make_bot, market  # noqa: F401 (fixtures)
+from tests.trading.conftest import T0, H, make_bot
 from trading.views.dashboard import user_equity_series, user_performance
 
 
@@ -40,7 +40,7 @@ def test_owner_sees_exact_values(client, user, bot_with_trades):
     # max drawdown of 1000,1000,1004,1010,1008,1011,1012.5 = (1010-1008)/1010 = 0.198 %
     assert 'data-perf="max_drawdown" class="down">0.20%' in body
     # active trades: BTC/USDT, entry 41000, current 40800, SO 1 / 3, decisions with reasons
-    assert 'id="active-trade-%d"' % bot_with_trades.open_trade.pk in body
+    assert f'id="active-trade-{bot_with_trades.open_trade.pk}"' in body
     assert "1 / 3" in body and "40800" in body
     assert "spend_guard: deal spend 41.2% &gt; cap 40%" in body
     assert "score 0.71" not in body  # routine allow decisions are hidden

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from tests.trading.test_pages_bots import T0, H, bot_with_trades, make_bot, market  # noqa: F401 (fixtures)
+from tests.trading.conftest import T0, H, make_bot
 from trading.models import Trade
 from trading.views.trades import CSV_COLUMNS
 

@@ -13,13 +13,13 @@ from django.db import connection
 
 from market7.timeframes import dt_to_ms
 from tests.conftest import require
-from tests.trading.test_bots_fixtures import REPLAY_START, counts, make_replay_bot, step_at
+from tests.trading.conftest import REPLAY_START, counts, make_replay_bot, step_at
 from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Order, PaperBalance, Trade
 from trading.services import bots as svc
 from trading.services import runner
 from trading.services.runner import bot_claim, bot_step, bots_due
 
-pytest_plugins = ["tests.trading.test_bots_fixtures", "tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures"]
 
 pytestmark = pytest.mark.django_db
 

@@ -12,12 +12,10 @@ import pytest
 from market7.timeframes import dt_to_ms
 from strategies.engine.engine import Engine, EngineState
 from strategies.registry import create_strategy
-from tests.trading.test_bots_fixtures import REPLAY_START, make_replay_bot, step_at
+from tests.trading.conftest import REPLAY_START, make_replay_bot, step_at
 from trading.brokers import PaperBroker, market_spec
 from trading.models import Bot, EquitySnapshot, Fill, Order, Trade
 from trading.services.feeds import feed_build
-
-pytest_plugins = ["tests.trading.test_bots_fixtures"]
 
 pytestmark = pytest.mark.django_db
 

@@ -75,7 +75,9 @@ class Market(models.Model):
 class Candle(models.Model):
     """One closed OHLCV candle. Prices in quote currency, volume in base units (float64)."""
 
-    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="candles")
+    # No index of its own: market is the leading column of the unique (market, timeframe,
+    # open_time) index below, which serves market-only lookups (FK joins, cascade deletes) too.
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="candles", db_index=False)
     timeframe = models.CharField(max_length=4, choices=Timeframe.choices)
     open_time = models.DateTimeField(help_text="candle open time, UTC")
     open = models.FloatField()
