@@ -51,6 +51,8 @@ from .types import Decision, Outcome
 __all__ = ["Engine", "EngineState", "RunResult", "StepContext"]
 
 DAY_MS = 86_400_000
+_ORDER_TYPES = frozenset((OrderType.MARKET, OrderType.LIMIT, OrderType.STOP))
+_SIDES = frozenset((Side.BUY, Side.SELL))
 _NEVER = 1 << 62
 _CLOSED_PNL_KEEP = 1000  # closed-trade P&Ls kept in the state for the risk manager
 
@@ -650,18 +652,18 @@ class Engine:
         which equity sums them, so every equity value is the same IEEE sum)."""
         pos = self._pf.positions
         self._held_k = [(k, s) for k, s in enumerate(self.symbols) if (p := pos.get(s)) is not None and p.amount != 0.0]
+        self._held_set = {k for k, _ in self._held_k}
 
     def _held_changed(self, s: str) -> None:
         """Update ``_held_k`` and the deferred equity events after fills of ``s``."""
         k = self._kof[s]
         amt = self._pf.positions[s].amount
-        held = self._held_k
-        there = any(kk == k for kk, _ in held)
-        if (amt != 0.0) != there:
-            if there:
-                self._held_k = [h for h in held if h[0] != k]
+        if (amt != 0.0) != (k in self._held_set):
+            if amt != 0.0:
+                self._held_set.add(k)
             else:
-                self._held_k = sorted([*held, (k, s)])
+                self._held_set.discard(k)
+            self._held_k = [(kk, self.symbols[kk]) for kk in sorted(self._held_set)]
         if self._defer:
             self._ev_cash.append((self._g, self._pf.cash))
             self._ev_amt[k].append((self._g, amt))
@@ -891,25 +893,35 @@ class Engine:
             amount = abs(self._pf.amount(s))
         else:
             raise ValueError("OrderIntent needs amount or quote_amount (or reduce_only to close all)")
-        if it.type not in (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP):
+        if it.type not in _ORDER_TYPES:
             raise ValueError(f"unknown order type {it.type!r}")
-        if it.side not in (Side.BUY, Side.SELL):
+        if it.side not in _SIDES:
             raise ValueError(f"unknown side {it.side!r}")
-        self._st.order_seq += 1
+        st = self._st
+        st.order_seq += 1
+        ct = ctx.close_time
+        # positional, in Order's field order: client_order_id, symbol, side, type, amount, price,
+        # stop_price, filled, average, status, reject_reason, cancel_reason, tag, so_index,
+        # deal_id, reduce_only, created_at, updated_at
         od = Order(
-            client_order_id=f"{self.order_prefix}-{self._st.order_seq}",
-            symbol=s,
-            side=it.side,
-            type=it.type,
-            amount=amount,
-            price=price,
-            stop_price=stop,
-            tag=it.tag,
-            so_index=it.so_index,
-            deal_id=it.deal_id,
-            reduce_only=it.reduce_only,
-            created_at=ctx.close_time,
-            updated_at=ctx.close_time,
+            f"{self.order_prefix}-{st.order_seq}",
+            s,
+            it.side,
+            it.type,
+            amount,
+            price,
+            stop,
+            0.0,
+            None,
+            OrderStatus.NEW,
+            "",
+            "",
+            it.tag,
+            it.so_index,
+            it.deal_id,
+            it.reduce_only,
+            ct,
+            ct,
         )
         self.broker.submit(od, ref, self._pf)
         self._touched[od.client_order_id] = od

@@ -141,7 +141,7 @@ class _Arrays:
 
     __slots__ = (
         "c", "time", "high", "low", "close", "entry_idx", "entry_ok_idx", "btc", "conf", "gate",
-        "gate_true_idx", "gate_false_idx", "atr_pct", "safu_f", "tpos",
+        "gate_true_idx", "gate_false_idx", "atr_pct", "safu_f", "tpos", "sig",
     )  # fmt: skip
 
 
@@ -277,6 +277,7 @@ class SmartDCA(BaseStrategy):
         self.exit_scorer = exit_scorer or RuleExitScorer(p["safu_drawdown_ref_pct"])
         self._feed = None
         self._arrays: dict[str, _Arrays] = {}
+        self._btc_series: dict[str, np.ndarray] | None = None
         self._waiting: set[str] = set()
         self._scans: dict[tuple[str, str], _Scan] = {}
         self.budget = p["base_order_size"] + sum(
@@ -314,6 +315,7 @@ class SmartDCA(BaseStrategy):
         if feed is not self._feed:
             self._feed = feed
             self._arrays = {}
+            self._btc_series = None
         self._waiting = set()
         self._scans: dict[tuple[str, str], _Scan] = {}
 
@@ -347,7 +349,9 @@ class SmartDCA(BaseStrategy):
             if bsym not in feed:
                 raise KeyError(f"btc_market_filter needs {bsym} candles in the feed")
             b = feed.candles(bsym)
-            ser = self.g_btc.series(b, self.side, feed.tf_ms)
+            ser = self._btc_series
+            if ser is None:  # one BTC series per feed, shared by every symbol
+                ser = self._btc_series = self.g_btc.series(b, self.side, feed.tf_ms)
             j = np.searchsorted(b.time, c.time, side="right") - 1
             ok = j >= 0
             jj = np.maximum(j, 0)
@@ -358,6 +362,7 @@ class SmartDCA(BaseStrategy):
                 "ema": np.where(ok, ser["ema"][jj], np.nan),
                 "change": np.where(ok, ser["change"][jj], np.nan),
             }
+        A.sig = sig
         A.entry_idx = np.flatnonzero(sig)
         A.entry_ok_idx = np.flatnonzero(sig & ~block)
         A.conf = None
@@ -794,9 +799,24 @@ class SmartDCA(BaseStrategy):
         )
 
     # -- safety order ladder --------------------------------------------------------------
-    def _gate_block(self, ctx, A: _Arrays, n: int) -> Decision | None:
+    def _gate_rule(self, ctx, A: _Arrays) -> tuple[str, float]:
+        """``(rule, confidence)``: the gate rule holding safety orders at ``ctx.i`` (``""`` when
+        none). Cheap; the Decision is built by :meth:`_gate_decision` only when recorded (the
+        gate's ALLOW is never recorded: it is looked at on every candle of the naive loop)."""
         i = ctx.i
         if self.g_btc is not None and A.btc["block"][i]:
+            return BtcMarketFilter.NAME, 0.0
+        if self.g_conf is not None:
+            cval = (
+                float(A.conf[i]) if A.conf is not None else float(self.confidence_provider.confidence(ctx.symbol, ctx))
+            )
+            if self.g_conf.blocks(cval):
+                return ConfidenceDcaGuard.NAME, cval
+        return "", 0.0
+
+    def _gate_decision(self, ctx, A: _Arrays, rule: str, cval: float, n: int) -> Decision:
+        i = ctx.i
+        if rule == BtcMarketFilter.NAME:
             return self.g_btc.check(
                 ctx.time,
                 ctx.symbol,
@@ -807,22 +827,15 @@ class SmartDCA(BaseStrategy):
                 float(A.btc["change"][i]),
                 "safety orders",
             )
-        if self.g_conf is not None:
-            cval = (
-                float(A.conf[i]) if A.conf is not None else float(self.confidence_provider.confidence(ctx.symbol, ctx))
-            )
-            if self.g_conf.blocks(cval):
-                return self.g_conf.check(ctx.time, ctx.symbol, cval, n)
-            if ctx.record_allow:
-                ctx.record(self.g_conf.check(ctx.time, ctx.symbol, cval, n))
-        return None
+        return self.g_conf.check(ctx.time, ctx.symbol, cval, n)
 
-    def _hold(self, ctx, st: DcaSymbolState, kind: str, d: Decision, resting) -> None:
+    def _hold(self, ctx, st: DcaSymbolState, kind: str, rule: str, decision, resting) -> None:
+        """Cancel the resting safety orders; record ``decision()`` when the hold starts."""
         for o in resting:
-            ctx.cancel(o, f"{d.rule}: held")
+            ctx.cancel(o, f"{rule}: held")
         if st.held != kind:
-            st.held, st.held_rule = kind, d.rule
-            ctx.record(d)
+            st.held, st.held_rule = kind, rule
+            ctx.record(decision())
 
     def _release(self, ctx, st: DcaSymbolState) -> None:
         if st.held:
@@ -837,9 +850,10 @@ class SmartDCA(BaseStrategy):
         resting = [o for o in ctx.orders if o.tag == "safety_order"]
         n_next = max([o.so_index for o in resting] + [st.so_filled]) + 1
         if self.g_btc is not None or self.g_conf is not None:
-            d = self._gate_block(ctx, A, n_next if not resting else min(o.so_index for o in resting))
-            if d is not None:
-                self._hold(ctx, st, "gate", d, resting)
+            n = n_next if not resting else min(o.so_index for o in resting)
+            rule, cval = self._gate_rule(ctx, A)
+            if rule:
+                self._hold(ctx, st, "gate", rule, lambda: self._gate_decision(ctx, A, rule, cval, n), resting)
                 return
             if st.held == "gate":
                 self._release(ctx, st)
@@ -847,8 +861,15 @@ class SmartDCA(BaseStrategy):
         if self.g_step is not None and st.last_so_fill_time >= 0:
             since = ctx.i - self._idx(A, st.last_so_fill_time)
             if since < self.g_step.min_candles:
-                d = self.g_step.check(ctx.time, ctx.symbol, n_next, since)
-                self._hold(ctx, st, "step_repeat", d, resting)
+                g_step = self.g_step
+                self._hold(
+                    ctx,
+                    st,
+                    "step_repeat",
+                    g_step.NAME,
+                    lambda: g_step.check(ctx.time, ctx.symbol, n_next, since),
+                    resting,
+                )
                 return
         if st.held == "step_repeat":
             self._release(ctx, st)
@@ -942,8 +963,7 @@ class SmartDCA(BaseStrategy):
             self._waiting.add(ctx.symbol)
             ctx.wait_for("slot")
             return
-        k = np.searchsorted(A.entry_idx, i)
-        if k >= len(A.entry_idx) or A.entry_idx[k] != i:
+        if not A.sig[i]:
             return
         if self.g_btc is not None and A.btc["block"][i]:
             if st.entry_blocked != "btc":
@@ -1009,9 +1029,9 @@ class SmartDCA(BaseStrategy):
                 return None
             start = i + 1
             if st is not None and st.cooldown_until:
-                start = max(start, int(np.searchsorted(A.time, st.cooldown_until - ctx.feed.tf_ms)))
+                start = max(start, int(A.time.searchsorted(st.cooldown_until - ctx.feed.tf_ms)))
             idx = A.entry_ok_idx if (st is not None and st.entry_blocked == "btc") else A.entry_idx
-            k = int(np.searchsorted(idx, start))
+            k = int(idx.searchsorted(start))
             return int(idx[k]) if k < len(idx) else None
         if st.phase != "active":
             return None  # waiting for the base / close market order: the broker wakes us
@@ -1034,7 +1054,7 @@ class SmartDCA(BaseStrategy):
                     best = min(best, i + 1)
                 else:
                     idx = A.gate_true_idx if st.held == "gate" else A.gate_false_idx
-                    k = int(np.searchsorted(idx, i + 1))
+                    k = int(idx.searchsorted(i + 1))
                     if k < len(idx):
                         best = min(best, int(idx[k]))
             if st.held == "step_repeat" and self.g_step is not None:
