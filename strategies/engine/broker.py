@@ -247,6 +247,20 @@ class SimulatedBroker:
             if e[4].is_open:
                 yield e[4], e[5], e[6], ti
 
+    def fills_at(
+        self, symbol: str, i: int, orders: list[Order], position: float
+    ) -> list[tuple[Order, float, str, int]] | None:
+        """The events of :meth:`iter_fills` as a list when candle ``i`` is replayed as one candle
+        (no lower timeframe for ``symbol``), given the position before the candle; ``None``
+        when lower candles must be walked (use :meth:`iter_fills`). The caller skips events
+        of orders that an earlier event closed."""
+        if self.use_lower_timeframe and self._feed is not None and self._feed.lower(symbol) is not None:
+            return None
+        c = self._candles[symbol]
+        ti = int(c.time[i])
+        ev = self._events(orders, float(c.open[i]), float(c.high[i]), float(c.low[i]), position >= 0, self._tick)
+        return [(e[4], e[5], e[6], ti) for e in ev]
+
     def next_trigger(self, symbol: str, orders: list[Order], start: int, end: int) -> int:
         if start >= end or not orders:
             return end

@@ -955,7 +955,11 @@ class Engine:
         m = self.markets[s]
         fills: list[Fill] = []
         open_s = self._open[s]
-        for od, price, liq, ftime in self.broker.iter_fills(s, i, list(open_s), lambda: pf.amount(s)):
+        fast = getattr(self.broker, "fills_at", None)
+        events = fast(s, i, list(open_s), pf.amount(s)) if fast is not None else None
+        if events is None:
+            events = self.broker.iter_fills(s, i, list(open_s), lambda: pf.amount(s))
+        for od, price, liq, ftime in events:
             if not od.is_open:
                 continue
             amount = od.amount - od.filled
