@@ -366,6 +366,51 @@ class Engine:
             last_equity=self.capital,
         )
 
+    def close_deals(
+        self, state: EngineState, timeframe_ms: int, deal_ids: list[str] | None = None, tag: str = "manual_close"
+    ) -> tuple[EngineState, list[Order]]:
+        """Ask to close open deals at market: the way a user's "close" button reaches the engine.
+
+        Returns a new state (``state`` is not modified) holding, for each deal of ``deal_ids``
+        (``None``: every open deal), a reduce-only market order for the whole position, tagged
+        ``tag``, created at the close of the last processed candle (``state.last_time +
+        timeframe_ms``, epoch ms; 0 before any candle); and the orders placed. The
+        next :meth:`run` fills them at the next candle's open like any market order (fill model
+        in :mod:`strategies.engine.broker`); the deal then closes with exit reason ``tag``, its
+        other orders are canceled (``deal_closed``) and the strategy sees a flat position.
+        Deals with such an order already resting, or with a flat position, are skipped, so
+        asking twice places nothing more. Unknown deal ids are ignored.
+        """
+        st = EngineState.from_json(state.to_json())
+        deals = st.portfolio.get("deals", {})
+        positions = st.portfolio.get("positions", {})
+        pending = {o.get("deal_id") for o in st.open_orders if o.get("tag") == tag}
+        wanted = sorted(deals) if deal_ids is None else sorted(set(deal_ids) & set(deals))
+        created_at = st.last_time + timeframe_ms if st.last_time is not None else 0
+        placed: list[Order] = []
+        for deal_id in wanted:
+            deal = deals[deal_id]
+            amount = float(positions.get(deal["symbol"], {}).get("amount", 0.0))
+            if deal_id in pending or amount == 0.0:
+                continue
+            st.order_seq += 1
+            od = Order(
+                client_order_id=f"{self.order_prefix}-{st.order_seq}",
+                symbol=deal["symbol"],
+                side=Side.SELL if amount > 0 else Side.BUY,
+                type=OrderType.MARKET,
+                amount=abs(amount),
+                status=OrderStatus.OPEN,
+                tag=tag,
+                deal_id=deal_id,
+                reduce_only=True,
+                created_at=created_at,
+                updated_at=created_at,
+            )
+            st.open_orders.append(od.to_dict())
+            placed.append(od)
+        return st, placed
+
     def open_deals(self, state: EngineState) -> list[dict[str, Any]]:
         """Live view of the open deals in ``state`` for a UI (one dict per deal, by deal id).
 

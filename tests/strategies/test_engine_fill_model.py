@@ -245,3 +245,37 @@ def test_feed_load_csv_and_causal_view(tmp_path):
     with pytest.raises(KeyError, match="not in feed"):
         feed.candles("Y/USDT")
     assert isinstance(c[0:1], Candles)
+
+
+def test_close_deals_places_reduce_only_market_orders_that_close_at_the_next_open():
+    rows = [FLAT, FLAT, (100, 102, 99.5, 101), (103, 104, 102, 103.5), (104, 105, 103, 104)]
+    feed = make_feed({SYM: rows})
+    script = {
+        (SYM, 0): [buy(amount=2, deal_id="m7-d1")],
+        (SYM, 1): [sell("limit", amount=2, price=110, reduce_only=True, deal_id="m7-d1")],  # a take profit
+    }
+    eng = Engine(ScriptedStrategy(script), [SPEC], SimulatedBroker(), capital=10_000.0)
+    first = eng.run(feed.truncate(T0 + 2 * H))  # candles 0..2: bought at 100 (open of candle 1)
+    assert first.state.portfolio["positions"][SYM]["amount"] == 2.0
+    (deal_id,) = first.state.portfolio["deals"]
+    assert deal_id == "m7-d1"
+
+    state, placed = eng.close_deals(first.state, H)
+    (od,) = placed
+    assert (od.side, od.type, od.amount, od.reduce_only) == ("sell", "market", 2.0, True)
+    assert (od.tag, od.deal_id, od.status) == ("manual_close", "m7-d1", "open")
+    assert od.client_order_id == f"m7-{first.state.order_seq + 1}" and od.created_at == T0 + 3 * H
+    assert first.state.open_orders[-1]["tag"] != "manual_close"  # the given state is not modified
+    again, more = eng.close_deals(state, H)  # asking twice places nothing more
+    assert more == [] and again.to_json() == state.to_json()
+    assert eng.close_deals(state, H, ["no-such-deal"])[1] == []
+
+    second = eng.run(feed, state=state)
+    (trade,) = second.trades
+    assert (trade.exit_reason, trade.exit_price, trade.closed_at) == ("manual_close", 103.0, T0 + 3 * H)
+    assert trade.pnl == pytest.approx(2 * (103 - 100) - 0.2 - 0.206)
+    by_tag = {o.tag: o for o in second.orders}
+    assert by_tag["manual_close"].status == "filled"
+    tp = [o for o in second.orders if o.price == 110.0]
+    assert tp and tp[0].status == "canceled" and tp[0].cancel_reason == "deal_closed"
+    assert second.state.portfolio["deals"] == {} and second.state.open_orders == []

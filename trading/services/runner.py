@@ -365,51 +365,23 @@ def _apply_commands(bot: Bot, engine: Engine, state: EngineState | None):
     commands = list(bot.commands or [])
     if not commands or state is None:
         return None, [], any(c.get("stop") for c in commands)
-    st = EngineState.from_dict(state.to_dict())
-    deals = st.portfolio.get("deals", {})
-    positions = st.portfolio.get("positions", {})
-    pending = {o.get("deal_id") for o in st.open_orders if o.get("tag") == "manual_close"}
-    events = []
-    stop_after = False
-    created_at = (st.last_time or 0) + bot.timeframe_ms
-    for cmd in commands:
-        stop_after = stop_after or bool(cmd.get("stop"))
-        targets = [d for d in deals.values() if cmd["cmd"] == "close_all" or d["deal_id"] == cmd.get("deal_id")]
-        for deal in sorted(targets, key=lambda d: d["deal_id"]):
-            if deal["deal_id"] in pending:
-                continue
-            amount = float(positions.get(deal["symbol"], {}).get("amount", 0.0))
-            if amount == 0.0:
-                continue
-            st.order_seq += 1
-            st.open_orders.append(
-                {
-                    "client_order_id": f"{engine.order_prefix}-{st.order_seq}",
-                    "symbol": deal["symbol"],
-                    "side": "sell" if amount > 0 else "buy",
-                    "type": "market",
-                    "amount": abs(amount),
-                    "status": "open",
-                    "tag": "manual_close",
-                    "deal_id": deal["deal_id"],
-                    "reduce_only": True,
-                    "created_at": created_at,
-                    "updated_at": created_at,
-                }
-            )
-            pending.add(deal["deal_id"])
-            events.append(
-                BotEvent(
-                    bot=bot,
-                    time=ms_to_dt(created_at),
-                    kind=BotEvent.Kind.ORDER,
-                    rule="manual_close",
-                    outcome="placed",
-                    reason=f"close {deal['symbol']} deal {deal['deal_id']} at market (manual)",
-                    symbol=deal["symbol"],
-                    payload={"deal_id": deal["deal_id"], "amount": abs(amount)},
-                )  # fmt: skip
-            )
+    stop_after = any(c.get("stop") for c in commands)
+    close_all = any(c["cmd"] == "close_all" for c in commands)
+    deal_ids = None if close_all else [c.get("deal_id") for c in commands if c["cmd"] == "close"]
+    st, placed = engine.close_deals(state, bot.timeframe_ms, deal_ids, tag="manual_close")
+    events = [
+        BotEvent(
+            bot=bot,
+            time=ms_to_dt(od.created_at),
+            kind=BotEvent.Kind.ORDER,
+            rule="manual_close",
+            outcome="placed",
+            reason=f"close {od.symbol} deal {od.deal_id} at market (manual)",
+            symbol=od.symbol,
+            payload={"deal_id": od.deal_id, "amount": od.amount},
+        )
+        for od in placed
+    ]
     return st, events, stop_after
 
 
