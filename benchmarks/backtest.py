@@ -85,7 +85,8 @@ def main() -> None:
     steps = res.candle_steps
     print(
         f"smart_dca + all guards, skip=True : {steps:,} candle-steps in {best:.3f} s = {steps / best:,.0f} candle-steps/s "
-        f"({len(res.orders):,} orders, {len(res.fills):,} fills, {len(res.trades):,} deals, {len(res.decisions):,} decisions)"
+        f"({len(res.orders):,} orders, {len(res.fills):,} fills, {len(res.trades):,} deals, {len(res.decisions):,} decisions; "
+        f"the strategy was visited on {res.visits:,} candles)"
     )
     plain = {k: v for k, v in PARAMS.items() if not k.endswith("_enabled")}
     res2, dt2 = run(True, params=plain)

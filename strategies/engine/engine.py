@@ -125,6 +125,7 @@ class RunResult:
     open_deals: list[dict[str, Any]]
     candles_processed: int = 0
     candle_steps: int = 0
+    visits: int = 0  # strategy on_candle calls (not in to_dict: skipping changes it, nothing else)
 
     @property
     def deals(self) -> list[ClosedTrade]:
@@ -561,6 +562,7 @@ class Engine:
         no_fills: list[Fill] = []
         defer = self.risk is None
         self._defer = defer
+        visits = 0
         self._cash0 = self._pf.cash
         self._amt0 = [self._pf.amount(s) for s in syms]
         self._ev_cash: list[tuple[int, float]] = []
@@ -612,6 +614,7 @@ class Engine:
                 ctx.fills = fills_by.get(s, no_fills)
                 ctx.end = end
                 ctx._wait = ""
+                visits += 1
                 if waiters and waiters.pop(s, None) == "funds":
                     self._funds_waiting -= 1
                 if notified:
@@ -687,6 +690,7 @@ class Engine:
             if total
             else 0,
         )
+        res.visits = visits
         res.open_deals = self.open_deals(st)
         self._ctx = None
         return res
