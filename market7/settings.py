@@ -119,10 +119,30 @@ REDIS_URL = env_redis_url("REDIS_URL") or embedded_redis.ensure_running(VAR_DIR 
 REDIS_EMBEDDED = not env_str("REDIS_URL")
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "m7"}}
+
+# Channels layer (channels_redis): one connection pool per event loop (daphne has one). Its
+# redis-py default of 100 connections fails with MaxConnectionsError when a few hundred
+# websockets connect at once (each group_add borrows one). capacity bounds the messages
+# waiting in Redis for one server process — all websockets of a daphne process share one
+# queue, and a commit sends one message per user (market7/events.py), so with channels_redis'
+# default of 100 a commit reaching more than 100 users of one process can drop pushes before
+# the process drains them; expiry is how many seconds an undelivered message is kept.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("MARKET7_CHANNEL_PREFIX", "m7")},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "max_connections": env_int(
+                        "MARKET7_CHANNEL_MAX_CONNECTIONS", 1000, min_value=10, max_value=100_000
+                    ),
+                }
+            ],
+            "prefix": env_str("MARKET7_CHANNEL_PREFIX", "m7"),
+            "capacity": env_int("MARKET7_CHANNEL_CAPACITY", 10_000, min_value=100, max_value=1_000_000),
+            "expiry": env_int("MARKET7_CHANNEL_EXPIRY", 60, min_value=1, max_value=86_400),
+        },
     }
 }
 

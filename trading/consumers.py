@@ -8,6 +8,10 @@ Messages are JSON ``{"event": <name>, "data": {...}}``; the events and their dat
 in ``docs/bots.md`` (``price``, ``order_filled``, ``trade_opened``, ``trade_closed``, ``pnl``,
 ``bot_status``, ``snapshot``).
 
+From the channel layer a connection gets ``live.event`` (one event) or ``live.batch`` (the
+events of one commit, in publish order — ``market7.events``); either way the browser gets one
+JSON message per event, in order.
+
 Snapshot: right after connecting, a user who has bots receives one ``snapshot`` event (their
 bots, the dashboard summary and the last prices — ``trading.selectors.bots.live_snapshot``), so
 a page shows current values before the next push; a user without bots gets none. A client can
@@ -67,3 +71,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def live_event(self, message):
         await self.send_json({"event": message["event"], "data": message["data"]})
+
+    async def live_batch(self, message):
+        for item in message["events"]:
+            await self.send_json({"event": item["event"], "data": item["data"]})

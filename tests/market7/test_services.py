@@ -73,7 +73,8 @@ def test_settings_use_one_redis_for_broker_channels_and_cache():
     assert settings.CELERY_BROKER_URL == settings.REDIS_URL
     assert settings.CELERY_RESULT_BACKEND == settings.REDIS_URL
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == [settings.REDIS_URL]
+    (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    assert host == {"address": settings.REDIS_URL, "max_connections": 1000}
     assert settings.CACHES["default"]["LOCATION"] == settings.REDIS_URL
     require(redis.Redis.from_url(settings.REDIS_URL).ping(), f"Redis at {settings.REDIS_URL}")
 
