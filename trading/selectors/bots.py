@@ -23,6 +23,13 @@ Main functions for pages:
 - :func:`bot_recent_events` — the decision log
 - :func:`bot_equity_series` — ``[{"time_ms", "equity"}]`` for charts
 - :func:`bot_card_data` / :func:`live_snapshot` — per-bot summary and the websocket snapshot
+
+Reads of the HTMX bot pages (``trading.views.bots``; model instances, not ``*_data`` dicts):
+
+- :func:`bots_with_markets` — the user's bots, markets prefetched (list, the 404 gate)
+- :func:`open_deal_counts`, :func:`bots_active`, :func:`bots_by_name`, :func:`user_has_bots`
+- :func:`bot_events_page` / :func:`bot_event_facets` — the filtered decision log
+- :func:`bot_closed_trades`, :func:`bot_chart` — detail page deals, chart candles and fills
 """
 
 from __future__ import annotations
@@ -399,6 +406,108 @@ def bot_volume(*, bot: Bot, since: datetime | None = None) -> Decimal:
     return qs.aggregate(v=Sum(F("price") * F("amount")))["v"] or ZERO
 
 
+# --- pages ----------------------------------------------------------------------------------
+# The HTMX pages' reads: model instances (the templates format them), every query through the
+# ownership gate. Candles are market data (not owned): :func:`bot_chart` reaches them through a
+# bot that came through the gate.
+
+
+def bots_with_markets(user) -> QuerySet[Bot]:
+    """The user's bots, newest first, markets prefetched, no annotations (two queries when
+    evaluated). The bot pages' 404 gate: ``get_object_or_404(bots_with_markets(user), pk=pk)``."""
+    return Bot.objects.for_user(user).prefetch_related("markets")
+
+
+def bots_by_name(user) -> QuerySet[Bot]:
+    """The user's bots ordered by name (filter choices), markets not loaded."""
+    return Bot.objects.for_user(user).order_by("name")
+
+
+def bots_active(user) -> list[Bot]:
+    """The user's running or paused bots, newest first (what an emergency stop would stop)."""
+    return list(Bot.objects.for_user(user).filter(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED]))
+
+
+def user_has_bots(user) -> bool:
+    """Whether the user owns at least one bot."""
+    return Bot.objects.for_user(user).exists()
+
+
+def open_deal_counts(*, user, bots: list[Bot]) -> dict[int, int]:
+    """``{bot_id: number of open deals}`` of the user's ``bots``, one query; a bot without open
+    deals is absent (read it with ``.get(pk, 0)``). No query when ``bots`` is empty."""
+    rows = (
+        Trade.objects.for_user(user)
+        .filter(bot__in=bots, status=Trade.Status.OPEN)
+        .values_list("bot")
+        .annotate(n=Count("id"))
+        .values_list("bot", "n")
+    )
+    return dict(rows)
+
+
+def bot_closed_trades(*, user, bot: Bot, limit: int = 50) -> list[Trade]:
+    """The newest ``limit`` closed deals of ``bot`` (by open time, newest first), market and bot
+    joined. Money fields are Decimal, quote currency."""
+    qs = Trade.objects.for_user(user).filter(bot=bot, status=Trade.Status.CLOSED).select_related("market", "bot")
+    return list(qs[:limit])
+
+
+def bot_events_page(
+    *, user, bot: Bot, kind: str = "", rule: str = "", outcome: str = "", limit: int = 100
+) -> tuple[list[BotEvent], int]:
+    """The bot's decision log filtered by ``kind``/``rule``/``outcome`` (exact match; empty means
+    any): ``(newest limit events by market time, total number matching)``. Two queries."""
+    qs = BotEvent.objects.for_user(user).filter(bot=bot)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if rule:
+        qs = qs.filter(rule=rule)
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    return list(qs[:limit]), qs.count()
+
+
+def bot_event_facets(*, user, bot: Bot) -> tuple[list[str], list[str]]:
+    """``(rules, outcomes)``: the distinct non-empty rule names and outcomes in the bot's
+    decision log, each sorted (the filter choices). Two queries."""
+    base = BotEvent.objects.for_user(user).filter(bot=bot)
+    rules = sorted(r for r in base.exclude(rule="").values_list("rule", flat=True).distinct() if r)
+    outcomes = sorted(o for o in base.exclude(outcome="").values_list("outcome", flat=True).distinct() if o)
+    return rules, outcomes
+
+
+def bot_chart(*, user, bot: Bot, market: Market, limit: int = 600) -> tuple[list[dict[str, Any]], list[Fill]]:
+    """The candlestick chart of one of the bot's markets: ``(candles, fills)``.
+
+    ``candles``: the last ``limit`` candles of the bot's timeframe up to its market time (its
+    last processed candle; for a replay bot that has not stepped, its replay start), oldest
+    first, as ``[{"time": epoch s, "open", "high", "low", "close": float quote, "volume": float
+    base}]``. ``fills``: the bot's fills on ``market`` from the first shown candle on (all of them
+    when there are no candles), oldest first, with ``order``, ``order.market`` and
+    ``order.trade`` joined. Two queries.
+    """
+    qs = Candle.objects.filter(market=market, timeframe=bot.timeframe)
+    if bot.last_candle_at is not None:
+        qs = qs.filter(open_time__lte=bot.last_candle_at)
+    elif bot.feed == Bot.FeedKind.REPLAY and bot.replay_start:
+        qs = qs.filter(open_time__lte=bot.replay_start)
+    rows = list(qs.order_by("-open_time").values_list("open_time", "open", "high", "low", "close", "volume")[:limit])
+    candles = [
+        {"time": int(t.timestamp()), "open": o, "high": h, "low": lo, "close": c, "volume": v}
+        for t, o, h, lo, c, v in reversed(rows)
+    ]
+    fills = (
+        Fill.objects.for_user(user)
+        .filter(order__bot=bot, order__market=market)
+        .select_related("order", "order__market", "order__trade")
+        .order_by("time", "id")
+    )
+    if rows:
+        fills = fills.filter(time__gte=rows[-1][0])
+    return candles, list(fills)
+
+
 # --- runner reads ---------------------------------------------------------------------------
 
 
@@ -446,7 +555,11 @@ __all__ = [
     "bot_active_trades",
     "bot_balances",
     "bot_card_data",
+    "bot_chart",
+    "bot_closed_trades",
     "bot_equity_series",
+    "bot_event_facets",
+    "bot_events_page",
     "bot_get",
     "bot_orders",
     "bot_performance",
@@ -455,10 +568,15 @@ __all__ = [
     "bot_today_pnl",
     "bot_trades",
     "bot_volume",
+    "bots_active",
+    "bots_by_name",
     "bots_for_user",
+    "bots_with_markets",
     "dashboard_summary",
     "event_data",
     "last_prices",
     "live_snapshot",
+    "open_deal_counts",
     "trade_data",
+    "user_has_bots",
 ]

@@ -3,7 +3,8 @@ candlestick chart of fills and the decision log, the status actions, manual clos
 emergency stop-all, and the live-refresh fragments the browser pulls after a websocket event.
 
 Thin views: every write goes through ``trading.services.bots`` (which re-checks ownership and
-permissions); reads go through ``Model.objects.for_user(user)`` — another user's bot is a 404.
+permissions); reads go through ``trading.selectors`` (every query behind the ownership gate
+``Model.objects.for_user(user)``) — another user's bot is a 404.
 A user without ``trading.operate_bot`` (viewer) sees no action buttons and gets 403 on the POSTs
 (checked here first, and again by the service). HTMX requests get fragments only.
 """
@@ -15,7 +16,6 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,7 +23,17 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from trading.forms import BotForm, EventFilterForm, strategy_schema
-from trading.models import Bot, BotEvent, Candle, Fill, Order, Trade
+from trading.models import Bot, BotEvent, Order, Trade
+from trading.selectors.bots import (
+    bot_chart,
+    bot_closed_trades,
+    bot_event_facets,
+    bot_events_page,
+    bots_active,
+    bots_with_markets,
+    open_deal_counts,
+)
+from trading.selectors.trades import trades_for_user
 from trading.services import bots as bot_services
 
 OPERATE_PERM = "trading.operate_bot"
@@ -31,6 +41,7 @@ ADD_PERM = "trading.add_bot"
 CHANGE_PERM = "trading.change_bot"
 ACTIONS = ("start", "pause", "resume", "stop", "restart")
 EVENTS_PAGE = 100
+CLOSED_TRADES = 50
 CHART_CANDLES = 600
 
 
@@ -42,7 +53,7 @@ def is_fragment(request: HttpRequest) -> bool:
 
 def user_bot(request: HttpRequest, pk: int) -> Bot:
     """The one ownership gate for a bot URL: another user's bot (or none) is a 404."""
-    return get_object_or_404(Bot.objects.for_user(request.user).prefetch_related("markets"), pk=pk)
+    return get_object_or_404(bots_with_markets(request.user), pk=pk)
 
 
 def require_perm(request: HttpRequest, perm: str) -> None:
@@ -58,9 +69,7 @@ def decorate_bots(bots, user) -> list[Bot]:
     """Attach ``pnl``, ``pnl_pct``, ``open_deals``, ``actions``, ``symbols`` for the templates."""
     can_operate = user.has_perm(OPERATE_PERM)
     bots = list(bots)
-    open_counts = dict(
-        Trade.objects.filter(bot__in=bots, status=Trade.Status.OPEN).values_list("bot").annotate(n=Count("id")).values_list("bot", "n")
-    )
+    open_counts = open_deal_counts(user=user, bots=bots)
     for bot in bots:
         bot.pnl = bot_pnl(bot)
         bot.pnl_pct = (bot.pnl / bot.capital * 100) if bot.capital else None
@@ -74,7 +83,7 @@ def decorate_bots(bots, user) -> list[Bot]:
 def _status_response(request: HttpRequest, bot: Bot, *, error: str = "") -> HttpResponse:
     """After an action: the status fragment (HTMX) or a redirect back (plain form post)."""
     if is_fragment(request):
-        bot = decorate_bots([Bot.objects.for_user(request.user).get(pk=bot.pk)], request.user)[0]
+        bot = decorate_bots([bots_with_markets(request.user).get(pk=bot.pk)], request.user)[0]
         response = render(request, "trading/bots/_status.html", {"bot": bot, "error": error, "oob_messages": True})
         patch_vary_headers(response, ("HX-Request",))
         return response
@@ -91,7 +100,7 @@ def _status_response(request: HttpRequest, bot: Bot, *, error: str = "") -> Http
 @require_GET
 def bot_list(request: HttpRequest) -> HttpResponse:
     """``/bots/``: the user's bots with status, equity, P&L, open deals and actions."""
-    bots = decorate_bots(Bot.objects.for_user(request.user).prefetch_related("markets"), request.user)
+    bots = decorate_bots(bots_with_markets(request.user), request.user)
     context = {
         "bots": bots,
         "can_operate": request.user.has_perm(OPERATE_PERM),
@@ -198,30 +207,20 @@ def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # -- detail -----------------------------------------------------------------------------------
-def bot_events_queryset(request: HttpRequest, bot: Bot):
-    """The bot's decision log filtered by ``kind``, ``rule``, ``outcome`` (query string)."""
+def _event_context(request: HttpRequest, bot: Bot) -> dict:
+    """The decision log section, filtered by ``kind``, ``rule``, ``outcome`` (query string)."""
     form = EventFilterForm(request.GET)
     params = form.cleaned_data if form.is_valid() else {}
-    qs = BotEvent.objects.for_user(request.user).filter(bot=bot)
-    if params.get("kind"):
-        qs = qs.filter(kind=params["kind"])
-    if params.get("rule"):
-        qs = qs.filter(rule=params["rule"])
-    if params.get("outcome"):
-        qs = qs.filter(outcome=params["outcome"])
-    return form, params, qs
-
-
-def _event_context(request: HttpRequest, bot: Bot) -> dict:
-    form, params, qs = bot_events_queryset(request, bot)
-    base = BotEvent.objects.for_user(request.user).filter(bot=bot)
+    filters = {k: params.get(k) or "" for k in ("kind", "rule", "outcome")}
+    events, total = bot_events_page(user=request.user, bot=bot, limit=EVENTS_PAGE, **filters)
+    rules, outcomes = bot_event_facets(user=request.user, bot=bot)
     return {
         "event_form": form,
-        "event_filters": {k: params.get(k) or "" for k in ("kind", "rule", "outcome")},
-        "events": list(qs[:EVENTS_PAGE]),
-        "events_total": qs.count(),
-        "rules": sorted(r for r in base.exclude(rule="").values_list("rule", flat=True).distinct() if r),
-        "outcomes": sorted(o for o in base.exclude(outcome="").values_list("outcome", flat=True).distinct() if o),
+        "event_filters": filters,
+        "events": events,
+        "events_total": total,
+        "rules": rules,
+        "outcomes": outcomes,
         "kinds": BotEvent.Kind.choices,
     }
 
@@ -230,9 +229,8 @@ def bot_detail_context(request: HttpRequest, bot: Bot) -> dict:
     from trading.views.trades import decorate_trades
 
     bot = decorate_bots([bot], request.user)[0]
-    trades = Trade.objects.for_user(request.user).filter(bot=bot).select_related("market", "bot")
-    open_trades = decorate_trades(trades.filter(status=Trade.Status.OPEN))
-    closed = list(trades.filter(status=Trade.Status.CLOSED)[:50])
+    open_trades = decorate_trades(trades_for_user(request.user, bot=bot, status=Trade.Status.OPEN))
+    closed = bot_closed_trades(user=request.user, bot=bot, limit=CLOSED_TRADES)
     return {
         "bot": bot,
         "open_trades": open_trades,
@@ -328,21 +326,7 @@ def bot_chart_json(request: HttpRequest, pk: int) -> JsonResponse:
     market = next((m for m in markets if m.symbol == symbol), None)
     if market is None:
         raise Http404("not a market of this bot")
-    qs = Candle.objects.filter(market=market, timeframe=bot.timeframe)
-    if bot.last_candle_at is not None:
-        qs = qs.filter(open_time__lte=bot.last_candle_at)
-    elif bot.feed == Bot.FeedKind.REPLAY and bot.replay_start:
-        qs = qs.filter(open_time__lte=bot.replay_start)
-    rows = list(qs.order_by("-open_time").values_list("open_time", "open", "high", "low", "close", "volume")[:CHART_CANDLES])
-    candles = [{"time": int(t.timestamp()), "open": o, "high": h, "low": lo, "close": c, "volume": v} for t, o, h, lo, c, v in reversed(rows)]
-    fills = (
-        Fill.objects.for_user(request.user)
-        .filter(order__bot=bot, order__market=market)
-        .select_related("order", "order__market", "order__trade")
-        .order_by("time", "id")
-    )
-    if candles:
-        fills = fills.filter(time__gte=rows[-1][0])
+    candles, fills = bot_chart(user=request.user, bot=bot, market=market, limit=CHART_CANDLES)
     return JsonResponse({"symbol": symbol, "candles": candles, "markers": fill_markers(fills)})
 
 
@@ -370,7 +354,7 @@ def bot_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def bot_close_trade(request: HttpRequest, pk: int, trade_id: int) -> HttpResponse:
     """POST ``/bots/<pk>/trades/<trade_id>/close/``: close one open deal at market on the next step."""
     bot = user_bot(request, pk)
-    trade = get_object_or_404(Trade.objects.for_user(request.user).filter(bot=bot), pk=trade_id)
+    trade = get_object_or_404(trades_for_user(request.user, bot=bot), pk=trade_id)
     require_perm(request, OPERATE_PERM)
     try:
         bot_services.bot_close_position(user=request.user, bot=bot, trade=trade)
@@ -402,7 +386,7 @@ def bots_stop_all(request: HttpRequest) -> HttpResponse:
     """``/bots/stop-all/``: GET shows the confirmation page, POST stops every running or paused
     bot of the user (``close_positions=1`` also closes their open deals first)."""
     require_perm(request, OPERATE_PERM)
-    active = list(Bot.objects.for_user(request.user).filter(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED]))
+    active = bots_active(request.user)
     if request.method == "POST":
         if request.POST.get("confirm") != "yes":
             messages.error(request, "Tick the confirmation to stop all bots.")
@@ -411,7 +395,7 @@ def bots_stop_all(request: HttpRequest) -> HttpResponse:
         touched = bot_services.bots_emergency_stop(user=request.user, close_positions=close)
         messages.warning(request, f"Emergency stop: {len(touched)} bot(s) stopped" + (", open deals closing." if close else "."))
         return redirect("trading:bots")
-    open_deals = Trade.objects.for_user(request.user).filter(bot__in=active, status=Trade.Status.OPEN).count()
+    open_deals = sum(open_deal_counts(user=request.user, bots=active).values())
     return render(request, "trading/bots/stop_all.html", {"active": active, "open_deals": open_deals})
 
 
@@ -422,7 +406,3 @@ def bot_row(request: HttpRequest, pk: int) -> HttpResponse:
     """``/bots/<pk>/_row/``: one table row of the bot list (live refresh)."""
     bot = decorate_bots([user_bot(request, pk)], request.user)[0]
     return render(request, "trading/bots/_row.html", {"bot": bot})
-
-
-def active_bot_filter() -> Q:
-    return Q(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED])

@@ -2,15 +2,16 @@
 against the current price), the deal history with filters, and the CSV export of the same
 filtered rows.
 
-Everything goes through ``Trade.objects.for_user(user)``. Filters (query string, also the
-CSV's): ``bot`` (id), ``market`` (ccxt symbol), ``side`` (long|short), ``status``
-(open|closed), ``date_from`` / ``date_to`` (UTC dates, inclusive, on the deal's open time).
+Reads come from ``trading.selectors.trades`` (everything behind ``Trade.objects.for_user(user)``).
+Filters (query string, also the CSV's): ``bot`` (id), ``market`` (ccxt symbol), ``side``
+(long|short), ``status`` (open|closed), ``date_from`` / ``date_to`` (UTC dates, inclusive, on the
+deal's open time).
 """
 
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
@@ -21,11 +22,13 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from trading.forms import TradeFilterForm
-from trading.models import Bot, Order, Trade
-from trading.selectors.bots import last_prices
+from trading.models import Order, Trade
+from trading.selectors.bots import bots_by_name, last_prices
+from trading.selectors.trades import orders_by_trade, trade_symbols, trades_for_user, trades_history
 from trading.views.bots import is_fragment
 
 PAGE_SIZE = 50
+FILTERS = ("bot", "market", "side", "status", "date_from", "date_to")
 
 # The CSV export's columns, in order (docs/pages.md). Money is the stored Decimal as a plain
 # string (quote currency; amount in base units); times are ISO 8601 UTC; pnl_pct is percent.
@@ -91,24 +94,6 @@ def trade_csv_row(trade: Trade) -> list[str]:
         _plain(trade.stop_loss_price),
         trade.exit_reason,
     ]
-
-
-def trades_filter(user, params: dict):
-    """The user's deals filtered by ``params`` (cleaned ``TradeFilterForm`` data), newest first."""
-    qs = Trade.objects.for_user(user).select_related("bot", "market", "market__exchange")
-    if params.get("bot"):
-        qs = qs.filter(bot_id=params["bot"])
-    if params.get("market"):
-        qs = qs.filter(market__symbol=params["market"])
-    if params.get("side"):
-        qs = qs.filter(side=params["side"])
-    if params.get("status"):
-        qs = qs.filter(status=params["status"])
-    if params.get("date_from"):
-        qs = qs.filter(opened_at__gte=datetime.combine(params["date_from"], time.min, tzinfo=UTC))
-    if params.get("date_to"):
-        qs = qs.filter(opened_at__lt=datetime.combine(params["date_to"] + timedelta(days=1), time.min, tzinfo=UTC))
-    return qs.order_by("-opened_at", "-id")
 
 
 # -- open deals: current price, unrealized P&L, risk, the DCA ladder ---------------------------
@@ -190,9 +175,7 @@ def decorate_trades(trades) -> list[Trade]:
     ``svg`` to open deals (price: the last close at the bot's market time)."""
     trades = list(trades.select_related("bot", "market") if hasattr(trades, "select_related") else trades)
     prices_by_bot: dict[int, dict] = {}
-    orders_by_trade: dict[int, list[Order]] = {}
-    for order in Order.objects.filter(trade__in=[t.pk for t in trades]).order_by("placed_at", "id"):
-        orders_by_trade.setdefault(order.trade_id, []).append(order)
+    orders = orders_by_trade(trades)
     for trade in trades:
         if trade.bot_id not in prices_by_bot:
             prices_by_bot[trade.bot_id] = last_prices(trade.bot)
@@ -204,7 +187,7 @@ def decorate_trades(trades) -> list[Trade]:
             trade.unrealized_pnl = sign * (trade.current_price - trade.avg_entry) * trade.amount - trade.fees
             trade.unrealized_pct = float(trade.unrealized_pnl / trade.cost * 100) if trade.cost else None
         trade.risk = risk_level(trade)
-        trade.ladder = _ladder_levels(trade, orders_by_trade.get(trade.pk, []))
+        trade.ladder = _ladder_levels(trade, orders.get(trade.pk, []))
         trade.svg = ladder_svg(trade)
         so_max = min(trade.safety_orders_max or 0, 25)
         trade.ladder_slots = [i < (trade.safety_orders_filled or 0) for i in range(so_max)]
@@ -217,12 +200,17 @@ def _filter_context(request: HttpRequest) -> tuple[dict, TradeFilterForm]:
     return params, form
 
 
+def _history(request: HttpRequest, params: dict):
+    """The filtered deals of the page and the CSV (:func:`trades_history`)."""
+    return trades_history(user=request.user, **{k: params.get(k) for k in FILTERS})
+
+
 @login_required
 @require_GET
 def trades_list(request: HttpRequest) -> HttpResponse:
     """``/trades/``: the DCA tracker of open deals, then the filtered history (HTMX table)."""
     params, form = _filter_context(request)
-    qs = trades_filter(request.user, params)
+    qs = _history(request, params)
     page = Paginator(qs, PAGE_SIZE).get_page(params.get("page") or 1)
     query = request.GET.copy()
     query.pop("page", None)
@@ -230,16 +218,16 @@ def trades_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "trades": page.object_list,
         "form": form,
-        "filters": {k: request.GET.get(k, "") for k in ("bot", "market", "side", "status", "date_from", "date_to")},
+        "filters": {k: request.GET.get(k, "") for k in FILTERS},
         "query": query.urlencode(),
     }
     if is_fragment(request) and request.headers.get("HX-Target") == "trades-table":
         response = render(request, "trading/trades/_table.html", context)
     else:
         context |= {
-            "open_trades": decorate_trades(Trade.objects.for_user(request.user).filter(status=Trade.Status.OPEN)),
-            "bots": Bot.objects.for_user(request.user).order_by("name"),
-            "symbols": sorted(set(Trade.objects.for_user(request.user).values_list("market__symbol", flat=True))),
+            "open_trades": decorate_trades(trades_for_user(request.user, status=Trade.Status.OPEN)),
+            "bots": bots_by_name(request.user),
+            "symbols": trade_symbols(request.user),
             "sides": Trade.Side.choices,
             "statuses": Trade.Status.choices,
         }
@@ -260,7 +248,7 @@ def trades_csv(request: HttpRequest) -> StreamingHttpResponse:
     """``/trades/export.csv``: the filtered deals (same filters as the page), columns
     :data:`CSV_COLUMNS`, newest first, streamed."""
     params, _ = _filter_context(request)
-    qs = trades_filter(request.user, params)
+    qs = _history(request, params)
     writer = csv.writer(_Echo())
 
     def rows():

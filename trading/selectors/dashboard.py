@@ -1,0 +1,99 @@
+"""Read-side of the dashboard (``/``) and its equity chart: user-wide equity and performance
+over all the user's bots, one bot's equity series, and the recent decisions.
+
+Every function goes through the ownership gate (``Model.objects.for_user(user)``): another
+user's bots, deals, snapshots and events never count, an anonymous user gets empty results.
+Money is in the quote currency (one quote assumed, as in
+:func:`trading.selectors.bots.dashboard_summary`): ``Decimal`` from deals, ``float`` in the
+chart series; times in series are epoch **seconds** UTC (what the chart library takes).
+"""
+
+from __future__ import annotations
+
+import statistics
+from decimal import Decimal
+from typing import Any
+
+from market7.timeframes import dt_to_ms
+from trading.models import Bot, BotEvent, EquitySnapshot, Trade
+from trading.selectors.bots import max_drawdown_pct, sharpe_ratio
+
+ZERO = Decimal("0")
+
+
+def user_equity_series(user, max_points: int = 1500) -> list[dict[str, Any]]:
+    """The user's total equity over (market) time: at every snapshot time, the sum over bots of
+    each bot's latest snapshot equity (its capital before its first snapshot). Oldest first,
+    ``[{"time": epoch s, "equity": float, "pnl": float (equity - total capital)}]``, thinned
+    evenly to ``max_points`` (the last point kept). Quote currency. Two queries."""
+    bots = list(Bot.objects.for_user(user).values_list("pk", "capital"))
+    if not bots:
+        return []
+    latest = {pk: float(capital) for pk, capital in bots}
+    capital = sum(latest.values())
+    total = capital
+    series: list[dict] = []
+    rows = EquitySnapshot.objects.for_user(user).order_by("time", "bot_id").values_list("time", "bot_id", "equity")
+    for t, bot_id, equity in rows.iterator(chunk_size=2000):
+        total += float(equity) - latest[bot_id]
+        latest[bot_id] = float(equity)
+        sec = dt_to_ms(t) // 1000
+        point = {"time": sec, "equity": round(total, 8), "pnl": round(total - capital, 8)}
+        if series and series[-1]["time"] == sec:
+            series[-1] = point
+        else:
+            series.append(point)
+    if len(series) > max_points:
+        step = len(series) / max_points
+        idx = sorted({int(i * step) for i in range(max_points)} | {len(series) - 1})
+        series = [series[i] for i in idx]
+    return series
+
+
+def user_performance(user, series: list[dict] | None = None) -> dict[str, Any]:
+    """Performance over all the user's bots: ``closed``, ``wins``, ``losses`` (closed deals,
+    a win has P&L > 0), ``win_rate_pct`` (percent, None without deals), ``avg_pnl`` and
+    ``total_realized`` (Decimal quote per closed deal / in all), ``sharpe`` (annualised, from
+    per-period returns of the combined equity, period = the median spacing of ``series``; None
+    with fewer than 3 points) and ``max_drawdown_pct`` (percent of peak, 5.2 = -5.2 %).
+
+    ``series`` is :func:`user_equity_series` of the same user (computed when None)."""
+    pnls = [
+        p or ZERO
+        for p in Trade.objects.for_user(user).filter(status=Trade.Status.CLOSED).values_list("realized_pnl", flat=True)
+    ]
+    wins = sum(1 for p in pnls if p > 0)
+    series = user_equity_series(user) if series is None else series
+    capital = float(sum(Bot.objects.for_user(user).values_list("capital", flat=True), ZERO))
+    equity = [capital] + [p["equity"] for p in series]
+    sharpe = None
+    if len(series) >= 3:
+        gaps = [b["time"] - a["time"] for a, b in zip(series, series[1:], strict=False) if b["time"] > a["time"]]
+        if gaps:
+            sharpe = sharpe_ratio(equity, 365 * 24 * 3600 / statistics.median(gaps))
+    return {
+        "closed": len(pnls),
+        "wins": wins,
+        "losses": len(pnls) - wins,
+        "win_rate_pct": (wins / len(pnls) * 100.0) if pnls else None,
+        "avg_pnl": (sum(pnls, ZERO) / len(pnls)) if pnls else None,
+        "total_realized": sum(pnls, ZERO),
+        "sharpe": sharpe,
+        "max_drawdown_pct": max_drawdown_pct(equity) if len(equity) > 1 else 0.0,
+    }
+
+
+def bot_equity_pnl_series(*, user, bot: Bot, max_points: int = 1500) -> list[dict[str, Any]]:
+    """One bot's equity snapshots, oldest first, the last ``max_points`` of them (not thinned):
+    ``[{"time": epoch s, "equity": float, "pnl": float (equity - the bot's capital)}]``."""
+    rows = EquitySnapshot.objects.for_user(user).filter(bot=bot).order_by("time").values_list("time", "equity")
+    series = [{"time": dt_to_ms(t) // 1000, "equity": float(e), "pnl": float(e - bot.capital)} for t, e in rows]
+    return series[-max_points:]
+
+
+def recent_decisions(user, limit: int = 15) -> list[BotEvent]:
+    """The user's newest ``limit`` decisions with reasons (routine ``allow`` outcomes left out),
+    trade opened/closed events and errors, over all bots, newest created first, bot joined."""
+    kinds = [BotEvent.Kind.DECISION, BotEvent.Kind.TRADE_OPENED, BotEvent.Kind.TRADE_CLOSED, BotEvent.Kind.ERROR]
+    qs = BotEvent.objects.for_user(user).filter(kind__in=kinds).exclude(kind=BotEvent.Kind.DECISION, outcome="allow")
+    return list(qs.select_related("bot").order_by("-created_at", "-id")[:limit])
