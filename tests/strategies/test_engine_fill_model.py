@@ -279,3 +279,15 @@ def test_close_deals_places_reduce_only_market_orders_that_close_at_the_next_ope
     tp = [o for o in second.orders if o.price == 110.0]
     assert tp and tp[0].status == "canceled" and tp[0].cancel_reason == "deal_closed"
     assert second.state.portfolio["deals"] == {} and second.state.open_orders == []
+
+
+def test_a_broker_that_overrides_iter_fills_is_used_for_fills():
+    class NoFills(SimulatedBroker):
+        def iter_fills(self, symbol, i, orders, position_sign):
+            return iter(())
+
+    feed = make_feed({SYM: [FLAT, FLAT, FLAT]})
+    eng = Engine(ScriptedStrategy({(SYM, 0): [buy(amount=1)]}), [SPEC], NoFills(), capital=1_000.0)
+    res = eng.run(feed)
+    assert res.fills == [] and [o.status for o in res.orders] == ["open"]
+    assert NoFills().fills_at(SYM, 0, [], 0.0) is None
