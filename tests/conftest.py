@@ -13,6 +13,35 @@ import pytest
 from django.conf import settings
 
 
+async def ws_connect(user, login=None):
+    """A ``WebsocketCommunicator`` on ``/ws/live/`` logged in as ``user`` through a real session
+    cookie (as a browser: ``AuthMiddlewareStack`` reads it), already connected.
+
+    ``login(client, user)`` logs the Django test client in; it defaults to ``force_login`` run
+    through ``sync_to_async``.
+    """
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from market7.asgi import application
+
+    client = Client()
+    if login is None:
+        await sync_to_async(client.force_login)(user)
+    else:
+        await login(client, user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    ws = WebsocketCommunicator(
+        application,
+        "/ws/live/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
+    )
+    connected, _ = await ws.connect()
+    assert connected
+    return ws
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip (locally) or fail (CI, MARKET7_REQUIRE_SERVICES=1) when ``condition`` is false."""
     if condition:

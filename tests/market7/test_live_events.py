@@ -18,10 +18,10 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.test import Client
 
 from market7 import events
 from market7.events import publish, user_group
+from tests.conftest import ws_connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,19 +52,7 @@ def _in_thread(fn):
 
 
 async def _connect(user) -> WebsocketCommunicator:
-    from market7.asgi import application
-
-    client = Client()
-    await _in_thread(client.force_login)(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    ws = WebsocketCommunicator(
-        application,
-        "/ws/live/",
-        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
-    )
-    connected, _ = await ws.connect()
-    assert connected
-    return ws
+    return await ws_connect(user, login=lambda client, u: _in_thread(client.force_login)(u))
 
 
 async def _receive(ws: WebsocketCommunicator, count: int) -> list[dict]:

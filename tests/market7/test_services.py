@@ -15,7 +15,7 @@ from django.conf import settings
 
 from market7 import embedded_redis
 from market7.events import send_now
-from tests.conftest import require
+from tests.conftest import require, ws_connect
 
 
 def test_embedded_redis_starts_answers_and_stops(tmp_path):
@@ -97,23 +97,9 @@ def test_celery_task_round_trip_through_real_broker(celery_session_worker_real):
 
 @pytest.mark.django_db(transaction=True)
 async def test_websocket_round_trip_through_redis_channel_layer(make_user):
-    from market7.asgi import application
-
     user = await sync_to_async(make_user)("wsuser", "trader")
     other = await sync_to_async(make_user)("wsother", "trader")
-    # Log in through a real session cookie, as a browser would; AuthMiddlewareStack reads it.
-    from django.test import Client
-
-    client = Client()
-    await sync_to_async(client.force_login)(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    ws = WebsocketCommunicator(
-        application,
-        "/ws/live/",
-        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
-    )
-    connected, _ = await ws.connect()
-    assert connected
+    ws = await ws_connect(user)  # a real session cookie, as a browser
     await sync_to_async(send_now)(other.pk, "pnl", {"equity": "1.00"})
     await sync_to_async(send_now)(user.pk, "pnl", {"equity": "1001.50"})
     message = await ws.receive_json_from(timeout=5)

@@ -8,9 +8,8 @@ from unittest import mock
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
+from tests.conftest import ws_connect
 from tests.trading.conftest import load_bundled, make_replay_bot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,19 +34,7 @@ def _step(bot, seconds):
 
 
 async def _connect(user):
-    from market7.asgi import application
-
-    client = Client()
-    await sync_to_async(client.force_login)(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    ws = WebsocketCommunicator(
-        application,
-        "/ws/live/",
-        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
-    )
-    connected, _ = await ws.connect()
-    assert connected
-    return ws
+    return await ws_connect(user)
 
 
 async def test_snapshot_on_connect_and_only_own_bot_events(make_user):
