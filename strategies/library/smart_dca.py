@@ -146,7 +146,7 @@ class _Arrays:
 
 
 class _Scan:
-    """A cached forward search of one exit rule for one deal state (``key``).
+    """A cached forward search of one exit rule for one deal state (``deal_id, lf, avg``).
 
     The rule's first firing candle at or after ``lf + 1`` (the candle after the last entry
     fill) depends only on the deal state, so it is searched once and extended on demand:
@@ -154,10 +154,11 @@ class _Scan:
     not to fire; ``aux`` carries the search's running state at ``hi``.
     """
 
-    __slots__ = ("key", "hit", "hi", "aux")
+    __slots__ = ("deal_id", "lf", "avg", "hit", "hi", "aux")
 
-    def __init__(self, key: tuple, hi: int, aux: int = 0) -> None:
-        self.key, self.hit, self.hi, self.aux = key, -1, hi, aux
+    def __init__(self, deal_id: str, lf: int, avg: float, aux: int = 0) -> None:
+        self.deal_id, self.lf, self.avg = deal_id, lf, avg
+        self.hit, self.hi, self.aux = -1, lf + 1, aux
 
 
 # --- the strategy --------------------------------------------------------------------------
@@ -435,7 +436,7 @@ class SmartDCA(BaseStrategy):
         st = state.symbols.get(s)
         if st is None:
             st = state.symbols[s] = DcaSymbolState()
-        A = self._arr(ctx.feed, s)
+        A = self._arrays.get(s) or self._arr(ctx.feed, s)
         self._waiting.discard(s)
         refresh = False
         for f in ctx.fills:
@@ -711,15 +712,15 @@ class SmartDCA(BaseStrategy):
             a, size = b, size * 4
         return end, 0
 
-    def _scan(self, symbol: str, rule: str, key: tuple, lf: int, aux: int = 0) -> _Scan:
+    def _scan(self, symbol: str, rule: str, deal_id: str, lf: int, avg: float, aux: int = 0) -> _Scan:
         sc = self._scans.get((symbol, rule))
-        if sc is None or sc.key != key:
-            sc = self._scans[(symbol, rule)] = _Scan(key, lf + 1, aux)
+        if sc is None or sc.lf != lf or sc.avg != avg or sc.deal_id != deal_id:
+            sc = self._scans[(symbol, rule)] = _Scan(deal_id, lf, avg, aux)
         return sc
 
     def _zombie_first(self, symbol: str, A: _Arrays, st, avg: float, lf: int, start: int, end: int, tf_ms: int) -> int:
         """Same answer as ``_zombie(...)[0]``, from the deal's cached search (see :class:`_Scan`)."""
-        sc = self._scan(symbol, "zombie", (st.deal_id, lf, avg), lf, lf)
+        sc = self._scan(symbol, "zombie", st.deal_id, lf, avg, lf)
         if sc.hit >= 0:
             if sc.hit >= start:
                 return sc.hit if sc.hit < end else end
@@ -768,7 +769,7 @@ class SmartDCA(BaseStrategy):
         vectorized (``exit_factors``)."""
         if A.safu_f is None:
             return self._safu(symbol, A, st, avg, lf, start, end)
-        sc = self._scan(symbol, "safu", (st.deal_id, lf, avg), lf)
+        sc = self._scan(symbol, "safu", st.deal_id, lf, avg)
         if sc.hit >= 0:
             if sc.hit >= start:
                 return sc.hit if sc.hit < end else end
@@ -1022,7 +1023,7 @@ class SmartDCA(BaseStrategy):
     def next_wake(self, ctx) -> int | None:
         s = ctx.symbol
         st = ctx.state.symbols.get(s)
-        A = self._arr(ctx.feed, s)
+        A = self._arrays.get(s) or self._arr(ctx.feed, s)
         i, end = ctx.i, ctx.end
         if st is None or st.phase == "idle":
             if s in self._waiting:
