@@ -674,10 +674,8 @@ class SmartDCA(BaseStrategy):
     def _zombie(self, A: _Arrays, st, avg: float, lf: int, start: int, end: int, tf_ms: int) -> tuple[int, int]:
         """``(j, ms_below)``: first candle where the deal has been beyond the zombie threshold for
         ``hours`` (from the open of the run's first candle to the close of ``j``)."""
-        z = self.g_zombie
-        thr = z.threshold(avg, self.side)
-        need = int(round(z.hours * HOUR_MS))
-        c, t = A.close, A.time
+        thr = self.g_zombie.threshold(avg, self.side)
+        c = A.close
         start = max(start, lf + 1)
         if start >= end:
             return end, 0
@@ -695,22 +693,7 @@ class SmartDCA(BaseStrategy):
             last_ok = lf + 1 + int(nz[-1]) if len(nz) else lf
         else:
             last_ok = lf
-        a, size = start, 32
-        while a < end:
-            b = min(end, a + size)
-            u = c[a:b] < thr if self.long else c[a:b] > thr
-            ar = np.arange(a, b)
-            lastf = np.maximum.accumulate(np.where(~u, ar, last_ok))
-            rs = lastf + 1
-            rs_c = np.minimum(rs, len(t) - 1)
-            dur = t[a:b] + tf_ms - t[rs_c]
-            m = u & (dur >= need)
-            k = int(m.argmax())
-            if m[k]:
-                return a + k, int(dur[k])
-            last_ok = int(lastf[-1])
-            a, size = b, size * 4
-        return end, 0
+        return self._zombie_scan(A, thr, start, end, last_ok, tf_ms)[:2]
 
     def _scan(self, symbol: str, rule: str, deal_id: str, lf: int, avg: float, aux: int = 0) -> _Scan:
         sc = self._scans.get((symbol, rule))
@@ -729,16 +712,17 @@ class SmartDCA(BaseStrategy):
             return end
         if start > sc.hi:  # a range the cache never covered: search it plainly
             return self._zombie(A, st, avg, lf, start, end, tf_ms)[0]
-        j, last_ok = self._zombie_scan(A, self.g_zombie.threshold(avg, self.side), sc.hi, end, sc.aux, tf_ms)
+        j, _, last_ok = self._zombie_scan(A, self.g_zombie.threshold(avg, self.side), sc.hi, end, sc.aux, tf_ms)
         if j < end:
             sc.hit = j
         else:
             sc.hi, sc.aux = end, last_ok
         return j
 
-    def _zombie_scan(self, A: _Arrays, thr: float, a: int, end: int, last_ok: int, tf_ms: int) -> tuple[int, int]:
+    def _zombie_scan(self, A: _Arrays, thr: float, a: int, end: int, last_ok: int, tf_ms: int) -> tuple[int, int, int]:
         """First zombie candle in ``[a, end)`` given ``last_ok`` (the last candle before ``a`` not
-        beyond the threshold); returns ``(j or end, last_ok at end)``."""
+        beyond the threshold); returns ``(j or end, ms below the threshold at j or 0, last_ok
+        at end)``."""
         need = int(round(self.g_zombie.hours * HOUR_MS))
         c, t = A.close, A.time
         if last_ok == a - 1:  # nothing fires before the first close beyond the threshold
@@ -747,7 +731,7 @@ class SmartDCA(BaseStrategy):
             else:
                 a2 = first_true_index(lambda x, y: c[x:y] > thr, a, end)
             if a2 >= end:
-                return end, end - 1
+                return end, 0, end - 1
             last_ok, a = a2 - 1, a2
         size = 32
         n1 = len(t) - 1
@@ -759,10 +743,10 @@ class SmartDCA(BaseStrategy):
             m = u & (dur >= need)
             k = int(m.argmax())
             if m[k]:
-                return a + k, last_ok
+                return a + k, int(dur[k]), last_ok
             last_ok = int(lastf[-1])
             a, size = b, size * 4
-        return end, last_ok
+        return end, 0, last_ok
 
     def _safu_first(self, symbol: str, A: _Arrays, st, avg: float, lf: int, start: int, end: int) -> int:
         """Same answer as :meth:`_safu`, from the deal's cached search when the scorer is
