@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from django.db import connection
 
-from trading.models.market import Market
-from trading.selectors.candles import candles_arrays, candles_last_open_ms
+from trading.models.market import Candle, Market
+from trading.selectors.bots import markets_last_open
+from trading.selectors.candles import EpochMs, candles_arrays, candles_last_open_ms, datetime_to_ms
 from trading.services.candles import candles_import
 
 HOUR = 3_600_000
@@ -84,3 +86,27 @@ def test_last_open_ms(btc):
     market, _ = btc
     assert candles_last_open_ms(market=market, timeframe="1h") == 1756681200000
     assert candles_last_open_ms(market=market, timeframe="4h") is None
+
+
+def test_markets_last_open_per_market(btc, bundled_data_dir):
+    market, _ = btc
+    candles_import(path=bundled_data_dir / "ETHUSDT-1h.csv.gz", exchange="binance", market_type="spot")
+    eth = Market.objects.get(symbol="ETH/USDT")
+    Candle.objects.filter(market=eth, open_time__gte=datetime(2025, 8, 31, 12, tzinfo=UTC)).delete()
+    empty = Market.objects.create(exchange=market.exchange, symbol="XRP/USDT", base="XRP", quote="USDT", type="spot")
+    last = markets_last_open([market.pk, eth.pk, empty.pk], "1h")
+    assert last == {market.pk: datetime(2025, 8, 31, 23, tzinfo=UTC), eth.pk: datetime(2025, 8, 31, 11, tzinfo=UTC)}
+    assert markets_last_open([market.pk], "4h") == {}
+
+
+def test_epoch_ms_is_exact_on_postgres_and_refused_elsewhere(btc):
+    market, expected = btc
+    qs = Candle.objects.filter(market=market, timeframe="1h").order_by("open_time")
+    if connection.vendor != "postgresql":
+        with pytest.raises(NotImplementedError, match="^EpochMs is PostgreSQL-only$"):
+            list(qs.annotate(ms=EpochMs("open_time")).values_list("ms", flat=True)[:1])
+        return
+    pairs = list(qs.annotate(ms=EpochMs("open_time")).values_list("ms", "open_time"))
+    assert [ms for ms, _ in pairs] == expected["time"].tolist()
+    assert all(ms == datetime_to_ms(t) for ms, t in pairs)
+    assert all(type(ms) is int for ms, _ in pairs[:3])

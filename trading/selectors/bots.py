@@ -512,13 +512,16 @@ def bot_chart(*, user, bot: Bot, market: Market, limit: int = 600) -> tuple[list
 
 
 def markets_last_open(market_ids: list[int], timeframe: str) -> dict[int, datetime]:
-    """``{market_id: newest stored candle open time}`` for one timeframe."""
-    rows = (
-        Candle.objects.filter(market_id__in=market_ids, timeframe=timeframe)
-        .values("market_id")
-        .annotate(last=Max("open_time"))
-    )
-    return {r["market_id"]: r["last"] for r in rows}
+    """``{market_id: newest stored candle open time}`` for one timeframe (markets without
+    candles are left out). One ``MAX`` per market: each is a single probe of the unique
+    (market, timeframe, open_time) index, where a ``GROUP BY`` over all the markets' candles
+    would scan them all on every replay step."""
+    out = {}
+    for market_id in market_ids:
+        last = Candle.objects.filter(market_id=market_id, timeframe=timeframe).aggregate(last=Max("open_time"))["last"]
+        if last is not None:
+            out[market_id] = last
+    return out
 
 
 def bots_running() -> QuerySet[Bot]:
