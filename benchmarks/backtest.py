@@ -7,6 +7,11 @@ Plain script (``make bench``); prints figures, asserts nothing. Data: ``../share
 * candle-steps per second = sum over symbols of the 1h candles stepped / engine wall time,
   for the skipping engine (default) and, for reference, the naive per-candle loop (``skip=False``)
   on a shorter slice; the two must produce identical results (checked and printed);
+* the engine alone: the same run replayed by a strategy that decides nothing (it re-issues, on
+  the same candles, the exact places, cancels and deal ids Smart DCA issued, recorded through a
+  forwarding context), so the time left is the engine's own (fills, orders, portfolio, wake
+  loop); the replay must give the same orders (checked and printed);
+* a machine reference (a fixed pure-Python loop), to compare figures taken on other machines;
 * peak RSS of the process (``resource.getrusage``).
 """
 
@@ -22,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from strategies.base import BaseStrategy  # noqa: E402
 from strategies.engine import Engine, Feed, MarketSpec, SimulatedBroker  # noqa: E402
 from strategies.registry import create_strategy  # noqa: E402
 
@@ -50,6 +56,85 @@ PARAMS = {
     "btc_market_filter_enabled": True,
     "safu_exit_enabled": True,
 }
+
+
+class _Recorder:
+    """Forwards a StepContext to the strategy and logs the actions taken through it."""
+
+    def __init__(self, ctx, log: list) -> None:
+        object.__setattr__(self, "_ctx", ctx)
+        object.__setattr__(self, "_log", log)
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+    def __setattr__(self, name, value) -> None:
+        setattr(self._ctx, name, value)
+
+    def place(self, intent):
+        self._log.append(("place", intent))
+        return self._ctx.place(intent)
+
+    def cancel(self, order, reason: str = "") -> None:
+        self._log.append(("cancel", order if isinstance(order, str) else order.client_order_id, reason))
+        self._ctx.cancel(order, reason)
+
+    def new_deal_id(self) -> str:
+        self._log.append(("deal_id",))
+        return self._ctx.new_deal_id()
+
+
+def record(strategy) -> tuple[dict, dict]:
+    """Wrap ``strategy.on_candle`` so that a run logs, per (symbol, candle index), the actions the
+    strategy took, and per symbol the candle indices it was visited on."""
+    actions: dict[tuple[str, int], list] = {}
+    visits: dict[str, list[int]] = {}
+    inner = strategy.on_candle
+
+    def on_candle(ctx):
+        visits.setdefault(ctx.symbol, []).append(ctx.i)
+        return inner(_Recorder(ctx, actions.setdefault((ctx.symbol, ctx.i), [])))
+
+    strategy.on_candle = on_candle
+    return actions, visits
+
+
+class Replay(BaseStrategy):
+    """Decides nothing: re-issues recorded actions on the recorded candles (engine-only cost)."""
+
+    name = "bench_replay"
+
+    def __init__(self, actions: dict, visits: dict) -> None:
+        super().__init__({})
+        self.actions, self.visits = actions, visits
+        self.pos = dict.fromkeys(visits, 0)
+
+    def on_candle(self, ctx) -> None:
+        for a in self.actions.get((ctx.symbol, ctx.i), ()):
+            if a[0] == "place":
+                ctx.place(a[1])
+            elif a[0] == "cancel":
+                ctx.cancel(a[1], a[2])
+            else:
+                ctx.new_deal_id()
+
+    def next_wake(self, ctx) -> int | None:
+        v = self.visits[ctx.symbol]
+        k = self.pos[ctx.symbol]
+        while k < len(v) and v[k] <= ctx.i:
+            k += 1
+        self.pos[ctx.symbol] = k
+        return v[k] if k < len(v) else None
+
+
+def machine_reference_ms() -> float:
+    """Best of 5 timings of a fixed pure-Python loop (ms): scales the figures between machines."""
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - t)
+    return best * 1000.0
 
 
 def rss_mb() -> float:
@@ -101,6 +186,26 @@ def main() -> None:
         f"first 3,001 hours: skip=True {a.candle_steps / dta:,.0f} steps/s, skip=False {b.candle_steps / dtb:,.0f} steps/s; "
         f"results identical: {same}"
     )
+    strategy = create_strategy("smart_dca", PARAMS)
+    actions, visits = record(strategy)
+    recorded = Engine(strategy, markets, SimulatedBroker(slippage_bps=5), capital=100_000).run(feed)
+    floor = None
+    for _ in range(3):
+        eng = Engine(Replay(actions, visits), markets, SimulatedBroker(slippage_bps=5), capital=100_000)
+        t = time.perf_counter()
+        rep = eng.run(feed)
+        dt = time.perf_counter() - t
+        floor = dt if floor is None else min(floor, dt)
+    same = [o.to_dict() for o in rep.orders] == [o.to_dict() for o in recorded.orders] == [
+        o.to_dict() for o in res.orders
+    ]
+    n_actions = sum(len(v) for v in actions.values())
+    print(
+        f"engine alone (the same {rep.visits:,} visits and {n_actions:,} actions replayed, no strategy logic): "
+        f"{floor:.3f} s = {rep.candle_steps / floor:,.0f} candle-steps/s, {floor / rep.visits * 1e6:.1f} us per visit; "
+        f"same orders: {same}"
+    )
+    print(f"machine reference: sum(i*i for i in range(10**6)) in {machine_reference_ms():.1f} ms")
     print(f"peak RSS: {rss_mb():.0f} MB")
 
 
