@@ -3,7 +3,9 @@ their ``pnl`` event; latency is measured from the commit that caused it to recei
 
 Setup: a scratch Postgres database ``market7_bench_ws`` on the server of ``DATABASE_URL``
 (default ``postgres://postgres@127.0.0.1:5432/``) is created, migrated and dropped; the channel
-layer is the Redis of ``REDIS_URL`` (``make bench`` sets it). :data:`CLIENTS` users are created,
+layer is the Redis of ``REDIS_URL`` (``make bench`` sets it), of the kind
+``MARKET7_CHANNEL_LAYER`` selects (default ``pubsub``; run with ``MARKET7_CHANNEL_LAYER=queue``
+to compare, docs/bots.md has both). :data:`CLIENTS` users are created,
 each logged in with a real session cookie; a daphne subprocess serves ``market7.asgi`` on a
 free loopback port; :data:`CLIENTS` aiohttp websocket clients connect to ``/ws/live/`` all at
 once (one per user — each hears only their own group; the channel layer's pool is sized by
@@ -13,7 +15,7 @@ A. one transaction per bot step: 200 back-to-back transactions, each publishing 
    ``pnl`` through ``market7.events.publish`` (what the runner does: one commit per step);
 B. one transaction publishing all 200 ``pnl`` events (a burst from a single commit;
    ``market7.events`` sends a transaction's events after COMMIT in one go: one message per
-   user group, pipelined to Redis in a few round trips).
+   user group, sent concurrently with the layer's group_send).
 
 The commit time is taken in an ``on_commit`` callback registered before the publishes (it runs
 right after COMMIT); each client stamps the receipt of its event. Figures: p50/p95/max latency
@@ -219,7 +221,10 @@ def worker() -> int:
         stop.set()
         thread.join(10)
 
-        print(f"  {CLIENTS} websocket clients on one daphne process, Redis channel layer, {ROUNDS} rounds per scenario")
+        print(
+            f"  {CLIENTS} websocket clients on one daphne process, Redis channel layer "
+            f"({os.environ.get('MARKET7_CHANNEL_LAYER') or 'pubsub'}), {ROUNDS} rounds per scenario"
+        )
         print(f"  (clients connected {CONNECT_CONCURRENCY} at a time)")
         for name, lat, got, want in results:
             if not lat:

@@ -65,6 +65,16 @@ def env_int(
     return number
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...], *, environ_: Mapping[str, str] | None = None) -> str:
+    """One of ``choices`` (exact, case-sensitive). Anything else: ImproperlyConfigured listing them."""
+    value = _raw(name, environ_)
+    if value is None or value == "":
+        return default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def env_list(name: str, default: list[str], *, environ_: Mapping[str, str] | None = None) -> list[str]:
     """A comma-separated list; blanks are dropped. Unset: ``default``."""
     value = _raw(name, environ_)

@@ -14,7 +14,8 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from market7 import embedded_redis
-from market7.env import env_bool, env_db_url, env_int, env_list, env_redis_url, env_str, env_timezone
+from market7.channel_layers import CHANNEL_LAYER_KINDS, channel_layer_config
+from market7.env import env_bool, env_choice, env_db_url, env_int, env_list, env_redis_url, env_str, env_timezone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MARKET7_VAR_DIR") or BASE_DIR / "var")
@@ -120,30 +121,19 @@ REDIS_EMBEDDED = not env_str("REDIS_URL")
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "m7"}}
 
-# Channels layer (channels_redis): one connection pool per event loop (daphne has one). Its
-# redis-py default of 100 connections fails with MaxConnectionsError when a few hundred
-# websockets connect at once (each group_add borrows one). capacity bounds the messages
-# waiting in Redis for one server process — all websockets of a daphne process share one
-# queue, and a commit sends one message per user (market7/events.py), so with channels_redis'
-# default of 100 a commit reaching more than 100 users of one process can drop pushes before
-# the process drains them; expiry is how many seconds an undelivered message is kept.
+# Channels layer (channels_redis), see market7/channel_layers.py: "pubsub" (Redis Pub/Sub,
+# the default: Redis pushes a burst of group messages to each server process over one
+# subscription, no round trip per message) or "queue" (messages wait in Redis per process, up
+# to capacity, for expiry seconds; one round trip each).
 CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [
-                {
-                    "address": REDIS_URL,
-                    "max_connections": env_int(
-                        "MARKET7_CHANNEL_MAX_CONNECTIONS", 1000, min_value=10, max_value=100_000
-                    ),
-                }
-            ],
-            "prefix": env_str("MARKET7_CHANNEL_PREFIX", "m7"),
-            "capacity": env_int("MARKET7_CHANNEL_CAPACITY", 10_000, min_value=100, max_value=1_000_000),
-            "expiry": env_int("MARKET7_CHANNEL_EXPIRY", 60, min_value=1, max_value=86_400),
-        },
-    }
+    "default": channel_layer_config(
+        env_choice("MARKET7_CHANNEL_LAYER", "pubsub", CHANNEL_LAYER_KINDS),
+        REDIS_URL,
+        prefix=env_str("MARKET7_CHANNEL_PREFIX", "m7"),
+        max_connections=env_int("MARKET7_CHANNEL_MAX_CONNECTIONS", 1000, min_value=10, max_value=100_000),
+        capacity=env_int("MARKET7_CHANNEL_CAPACITY", 10_000, min_value=100, max_value=1_000_000),
+        expiry=env_int("MARKET7_CHANNEL_EXPIRY", 60, min_value=1, max_value=86_400),
+    )
 }
 
 CELERY_BROKER_URL = REDIS_URL

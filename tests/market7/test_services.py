@@ -72,7 +72,7 @@ def test_run_with_redis_stops_server_on_sigterm(tmp_path):
 def test_settings_use_one_redis_for_broker_channels_and_cache():
     assert settings.CELERY_BROKER_URL == settings.REDIS_URL
     assert settings.CELERY_RESULT_BACKEND == settings.REDIS_URL
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
     assert host == {"address": settings.REDIS_URL, "max_connections": 1000}
     assert settings.CACHES["default"]["LOCATION"] == settings.REDIS_URL

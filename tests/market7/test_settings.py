@@ -6,7 +6,8 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from market7.env import env_bool, env_db_url, env_int, env_list, env_redis_url, env_timezone
+from market7.channel_layers import channel_layer_config
+from market7.env import env_bool, env_choice, env_db_url, env_int, env_list, env_redis_url, env_timezone
 
 
 def test_env_bool_accepts_the_documented_spellings():
@@ -29,14 +30,52 @@ def test_env_int_bad_value_and_range():
         env_int("PORT", 8000, max_value=65535, environ_={"PORT": "70000"})
 
 
+def test_env_choice_default_value_and_refusal():
+    kinds = ("pubsub", "queue")
+    assert env_choice("MARKET7_CHANNEL_LAYER", "pubsub", kinds, environ_={}) == "pubsub"
+    assert (
+        env_choice("MARKET7_CHANNEL_LAYER", "pubsub", kinds, environ_={"MARKET7_CHANNEL_LAYER": " queue "}) == "queue"
+    )
+    with pytest.raises(ImproperlyConfigured, match=r"^MARKET7_CHANNEL_LAYER='Queue' is not one of pubsub, queue$"):
+        env_choice("MARKET7_CHANNEL_LAYER", "pubsub", kinds, environ_={"MARKET7_CHANNEL_LAYER": "Queue"})
+
+
+def test_channel_layer_config_for_each_kind():
+    common = {"prefix": "m7", "max_connections": 500, "capacity": 2000, "expiry": 30}
+    assert channel_layer_config("pubsub", "redis://h:6379/2", **common) == {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://h:6379/2", "max_connections": 500}], "prefix": "m7"},
+    }
+    assert channel_layer_config("queue", "redis://h:6379/2", **common) == {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": "redis://h:6379/2", "max_connections": 500}],
+            "prefix": "m7",
+            "capacity": 2000,
+            "expiry": 30,
+        },
+    }
+    with pytest.raises(ValueError, match="^unknown channel layer 'kafka'; use one of pubsub, queue$"):
+        channel_layer_config("kafka", "redis://h:6379/2", **common)
+
+
 def test_env_list_splits_and_strips():
-    assert env_list("ALLOWED_HOSTS", ["x"], environ_={"ALLOWED_HOSTS": " a.example , b.example,,"}) == ["a.example", "b.example"]
+    assert env_list("ALLOWED_HOSTS", ["x"], environ_={"ALLOWED_HOSTS": " a.example , b.example,,"}) == [
+        "a.example",
+        "b.example",
+    ]
     assert env_list("ALLOWED_HOSTS", ["x"], environ_={}) == ["x"]
 
 
 def test_database_url_parsing_and_errors():
     pg = env_db_url("DATABASE_URL", "sqlite:///x", environ_={"DATABASE_URL": "postgres://u:p@127.0.0.1:5432/m7"})
-    assert (pg["ENGINE"], pg["NAME"], pg["HOST"], pg["PORT"], pg["USER"]) == ("django.db.backends.postgresql", "m7", "127.0.0.1", 5432, "u")
+    assert (pg["ENGINE"], pg["NAME"], pg["HOST"], pg["PORT"], pg["USER"]) == (
+        "django.db.backends.postgresql",
+        "m7",
+        "127.0.0.1",
+        5432,
+        "u",
+    )
     lite = env_db_url("DATABASE_URL", "sqlite:////tmp/a.sqlite3", environ_={})
     assert (lite["ENGINE"], lite["NAME"]) == ("django.db.backends.sqlite3", "/tmp/a.sqlite3")
     with pytest.raises(ImproperlyConfigured, match=r"DATABASE_URL='mysql://x/y': unsupported scheme 'mysql'"):
@@ -61,7 +100,11 @@ def _settings_import(env_extra: dict) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
     env.update(env_extra)
     return subprocess.run(
-        [sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='market7.settings'; django.setup()"],
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='market7.settings'; django.setup()",
+        ],
         env=env,
         capture_output=True,
         text=True,
