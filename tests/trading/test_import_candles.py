@@ -226,6 +226,27 @@ def test_new_rows_are_inserted_next_to_existing_ones(tmp_path, btc_lines):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("timeframe", "step_ms", "first_ms"),
+    [("15m", 900_000, 946_684_800_000 - 2 * 900_000), ("1d", 86_400_000, 1_735_689_600_000)],
+)
+def test_first_import_stores_exact_times_and_values_for_other_timeframes(tmp_path, timeframe, step_ms, first_ms):
+    """A fresh range goes by binary COPY straight into the table on PostgreSQL (by bulk_create on
+    SQLite): times (here across 2000-01-01, PostgreSQL's own epoch) and values are exact."""
+    lines = [HEADER] + [
+        f"{first_ms + k * step_ms},{100 + k}.25,{101 + k}.5,{99 + k}.125,{100 + k}.75,{k * 1.5}" for k in range(5)
+    ]
+    report = candles_import(path=write_lines(tmp_path / f"ETHBTC-{timeframe}.csv", lines), exchange="binance")
+    assert (report.inserted, report.updated, report.unchanged) == (5, 0, 0)
+    stored = list(
+        Candle.objects.filter(market__symbol="ETH/BTC", timeframe=timeframe)
+        .order_by("open_time")
+        .values_list("open_time", "open", "high", "low", "close", "volume")
+    )
+    assert [(datetime_to_ms(t), *values) for t, *values in stored] == [row(line) for line in lines[1:]]
+
+
+@pytest.mark.django_db
 def test_swap_import_creates_the_perpetual_market(tmp_path, btc_lines):
     report = candles_import(
         path=write_lines(tmp_path / "BTCUSDT-1h.csv", btc_lines[:25]), exchange="binance", market_type="swap"

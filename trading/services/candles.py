@@ -13,9 +13,9 @@ and the file imports nothing (:class:`CandleImportError` ``"BTCUSDT-1h.csv.gz li
 Upsert semantics (:func:`candles_upsert`), keyed by ``(market, timeframe, open_time)``: a new
 time is inserted, an existing one is updated only when a value differs, otherwise untouched;
 re-importing a file changes nothing. Postgres: the market row is locked (``FOR NO KEY UPDATE``,
-serialising upserts of one market), the rows go by binary COPY into a temp table, then one
-``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE values differ`` (a plain ``INSERT ...
-SELECT`` when no candle of the range exists yet, the first import). SQLite: existing rows of
+serialising upserts of one market). When no candle of the range exists yet (the first import)
+the rows go by binary COPY straight into the candle table; otherwise by binary COPY into a
+temp table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE values differ``. SQLite: existing rows of
 the range are read and compared in numpy, and only new/changed rows go through batched
 ``bulk_create(update_conflicts=True)``.
 """
@@ -455,6 +455,30 @@ def _copy_payload(candles: CandleArrays) -> bytes:
     return b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + records.tobytes() + struct.pack(">h", -1)
 
 
+#: 2000-01-01T00:00:00Z in epoch microseconds: PostgreSQL's binary timestamptz counts from it.
+_PG_EPOCH_US = 946_684_800_000_000
+
+
+def _copy_payload_candles(market_id: int, timeframe: str, candles: CandleArrays) -> bytes:
+    """PostgreSQL binary COPY payload for rows of the candle table itself: (market_id bigint,
+    timeframe varchar, open_time timestamptz = microseconds since 2000-01-01, 5 x float8)."""
+    tf = timeframe.encode("ascii")
+    dtype = np.dtype(
+        [("fields", ">i2"), ("l_market", ">i4"), ("market", ">i8"), ("l_tf", ">i4"), ("tf", f"S{len(tf)}")]
+        + [("l_time", ">i4"), ("time", ">i8")]
+        + [item for name in VALUE_COLUMNS for item in ((f"l_{name}", ">i4"), (name, ">f8"))]
+    )
+    records = np.empty(len(candles), dtype=dtype)
+    records["fields"] = 3 + len(VALUE_COLUMNS)
+    records["l_market"], records["market"] = 8, market_id
+    records["l_tf"], records["tf"] = len(tf), tf
+    records["l_time"], records["time"] = 8, candles.time * 1000 - _PG_EPOCH_US
+    for name in VALUE_COLUMNS:
+        records[f"l_{name}"] = 8
+        records[name] = getattr(candles, name)
+    return b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + records.tobytes() + struct.pack(">h", -1)
+
+
 def _upsert_postgres(market: Market, timeframe: str, candles: CandleArrays) -> UpsertCounts:
     qn = connection.ops.quote_name
     table = qn(Candle._meta.db_table)
@@ -467,8 +491,20 @@ def _upsert_postgres(market: Market, timeframe: str, candles: CandleArrays) -> U
     )
     with connection.cursor() as cursor:
         # Serialise candle upserts of one market (not FK inserts, not reads): with it, "no row
-        # in the range yet" stays true until we commit, so a fresh range can take a plain INSERT.
+        # in the range yet" stays true until we commit, so a fresh range can go by plain COPY.
         cursor.execute(f"SELECT 1 FROM {qn(Market._meta.db_table)} WHERE id = %s FOR NO KEY UPDATE", [market.pk])
+        first, last = (EPOCH + timedelta(milliseconds=int(ms)) for ms in (candles.time[0], candles.time[-1]))
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {cols['market']} = %s AND {cols['timeframe']} = %s "
+            f"AND {cols['open_time']} BETWEEN %s AND %s)",
+            [market.pk, timeframe, first, last],
+        )
+        if not cursor.fetchone()[0]:
+            # Fresh range (first import): nothing can conflict, so the rows go by binary COPY
+            # straight into the candle table (no staging table, no INSERT ... SELECT).
+            with cursor.copy(f"COPY {table} ({key}, {', '.join(values)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.write(_copy_payload_candles(market.pk, timeframe, candles))
+            return UpsertCounts(len(candles), 0, 0)
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (open_time bigint NOT NULL, "
             + ", ".join(f"{name} double precision NOT NULL" for name in VALUE_COLUMNS)
@@ -479,32 +515,21 @@ def _upsert_postgres(market: Market, timeframe: str, candles: CandleArrays) -> U
             f"COPY {_STAGE} (open_time, {', '.join(VALUE_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.write(_copy_payload(candles))
-        first, last = (EPOCH + timedelta(milliseconds=int(ms)) for ms in (candles.time[0], candles.time[-1]))
         cursor.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {cols['market']} = %s AND {cols['timeframe']} = %s "
-            f"AND {cols['open_time']} BETWEEN %s AND %s)",
-            [market.pk, timeframe, first, last],
-        )
-        if not cursor.fetchone()[0]:
-            # Fresh range (first import): a plain INSERT is ~40% faster than ON CONFLICT.
-            cursor.execute(f"INSERT INTO {table} ({key}, {', '.join(values)}) {select}", [market.pk, timeframe])
-            inserted, updated = cursor.rowcount, 0
-        else:
-            cursor.execute(
-                f"""
-                WITH written AS (
-                    INSERT INTO {table} AS c ({key}, {", ".join(values)}) {select}
-                    ON CONFLICT ({key}) DO UPDATE
-                    SET {", ".join(f"{col} = EXCLUDED.{col}" for col in values)}
-                    WHERE ({", ".join(f"c.{col}" for col in values)})
-                          IS DISTINCT FROM ({", ".join(f"EXCLUDED.{col}" for col in values)})
-                    RETURNING (xmax = 0) AS inserted
-                )
-                SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
-                """,
-                [market.pk, timeframe],
+            f"""
+            WITH written AS (
+                INSERT INTO {table} AS c ({key}, {", ".join(values)}) {select}
+                ON CONFLICT ({key}) DO UPDATE
+                SET {", ".join(f"{col} = EXCLUDED.{col}" for col in values)}
+                WHERE ({", ".join(f"c.{col}" for col in values)})
+                      IS DISTINCT FROM ({", ".join(f"EXCLUDED.{col}" for col in values)})
+                RETURNING (xmax = 0) AS inserted
             )
-            inserted, updated = cursor.fetchone()
+            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
+            """,
+            [market.pk, timeframe],
+        )
+        inserted, updated = cursor.fetchone()
         cursor.execute(f"TRUNCATE {_STAGE}")
     return UpsertCounts(inserted, updated, len(candles) - inserted - updated)
 
