@@ -4,17 +4,21 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from trading.models.market import Candle, Exchange, Market
-from trading.selectors.candles import datetime_to_ms
+from trading.selectors.candles import EPOCH, datetime_to_ms
 from trading.services.candles import (
     CandleImportError,
     Gap,
     Rejection,
+    _write_sqlite,
     candles_import,
     parse_candle_filename,
 )
@@ -244,6 +248,32 @@ def test_first_import_stores_exact_times_and_values_for_other_timeframes(tmp_pat
         .values_list("open_time", "open", "high", "low", "close", "volume")
     )
     assert [(datetime_to_ms(t), *values) for t, *values in stored] == [row(line) for line in lines[1:]]
+
+
+@pytest.mark.django_db
+def test_sqlite_rows_store_open_time_in_djangos_own_format(tmp_path, btc_lines):
+    """SQLite compares datetimes as text: the executemany writer must store exactly what the ORM
+    would (``adapt_datetimefield_value``), for whole seconds (numpy path) and sub-seconds."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's text datetimes only")
+    candles_import(path=write_lines(tmp_path / "BTCUSDT-1h.csv", btc_lines[:4]), exchange="binance")
+    market = Market.objects.get(symbol="BTC/USDT")
+    _write_sqlite(market, "1m", np.array([1_735_689_600_250, 1_735_689_660_000]), np.ones((2, 5)))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT timeframe, CAST(open_time AS TEXT) FROM trading_candle ORDER BY timeframe, open_time")
+        stored = cursor.fetchall()
+    assert stored == [
+        ("1h", "2025-03-05 00:00:00"),
+        ("1h", "2025-03-05 01:00:00"),
+        ("1h", "2025-03-05 02:00:00"),
+        ("1m", "2025-01-01 00:00:00.250000"),
+        ("1m", "2025-01-01 00:01:00"),
+    ]
+    adapt = connection.ops.adapt_datetimefield_value
+    orm_times = [EPOCH + timedelta(milliseconds=row(line)[0]) for line in btc_lines[1:4]]
+    orm_times += [datetime(2025, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC), datetime(2025, 1, 1, 0, 1, tzinfo=UTC)]
+    assert [stamp for _, stamp in stored] == [adapt(t) for t in orm_times]
+    assert Candle.objects.filter(market=market, open_time__gte=orm_times[1], timeframe="1h").count() == 2
 
 
 @pytest.mark.django_db

@@ -16,8 +16,8 @@ re-importing a file changes nothing. Postgres: the market row is locked (``FOR N
 serialising upserts of one market). When no candle of the range exists yet (the first import)
 the rows go by binary COPY straight into the candle table; otherwise by binary COPY into a
 temp table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE values differ``. SQLite: existing rows of
-the range are read and compared in numpy, and only new/changed rows go through batched
-``bulk_create(update_conflicts=True)``.
+the range are read and compared in numpy, and only new/changed rows are written, by one
+``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE``.
 """
 
 from __future__ import annotations
@@ -534,7 +534,33 @@ def _upsert_postgres(market: Market, timeframe: str, candles: CandleArrays) -> U
     return UpsertCounts(inserted, updated, len(candles) - inserted - updated)
 
 
-def _upsert_generic(market: Market, timeframe: str, candles: CandleArrays) -> UpsertCounts:
+def _write_sqlite(market: Market, timeframe: str, times: np.ndarray, values: np.ndarray) -> None:
+    """Insert-or-update rows on SQLite with one ``executemany`` of a plain ``INSERT ... ON
+    CONFLICT DO UPDATE`` (no model instance or per-row SQL compilation: 3 files of 14.5k rows
+    took 7.5 s through ``bulk_create(update_conflicts=True)``, 0.45 s this way). ``times``: epoch
+    ms; ``values``: (n, 5) float64 in :data:`VALUE_COLUMNS` order. Open times are written in Django's own SQLite datetime format
+    (``str()`` of the naive UTC datetime, ``YYYY-MM-DD HH:MM:SS``; tested against
+    ``adapt_datetimefield_value``), so ORM lookups compare them as before."""
+    qn = connection.ops.quote_name
+    cols = {f.name: qn(f.column) for f in Candle._meta.concrete_fields}
+    key = [cols["market"], cols["timeframe"], cols["open_time"]]
+    value_cols = [cols[name] for name in VALUE_COLUMNS]
+    sql = (
+        f"INSERT INTO {qn(Candle._meta.db_table)} ({', '.join(key + value_cols)}) "
+        f"VALUES ({', '.join(['%s'] * (len(key) + len(value_cols)))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(f"{col} = excluded.{col}" for col in value_cols)
+    )
+    if (times % 1000).any():  # not whole seconds (no timeframe makes these): Django's own adapter
+        adapt = connection.ops.adapt_datetimefield_value
+        stamps = [adapt(EPOCH + timedelta(milliseconds=ms)) for ms in times.tolist()]
+    else:
+        stamps = np.char.replace(np.datetime_as_string(times.astype("datetime64[ms]"), unit="s"), "T", " ").tolist()
+    rows = [(market.pk, timeframe, stamp, *row) for stamp, row in zip(stamps, values.tolist(), strict=True)]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _upsert_sqlite(market: Market, timeframe: str, candles: CandleArrays) -> UpsertCounts:
     existing = candles_arrays(
         market=market, timeframe=timeframe, start=int(candles.time[0]), end=int(candles.time[-1]) + 1
     )
@@ -548,27 +574,7 @@ def _upsert_generic(market: Market, timeframe: str, candles: CandleArrays) -> Up
         found = changed = np.zeros(len(candles), dtype=bool)
     write = np.flatnonzero(~found | changed)
     if len(write):
-        times = candles.time[write]
-        objects = [
-            Candle(
-                market=market,
-                timeframe=timeframe,
-                open_time=EPOCH + timedelta(milliseconds=int(ms)),
-                open=row[0],
-                high=row[1],
-                low=row[2],
-                close=row[3],
-                volume=row[4],
-            )
-            for ms, row in zip(times.tolist(), new_values[write].tolist(), strict=True)
-        ]
-        Candle.objects.bulk_create(
-            objects,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["market", "timeframe", "open_time"],
-            update_fields=list(VALUE_COLUMNS),
-        )
+        _write_sqlite(market, timeframe, candles.time[write], new_values[write])
     inserted, updated = int((~found).sum()), int(changed.sum())
     return UpsertCounts(inserted, updated, len(candles) - inserted - updated)
 
@@ -586,7 +592,7 @@ def candles_upsert(*, market: Market, timeframe: str, candles: CandleArrays) -> 
         return UpsertCounts()
     if connection.vendor == "postgresql":
         return _upsert_postgres(market, timeframe, candles)
-    return _upsert_generic(market, timeframe, candles)
+    return _upsert_sqlite(market, timeframe, candles)
 
 
 # --- import ---------------------------------------------------------------------------------
