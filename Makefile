@@ -46,6 +46,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 stop-redis:
 	-$(BIN)/python -m market7.embedded_redis stop

@@ -46,7 +46,9 @@ class AuditLog(models.Model):
     """Who did what to which object, for operators. Written by services, never edited."""
 
     time = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
     action = models.CharField(max_length=64, db_index=True, help_text="e.g. bot_start, candles_import")
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)

@@ -196,9 +196,9 @@ def main() -> None:
         rep = eng.run(feed)
         dt = time.perf_counter() - t
         floor = dt if floor is None else min(floor, dt)
-    same = [o.to_dict() for o in rep.orders] == [o.to_dict() for o in recorded.orders] == [
-        o.to_dict() for o in res.orders
-    ]
+    same = (
+        [o.to_dict() for o in rep.orders] == [o.to_dict() for o in recorded.orders] == [o.to_dict() for o in res.orders]
+    )
     n_actions = sum(len(v) for v in actions.values())
     print(
         f"engine alone (the same {rep.visits:,} visits and {n_actions:,} actions replayed, no strategy logic): "

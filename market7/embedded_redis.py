@@ -131,16 +131,25 @@ def start(directory: Path | str = DEFAULT_DIR, *, port: int | None = None, timeo
     log = directory / "redis.log"
     args = [
         redis_server_binary(),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(directory),
-        "--logfile", str(log),
-        "--daemonize", "no",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        "--logfile",
+        str(log),
+        "--daemonize",
+        "no",
     ]
     # A new session so Ctrl-C in the terminal reaches our supervisor, which then stops us in order.
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     server = EmbeddedRedis(directory=directory, port=port, pid=proc.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

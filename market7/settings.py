@@ -119,7 +119,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_redis_url("REDIS_URL") or embedded_redis.ensure_running(VAR_DIR / "redis")
 REDIS_EMBEDDED = not env_str("REDIS_URL")
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "m7"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "m7"}
+}
 
 # Channels layer (channels_redis), see market7/channel_layers.py: "pubsub" (Redis Pub/Sub,
 # the default: Redis pushes a burst of group messages to each server process over one

@@ -207,7 +207,9 @@ def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int
     return {
         "metrics": metrics,
         "trades": trades,
-        "equity_curve": [{"time": iso(int(t)), "equity": _m(e)} for t, e in zip(result.equity_time, result.equity, strict=True)],
+        "equity_curve": [
+            {"time": iso(int(t)), "equity": _m(e)} for t, e in zip(result.equity_time, result.equity, strict=True)
+        ],
         "decisions": dict(sorted(Counter(d.key for d in result.decisions).items())),
         "open_deals": [
             {

@@ -21,9 +21,25 @@ class BacktestForm(ParamFieldsMixin, forms.Form):
     timeframe = forms.ChoiceField(choices=Timeframe.choices, initial=Timeframe.H1)
     start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="first day, UTC (inclusive)")
     end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="last day, UTC (inclusive)")
-    capital = forms.DecimalField(min_value=Decimal("1"), max_digits=28, decimal_places=8, initial=Decimal("10000"), help_text="quote currency")
-    fee_bps = forms.DecimalField(min_value=Decimal("0"), max_value=Decimal("1000"), decimal_places=3, initial=Decimal("10"), label="Fee", help_text="basis points per fill (10 = 0.1 %)")
-    slippage_bps = forms.DecimalField(min_value=Decimal("0"), max_value=Decimal("1000"), decimal_places=3, initial=Decimal("5"), label="Slippage", help_text="basis points per fill")
+    capital = forms.DecimalField(
+        min_value=Decimal("1"), max_digits=28, decimal_places=8, initial=Decimal("10000"), help_text="quote currency"
+    )
+    fee_bps = forms.DecimalField(
+        min_value=Decimal("0"),
+        max_value=Decimal("1000"),
+        decimal_places=3,
+        initial=Decimal("10"),
+        label="Fee",
+        help_text="basis points per fill (10 = 0.1 %)",
+    )
+    slippage_bps = forms.DecimalField(
+        min_value=Decimal("0"),
+        max_value=Decimal("1000"),
+        decimal_places=3,
+        initial=Decimal("5"),
+        label="Slippage",
+        help_text="basis points per fill",
+    )
     params_json = forms.CharField(
         required=False,
         label="Params JSON",
@@ -48,7 +64,7 @@ class BacktestForm(ParamFieldsMixin, forms.Form):
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
         if not isinstance(value, dict):
-            raise forms.ValidationError("must be a JSON object, e.g. {\"take_profit\": 1.5}")
+            raise forms.ValidationError('must be a JSON object, e.g. {"take_profit": 1.5}')
         return value
 
     def clean(self):
@@ -71,7 +87,9 @@ class BacktestForm(ParamFieldsMixin, forms.Form):
                 for key, message in param_error_map(exc).items():
                     name = PARAM_PREFIX + key
                     if key in from_json or name not in self.fields:
-                        self.add_error("params_json" if key in from_json or key != "__all__" else None, f"{key}: {message}")
+                        self.add_error(
+                            "params_json" if key in from_json or key != "__all__" else None, f"{key}: {message}"
+                        )
                     else:
                         self.add_error(name, message)
         return cleaned

@@ -1,6 +1,6 @@
 """Backtest pages (namespace ``backtests``), included under ``backtests/`` by market7/urls.py:
 
-    path("backtests/", include("strategies.urls")),
+path("backtests/", include("strategies.urls")),
 """
 
 from django.urls import path

@@ -60,7 +60,11 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or 1)
     for run in page.object_list:
         run.progress_pct = round((run.progress or 0) * 100)
-    return render(request, "strategies/list.html", {"page": page, "runs": page.object_list, "can_add": request.user.has_perm(ADD_PERM)})
+    return render(
+        request,
+        "strategies/list.html",
+        {"page": page, "runs": page.object_list, "can_add": request.user.has_perm(ADD_PERM)},
+    )
 
 
 def _service_errors(exc: Exception) -> dict[str, str]:
@@ -172,10 +176,23 @@ def metric_rows(metrics: dict) -> list[dict]:
             seen.add(key)
     for key, value in metrics.items():
         if key not in seen and isinstance(value, int | float | str) and not isinstance(value, bool):
-            rows.append({"key": key, "label": key.replace("_", " ").capitalize(), "value": value, "unit": "%" if key.endswith("_pct") else ""})
+            rows.append(
+                {
+                    "key": key,
+                    "label": key.replace("_", " ").capitalize(),
+                    "value": value,
+                    "unit": "%" if key.endswith("_pct") else "",
+                }
+            )
     for row in rows:
         v = row["value"]
-        row["text"] = "—" if v is None else f"{v:,.4g}" if isinstance(v, float) and abs(v) < 10 else (f"{v:,.2f}" if isinstance(v, float) else str(v))
+        row["text"] = (
+            "—"
+            if v is None
+            else f"{v:,.4g}"
+            if isinstance(v, float) and abs(v) < 10
+            else (f"{v:,.2f}" if isinstance(v, float) else str(v))
+        )
         row["sign"] = (v > 0) - (v < 0) if isinstance(v, int | float) else 0
     return rows
 

@@ -104,7 +104,11 @@ def _param_help(param: dict) -> str:
     if hi is not None and abs(float(hi)) >= 1e9:  # "no practical upper bound": do not print 1e12
         hi = None
     if lo is not None and hi is not None:
-        bits.append(f"range {lo:g} … {hi:g}" if isinstance(lo, int | float) and isinstance(hi, int | float) else f"range {lo} … {hi}")
+        bits.append(
+            f"range {lo:g} … {hi:g}"
+            if isinstance(lo, int | float) and isinstance(hi, int | float)
+            else f"range {lo} … {hi}"
+        )
     elif lo is not None:
         bits.append(f"min {lo:g}" if isinstance(lo, int | float) else f"min {lo}")
     elif hi is not None:
@@ -124,15 +128,23 @@ def param_field(param: dict) -> forms.Field:
     choices = param.get("choices")
     if choices:
         pairs = [(c, c) if not isinstance(c, list | tuple) else (c[0], c[1]) for c in choices]
-        return forms.ChoiceField(choices=[(str(a), str(b)) for a, b in pairs], widget=forms.Select(attrs=attrs), **common)
+        return forms.ChoiceField(
+            choices=[(str(a), str(b)) for a, b in pairs], widget=forms.Select(attrs=attrs), **common
+        )
     if kind in ("bool", "boolean"):
         return forms.BooleanField(widget=forms.CheckboxInput(attrs=attrs), **common)
     if kind in ("int", "integer"):
         # Bounds are enforced by the strategy's validate_params (one source of truth, exact
         # messages); min/max here only drive the browser's spinner.
-        return forms.IntegerField(widget=forms.NumberInput(attrs={**attrs, "min": param.get("min"), "max": param.get("max"), "step": 1}), **common)
+        return forms.IntegerField(
+            widget=forms.NumberInput(attrs={**attrs, "min": param.get("min"), "max": param.get("max"), "step": 1}),
+            **common,
+        )
     if kind in ("float", "number", "decimal", "pct", "percent"):
-        return forms.FloatField(widget=forms.NumberInput(attrs={**attrs, "min": param.get("min"), "max": param.get("max"), "step": "any"}), **common)
+        return forms.FloatField(
+            widget=forms.NumberInput(attrs={**attrs, "min": param.get("min"), "max": param.get("max"), "step": "any"}),
+            **common,
+        )
     if kind in ("list", "array", "json", "dict", "object"):
         return forms.JSONField(widget=forms.TextInput(attrs=attrs), **common)
     return forms.CharField(widget=forms.TextInput(attrs=attrs), **common)
@@ -144,7 +156,9 @@ class ParamFieldsMixin:
     def _strategy_name(self) -> str:
         if self.is_bound:
             return self.data.get("strategy") or ""
-        return self.initial.get("strategy") or (self.fields["strategy"].choices[0][0] if self.fields["strategy"].choices else "")
+        return self.initial.get("strategy") or (
+            self.fields["strategy"].choices[0][0] if self.fields["strategy"].choices else ""
+        )
 
     def add_param_fields(self, initial_params: dict | None = None) -> None:
         self.strategy_params = strategy_schema(self._strategy_name())
@@ -177,7 +191,7 @@ class ParamFieldsMixin:
     def add_service_errors(self, errors: dict[str, str]) -> None:
         """Put a service's ``{field: message}`` errors on the form: ``params.x`` -> ``p_x``."""
         for key, message in errors.items():
-            name = PARAM_PREFIX + key[len("params."):] if key.startswith("params.") else key
+            name = PARAM_PREFIX + key[len("params.") :] if key.startswith("params.") else key
             if name in self.fields and name not in ("__all__",):
                 if name in self.errors:
                     self.errors[name].append(message)
@@ -219,7 +233,13 @@ class BotForm(ParamFieldsMixin, forms.Form):
         initial=Bot.Mode.PAPER,
         help_text="Live trading is disabled in this deployment: bots trade on paper balances.",
     )
-    capital = forms.DecimalField(min_value=Decimal("1"), max_digits=28, decimal_places=8, initial=Decimal("1000"), help_text="quote currency (USDT)")
+    capital = forms.DecimalField(
+        min_value=Decimal("1"),
+        max_digits=28,
+        decimal_places=8,
+        initial=Decimal("1000"),
+        help_text="quote currency (USDT)",
+    )
     feed = forms.ChoiceField(choices=Bot.FeedKind.choices, initial=Bot.FeedKind.REPLAY, widget=forms.RadioSelect)
     replay_start = forms.DateTimeField(
         required=False,
@@ -228,14 +248,19 @@ class BotForm(ParamFieldsMixin, forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
     )
     replay_speed = forms.FloatField(
-        required=False, min_value=1, initial=3600.0, help_text="market seconds per wall second (3600 = 1 h of market per second)"
+        required=False,
+        min_value=1,
+        initial=3600.0,
+        help_text="market seconds per wall second (3600 = 1 h of market per second)",
     )
 
     def __init__(self, *args, initial_params: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         names = strategy_names()
         self.fields["strategy"].choices = [(n, n.replace("_", " ")) for n in names]
-        self.fields["markets"].queryset = Market.objects.filter(active=True).select_related("exchange").order_by("exchange__code", "symbol")
+        self.fields["markets"].queryset = (
+            Market.objects.filter(active=True).select_related("exchange").order_by("exchange__code", "symbol")
+        )
         self.fields["markets"].label_from_instance = lambda m: f"{m.symbol} · {m.exchange.code}"
         # Live is visible but not selectable (a note explains why).
         self.fields["mode"].widget.attrs["data-disabled-options"] = "live"

@@ -32,7 +32,6 @@ from trading.services.feeds import WARMUP_CANDLES  # the paper bots' warm-up: sa
 log = logging.getLogger(__name__)
 
 
-
 class BacktestError(ValueError):
     """Bad backtest inputs; the message is one line, for users."""
 
@@ -85,7 +84,9 @@ def backtest_validate(
         params = cls.validate_params(params)
     except ParamError as exc:
         errors = getattr(exc, "errors", None) or {}
-        raise BacktestError("invalid params: " + ("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or str(exc))) from None
+        raise BacktestError(
+            "invalid params: " + ("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or str(exc))
+        ) from None
     if risk is not None:
         from strategies.risk import RiskConfig
 
@@ -112,15 +113,22 @@ def backtest_validate(
     symbols = [s.strip() for s in symbols if s.strip()]
     if not symbols:
         raise BacktestError("no symbols given")
-    found = {m.symbol: m for m in Market.objects.filter(exchange__code=exchange, symbol__in=symbols).select_related("exchange")}
+    found = {
+        m.symbol: m
+        for m in Market.objects.filter(exchange__code=exchange, symbol__in=symbols).select_related("exchange")
+    }
     missing = [s for s in symbols if s not in found]
     if missing:
         raise BacktestError(f"unknown symbol(s) on {exchange}: {', '.join(missing)}")
     markets = tuple(found[s] for s in sorted(set(symbols)))
     for market in markets:
         if not market.candles.filter(timeframe=timeframe, open_time__gte=start, open_time__lte=end).exists():
-            raise BacktestError(f"no {timeframe} candles for {market.symbol} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC")
-    return BacktestInputs(strategy, params, markets, timeframe, start, end, capital, fee_bps, slippage_bps, exchange, risk)
+            raise BacktestError(
+                f"no {timeframe} candles for {market.symbol} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
+            )
+    return BacktestInputs(
+        strategy, params, markets, timeframe, start, end, capital, fee_bps, slippage_bps, exchange, risk
+    )
 
 
 def backtest_create(*, user, enqueue: bool = True, name: str = "", **inputs: Any) -> BacktestRun:
@@ -216,7 +224,9 @@ def backtest_execute(*, run_id: int) -> BacktestRun:
             slippage_bps=float(inputs.slippage_bps),
             risk=inputs.risk,
         )
-        result, report = run_backtest(config, _feed(inputs), [market_spec(m) for m in inputs.markets], progress=progress)
+        result, report = run_backtest(
+            config, _feed(inputs), [market_spec(m) for m in inputs.markets], progress=progress
+        )
     except (BacktestError, BacktestInputError) as exc:
         return _fail(run_id, str(exc))
     except Exception as exc:  # a bug must still leave a visible failed run, not a stuck one
@@ -262,7 +272,9 @@ def backtest_execute(*, run_id: int) -> BacktestRun:
 
 
 def _fail(run_id: int, message: str) -> BacktestRun:
-    BacktestRun.objects.filter(pk=run_id).update(status=BacktestRun.Status.FAILED, error=message[:2000], finished_at=timezone.now())
+    BacktestRun.objects.filter(pk=run_id).update(
+        status=BacktestRun.Status.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
     return BacktestRun.objects.get(pk=run_id)
 
 
@@ -291,5 +303,3 @@ def parse_day_range(start: str, end: str) -> tuple[datetime, datetime]:
     if date_only:
         e = e + timedelta(days=1) - timedelta(milliseconds=1)
     return s, e
-
-

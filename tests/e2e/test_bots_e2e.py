@@ -71,7 +71,12 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     page.click("#bot-form button[type=submit]")
     page.wait_for_url(f"{live_server_url}/bots/*/")
     bot = Bot.objects.get(name="E2E DCA")
-    assert (bot.strategy, bot.feed, bot.params["base_order_size"], bot.replay_start) == ("smart_dca", "replay", 50.0, replay_start)
+    assert (bot.strategy, bot.feed, bot.params["base_order_size"], bot.replay_start) == (
+        "smart_dca",
+        "replay",
+        50.0,
+        replay_start,
+    )
 
     # Start with the HTMX button: the status fragment swaps in place.
     page.evaluate("window.__m7_marker = 1")
@@ -102,7 +107,9 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     assert int(page.evaluate("document.body.dataset.liveEvents || '0'")) >= 1
     trades = Trade.objects.filter(bot_id=bot.pk)
     n_open = trades.filter(status="open").count()
-    page.wait_for_function(f"document.querySelector('[data-kpi=\"active_trades\"]').textContent.trim() === '{n_open}'", timeout=15000)
+    page.wait_for_function(
+        f"document.querySelector('[data-kpi=\"active_trades\"]').textContent.trim() === '{n_open}'", timeout=15000
+    )
     bot.refresh_from_db()
     expected_pnl = f"{bot.equity - bot.capital:+,.2f}".replace("+-", "-")
     page.wait_for_function(

@@ -36,10 +36,7 @@ def test_embedded_redis_starts_answers_and_stops(tmp_path):
 
 def test_run_with_redis_exports_url_and_stops_the_server(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    code = (
-        "import os, redis, sys; url = os.environ['REDIS_URL']; "
-        "assert redis.Redis.from_url(url).ping(); print(url)"
-    )
+    code = "import os, redis, sys; url = os.environ['REDIS_URL']; assert redis.Redis.from_url(url).ping(); print(url)"
     script = (
         "import sys; from market7 import embedded_redis; "
         f"sys.exit(embedded_redis.run_with_redis([sys.executable, '-c', {code!r}], directory={str(tmp_path)!r}))"

@@ -24,21 +24,49 @@ from trading.services.candles import candles_import
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 ARGS = [
-    "--strategy", "smart_dca",
-    "--symbols", "BTC/USDT,ETH/USDT",
-    "--timeframe", "1h",
-    "--start", "2025-04-01",
-    "--end", "2025-08-31",
-    "--capital", "1000",
+    "--strategy",
+    "smart_dca",
+    "--symbols",
+    "BTC/USDT,ETH/USDT",
+    "--timeframe",
+    "1h",
+    "--start",
+    "2025-04-01",
+    "--end",
+    "2025-08-31",
+    "--capital",
+    "1000",
 ]
 REPORT_KEYS = {"metrics", "trades", "equity_curve", "decisions", "open_deals", "run"}
 METRIC_KEYS = {
-    "total_return_pct", "cagr_pct", "sharpe", "sortino", "max_drawdown_pct", "win_rate_pct",
-    "profit_factor", "trades", "exposure_pct", "fees_paid", "final_equity",
+    "total_return_pct",
+    "cagr_pct",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "win_rate_pct",
+    "profit_factor",
+    "trades",
+    "exposure_pct",
+    "fees_paid",
+    "final_equity",
 }
 TRADE_KEYS = {
-    "symbol", "side", "opened_at", "closed_at", "entry_price", "exit_price", "amount", "cost",
-    "fees", "pnl", "pnl_pct", "exit_reason", "safety_orders_filled", "tags", "orders",
+    "symbol",
+    "side",
+    "opened_at",
+    "closed_at",
+    "entry_price",
+    "exit_price",
+    "amount",
+    "cost",
+    "fees",
+    "pnl",
+    "pnl_pct",
+    "exit_reason",
+    "safety_orders_filled",
+    "tags",
+    "orders",
 }
 
 
@@ -142,7 +170,10 @@ def test_repeated_runs_give_byte_identical_reports(candles, tmp_path):
     [
         (["--strategy", "no_such"], "unknown strategy 'no_such'; known strategies:"),
         (["--symbols", "BTC/USDT,PEPE/USDT"], "unknown symbol(s) on binance: PEPE/USDT"),
-        (["--start", "2023-01-01", "--end", "2023-02-01"], "no 1h candles for BTC/USDT between 2023-01-01 00:00 and 2023-02-01 23:59 UTC"),
+        (
+            ["--start", "2023-01-01", "--end", "2023-02-01"],
+            "no 1h candles for BTC/USDT between 2023-01-01 00:00 and 2023-02-01 23:59 UTC",
+        ),
         (["--start", "2025-05-01", "--end", "2025-04-01"], "end 2025-04-01 23:59 is before start 2025-05-01 00:00"),
         (["--capital", "-5"], "capital must be positive, got -5"),
         (["--start", "yesterday"], "--start 'yesterday' is not a date (YYYY-MM-DD)"),
@@ -172,14 +203,18 @@ def test_invalid_params_file_saves_nothing(candles, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_backtest_task_runs_on_research_queue_through_real_broker(bundled_data_dir, make_user, celery_session_worker_real):
+def test_backtest_task_runs_on_research_queue_through_real_broker(
+    bundled_data_dir, make_user, celery_session_worker_real
+):
     from strategies.services.backtests import backtest_create, parse_day_range
 
     user = make_user("celeryq", "trader")
     for name in ("BTCUSDT-1h.csv.gz", "ETHUSDT-1h.csv.gz"):
         candles_import(path=bundled_data_dir / name, exchange="binance", market_type="spot")
     start, end = parse_day_range("2025-06-01", "2025-06-30")
-    run = backtest_create(user=user, strategy="smart_dca", symbols=list(SYMBOLS), timeframe="1h", start=start, end=end, capital=500)
+    run = backtest_create(
+        user=user, strategy="smart_dca", symbols=list(SYMBOLS), timeframe="1h", start=start, end=end, capital=500
+    )
     assert run.status == "queued"
     import time
 
@@ -199,7 +234,11 @@ def test_real_risk_manager_limits_concurrent_deals(candles, tmp_path):
     """The real strategies.risk.RiskManager through the engine: with max_positions 1 no two
     deals overlap, and every refused entry is counted under its rule."""
     params, path = tmp_path / "p.json", tmp_path / "r.json"
-    params.write_text(json.dumps({"max_active_deals": 2, "risk": {"max_positions": 1, "regime_enabled": False, "correlation_action": "off"}}))
+    params.write_text(
+        json.dumps(
+            {"max_active_deals": 2, "risk": {"max_positions": 1, "regime_enabled": False, "correlation_action": "off"}}
+        )
+    )
     run_command("--params", str(params), "--json", str(path))
     report = json.loads(path.read_text())
     assert report["decisions"].get("max_positions:block", 0) > 0

@@ -43,7 +43,13 @@ def make_run(owner, **kw) -> BacktestRun:
         "capital": Decimal("10000"),
         "status": "done",
         "progress": 1.0,
-        "metrics": {"total_return_pct": 3.25, "trades": 2, "win_rate_pct": 50.0, "max_drawdown_pct": 4.5, "profit_factor": None},
+        "metrics": {
+            "total_return_pct": 3.25,
+            "trades": 2,
+            "win_rate_pct": 50.0,
+            "max_drawdown_pct": 4.5,
+            "profit_factor": None,
+        },
         "report": {
             "equity_curve": [
                 {"time": "2025-04-01T00:00:00+00:00", "equity": 10000.0},
@@ -55,9 +61,20 @@ def make_run(owner, **kw) -> BacktestRun:
     } | kw
     run = BacktestRun.objects.create(owner=owner, **fields)
     BacktestTrade.objects.create(
-        run=run, symbol="BTC/USDT", side="long", opened_at=datetime(2025, 4, 1, 5, tzinfo=UTC), closed_at=datetime(2025, 4, 2, tzinfo=UTC),
-        entry_price=Decimal("82000"), exit_price=Decimal("83230"), amount=Decimal("0.1"), cost=Decimal("8200"), fees=Decimal("16.5"),
-        pnl=Decimal("106.5"), pnl_pct=1.2988, exit_reason="take_profit: +1.5%", safety_orders_filled=2,
+        run=run,
+        symbol="BTC/USDT",
+        side="long",
+        opened_at=datetime(2025, 4, 1, 5, tzinfo=UTC),
+        closed_at=datetime(2025, 4, 2, tzinfo=UTC),
+        entry_price=Decimal("82000"),
+        exit_price=Decimal("83230"),
+        amount=Decimal("0.1"),
+        cost=Decimal("8200"),
+        fees=Decimal("16.5"),
+        pnl=Decimal("106.5"),
+        pnl_pct=1.2988,
+        exit_reason="take_profit: +1.5%",
+        safety_orders_filled=2,
     )
     return run
 
@@ -81,7 +98,12 @@ def form_data(**kw):
 @pytest.mark.django_db
 def test_anonymous_redirects(client, user):
     run = make_run(user)
-    for url in (reverse("backtests:list"), reverse("backtests:new"), reverse("backtests:detail", args=[run.pk]), reverse("backtests:progress", args=[run.pk])):
+    for url in (
+        reverse("backtests:list"),
+        reverse("backtests:new"),
+        reverse("backtests:detail", args=[run.pk]),
+        reverse("backtests:progress", args=[run.pk]),
+    ):
         r = client.get(url)
         assert r.status_code == 302 and r["Location"].startswith("/accounts/login/"), url
 
@@ -127,7 +149,9 @@ def test_progress_polls_while_running_then_refreshes(client, user):
     assert "<html" not in r.content.decode() and 'hx-trigger="every 1s"' in r.content.decode() and "HX-Refresh" not in r
     BacktestRun.objects.filter(pk=run.pk).update(status="done", progress=1.0)
     r = client.get(url, HTTP_HX_REQUEST="true")
-    assert r["HX-Refresh"] == "true" and 'hx-trigger="every 1s"' not in r.content.decode() and "100%" in r.content.decode()
+    assert (
+        r["HX-Refresh"] == "true" and 'hx-trigger="every 1s"' not in r.content.decode() and "100%" in r.content.decode()
+    )
 
 
 @pytest.mark.django_db
@@ -135,7 +159,7 @@ def test_failed_run_shows_error(client, user):
     run = make_run(user, status="failed", error="no 1h candles for BTC/USDT", metrics={}, report={})
     client.force_login(user)
     body = client.get(reverse("backtests:detail", args=[run.pk])).content.decode()
-    assert "no 1h candles for BTC/USDT" in body and 'data-metric' not in body
+    assert "no 1h candles for BTC/USDT" in body and "data-metric" not in body
 
 
 @pytest.mark.django_db
@@ -144,7 +168,9 @@ class TestForm:
         client.force_login(user)
         body = client.get(reverse("backtests:new")).content.decode()
         assert 'name="symbols"' in body and 'value="BTC/USDT"' in body
-        frag = client.get(reverse("backtests:params"), {"strategy": "smart_dca"}, HTTP_HX_REQUEST="true").content.decode()
+        frag = client.get(
+            reverse("backtests:params"), {"strategy": "smart_dca"}, HTTP_HX_REQUEST="true"
+        ).content.decode()
         assert 'name="p_take_profit"' in frag and "<html" not in frag
 
     @pytest.mark.parametrize(
@@ -186,7 +212,14 @@ class TestForm:
         run = BacktestRun.objects.get()
         assert r.status_code == 302 and r["Location"] == reverse("backtests:detail", args=[run.pk])
         assert len(callbacks) == 1  # the Celery enqueue, after commit
-        assert (run.owner, run.name, run.strategy, run.symbols, run.timeframe, run.status) == (user, "april", "smart_dca", ["BTC/USDT"], "1h", "queued")
+        assert (run.owner, run.name, run.strategy, run.symbols, run.timeframe, run.status) == (
+            user,
+            "april",
+            "smart_dca",
+            ["BTC/USDT"],
+            "1h",
+            "queued",
+        )
         assert run.start == datetime(2025, 4, 1, tzinfo=UTC) and run.end == datetime(2025, 4, 10, 23, 59, tzinfo=UTC)
         assert (run.capital, run.fee_bps, run.slippage_bps) == (Decimal("10000"), Decimal("10"), Decimal("5"))
         assert run.params["take_profit"] == 2.0 and run.params["max_safety_orders"] == 3
@@ -203,4 +236,4 @@ class TestForm:
         r = client.get(reverse("backtests:detail", args=[run.pk]))
         assert len(r.context["equity"]) > 100
         assert r.context["trades_total"] == run.trades.count()
-        assert 'data-metric=' in r.content.decode()
+        assert "data-metric=" in r.content.decode()

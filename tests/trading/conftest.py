@@ -39,7 +39,9 @@ def market(db):
     m = Market.objects.create(exchange=ex, symbol="BTC/USDT", exchange_symbol="BTCUSDT", base="BTC", quote="USDT")
     closes = [42000, 41800, 41500, 41000, 40500, 40800, 41200, 41700, 42300, 42600]
     Candle.objects.bulk_create(
-        Candle(market=m, timeframe="1h", open_time=T0 + i * H, open=c + 10, high=c + 100, low=c - 100, close=c, volume=12.5)
+        Candle(
+            market=m, timeframe="1h", open_time=T0 + i * H, open=c + 10, high=c + 100, low=c - 100, close=c, volume=12.5
+        )
         for i, c in enumerate(closes)
     )
     return m
@@ -78,29 +80,111 @@ def bot_with_trades(user, market):
         last_candle_at=T0 + 5 * H,
     )
     closed = Trade.objects.create(
-        bot=bot, market=market, deal_id="d1", side="long", status="closed", opened_at=T0, closed_at=T0 + 2 * H,
-        avg_entry=Decimal("40000"), amount=Decimal("0.005"), cost=Decimal("200"), fees=Decimal("0.4"),
-        realized_pnl=Decimal("10"), exit_price=Decimal("42080"), exit_reason="take_profit: +5.2% >= 5%",
-        safety_orders_filled=0, safety_orders_max=3,
+        bot=bot,
+        market=market,
+        deal_id="d1",
+        side="long",
+        status="closed",
+        opened_at=T0,
+        closed_at=T0 + 2 * H,
+        avg_entry=Decimal("40000"),
+        amount=Decimal("0.005"),
+        cost=Decimal("200"),
+        fees=Decimal("0.4"),
+        realized_pnl=Decimal("10"),
+        exit_price=Decimal("42080"),
+        exit_reason="take_profit: +5.2% >= 5%",
+        safety_orders_filled=0,
+        safety_orders_max=3,
     )
     open_ = Trade.objects.create(
-        bot=bot, market=market, deal_id="d2", side="long", status="open", opened_at=T0 + 3 * H,
-        avg_entry=Decimal("41000"), amount=Decimal("0.01"), cost=Decimal("410"), fees=Decimal("0.41"),
-        take_profit_price=Decimal("43050"), safety_orders_filled=1, safety_orders_max=3,
+        bot=bot,
+        market=market,
+        deal_id="d2",
+        side="long",
+        status="open",
+        opened_at=T0 + 3 * H,
+        avg_entry=Decimal("41000"),
+        amount=Decimal("0.01"),
+        cost=Decimal("410"),
+        fees=Decimal("0.41"),
+        take_profit_price=Decimal("43050"),
+        safety_orders_filled=1,
+        safety_orders_max=3,
     )
-    o1 = Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-1", side="buy", amount=Decimal("0.005"),
-                              filled=Decimal("0.005"), average=Decimal("41500"), status="closed", tag="base_order", deal_id="d2", placed_at=T0 + 2 * H)
+    o1 = Order.objects.create(
+        bot=bot,
+        market=market,
+        trade=open_,
+        client_order_id="m7b-1",
+        side="buy",
+        amount=Decimal("0.005"),
+        filled=Decimal("0.005"),
+        average=Decimal("41500"),
+        status="closed",
+        tag="base_order",
+        deal_id="d2",
+        placed_at=T0 + 2 * H,
+    )
     Fill.objects.create(order=o1, price=Decimal("41500"), amount=Decimal("0.005"), time=T0 + 3 * H)
-    o2 = Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-2", side="buy", type="limit", price=Decimal("40500"),
-                              amount=Decimal("0.005"), filled=Decimal("0.005"), average=Decimal("40500"), status="closed", tag="safety_order_1",
-                              deal_id="d2", placed_at=T0 + 3 * H)
+    o2 = Order.objects.create(
+        bot=bot,
+        market=market,
+        trade=open_,
+        client_order_id="m7b-2",
+        side="buy",
+        type="limit",
+        price=Decimal("40500"),
+        amount=Decimal("0.005"),
+        filled=Decimal("0.005"),
+        average=Decimal("40500"),
+        status="closed",
+        tag="safety_order_1",
+        deal_id="d2",
+        placed_at=T0 + 3 * H,
+    )
     Fill.objects.create(order=o2, price=Decimal("40500"), amount=Decimal("0.005"), time=T0 + 4 * H)
-    Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-3", side="buy", type="limit", price=Decimal("39800"),
-                         amount=Decimal("0.01"), status="open", tag="safety_order_2", deal_id="d2", placed_at=T0 + 4 * H)
-    BotEvent.objects.create(bot=bot, time=T0 + 1 * H, kind="decision", rule="spend_guard", outcome="block",
-                            reason="spend_guard: deal spend 41.2% > cap 40%", symbol="BTC/USDT")
-    BotEvent.objects.create(bot=bot, time=T0 + 2 * H, kind="decision", rule="confidence", outcome="allow", reason="score 0.71 >= 0.6", symbol="BTC/USDT")
-    BotEvent.objects.create(bot=bot, time=T0 + 2 * H, kind="trade_closed", rule="take_profit", outcome="exit", reason="take_profit: +5.2% >= 5%", symbol="BTC/USDT")
+    Order.objects.create(
+        bot=bot,
+        market=market,
+        trade=open_,
+        client_order_id="m7b-3",
+        side="buy",
+        type="limit",
+        price=Decimal("39800"),
+        amount=Decimal("0.01"),
+        status="open",
+        tag="safety_order_2",
+        deal_id="d2",
+        placed_at=T0 + 4 * H,
+    )
+    BotEvent.objects.create(
+        bot=bot,
+        time=T0 + 1 * H,
+        kind="decision",
+        rule="spend_guard",
+        outcome="block",
+        reason="spend_guard: deal spend 41.2% > cap 40%",
+        symbol="BTC/USDT",
+    )
+    BotEvent.objects.create(
+        bot=bot,
+        time=T0 + 2 * H,
+        kind="decision",
+        rule="confidence",
+        outcome="allow",
+        reason="score 0.71 >= 0.6",
+        symbol="BTC/USDT",
+    )
+    BotEvent.objects.create(
+        bot=bot,
+        time=T0 + 2 * H,
+        kind="trade_closed",
+        rule="take_profit",
+        outcome="exit",
+        reason="take_profit: +5.2% >= 5%",
+        symbol="BTC/USDT",
+    )
     for i, eq in enumerate(["1000", "1004", "1010", "1008", "1011", "1012.5"]):
         EquitySnapshot.objects.create(bot=bot, time=T0 + i * H, equity=Decimal(eq))
     bot.closed_trade, bot.open_trade = closed, open_

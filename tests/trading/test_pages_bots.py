@@ -51,7 +51,11 @@ class TestAccess:
         assert "Alpha DCA" not in body and "No bots yet." in body
 
     def test_anonymous_redirects_to_login(self, client, bot_with_trades):
-        for url in self.urls(bot_with_trades) + [reverse("trading:bots"), reverse("trading:bot-create"), reverse("trading:bots-stop-all")]:
+        for url in self.urls(bot_with_trades) + [
+            reverse("trading:bots"),
+            reverse("trading:bot-create"),
+            reverse("trading:bots-stop-all"),
+        ]:
             response = client.get(url)
             assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
         response = client.post(reverse("trading:bot-action", args=[bot_with_trades.pk, "pause"]))
@@ -89,7 +93,10 @@ def test_chart_json_candles_and_markers(client, user, bot_with_trades):
     data = login(client, user).get(reverse("trading:bot-chart", args=[bot_with_trades.pk])).json()
     assert data["symbol"] == "BTC/USDT"
     assert [c["close"] for c in data["candles"]] == [42000, 41800, 41500, 41000, 40500, 40800]  # up to last_candle_at
-    assert [(m["text"], m["position"], m["price"]) for m in data["markers"]] == [("BO", "belowBar", 41500.0), ("SO1", "belowBar", 40500.0)]
+    assert [(m["text"], m["position"], m["price"]) for m in data["markers"]] == [
+        ("BO", "belowBar", 41500.0),
+        ("SO1", "belowBar", 40500.0),
+    ]
     t3 = int((T0 + 3 * H).timestamp())
     assert data["markers"][0]["time"] == t3
 
@@ -117,7 +124,13 @@ class TestActions:
     def test_transitions_change_status_exactly(self, client, user, market):
         login(client, user)
         bot = make_bot(user, market)
-        expected = [("start", "running"), ("pause", "paused"), ("resume", "running"), ("stop", "stopped"), ("restart", "running")]
+        expected = [
+            ("start", "running"),
+            ("pause", "paused"),
+            ("resume", "running"),
+            ("stop", "stopped"),
+            ("restart", "running"),
+        ]
         for action, status in expected:
             response = self.post(client, bot, action, HTTP_HX_REQUEST="true")
             assert response.status_code == 200, action
@@ -210,7 +223,9 @@ class TestForm:
         assert "Size of the order that opens a deal." in body
         assert '<span class="param-unit">%</span>' in body
         assert '<option value="live" disabled>' in body
-        frag = client.get(reverse("trading:bot-params"), {"strategy": "sma_cross"}, HTTP_HX_REQUEST="true").content.decode()
+        frag = client.get(
+            reverse("trading:bot-params"), {"strategy": "sma_cross"}, HTTP_HX_REQUEST="true"
+        ).content.decode()
         assert 'name="p_fast"' in frag and 'name="p_base_order_size"' not in frag and "<html" not in frag
 
     def test_create_valid(self, client, user, market):
@@ -218,7 +233,14 @@ class TestForm:
         response = client.post(reverse("trading:bot-create"), self.form_data(market))
         bot = Bot.objects.get()
         assert response.status_code == 302 and response["Location"] == reverse("trading:bot", args=[bot.pk])
-        assert (bot.owner, bot.name, bot.strategy, bot.capital, bot.feed, bot.replay_speed) == (user, "Form bot", "smart_dca", 500, "replay", 7200.0)
+        assert (bot.owner, bot.name, bot.strategy, bot.capital, bot.feed, bot.replay_speed) == (
+            user,
+            "Form bot",
+            "smart_dca",
+            500,
+            "replay",
+            7200.0,
+        )
         assert bot.params["base_order_size"] == 25.0
         assert bot.replay_start == T0 + 2 * H
         assert list(bot.markets.all()) == [market]
@@ -233,7 +255,9 @@ class TestForm:
 
     def test_invalid_basic_fields_nothing_saved(self, client, user, market):
         login(client, user)
-        response = client.post(reverse("trading:bot-create"), self.form_data(market, capital="-5", mode="live", replay_start=""))
+        response = client.post(
+            reverse("trading:bot-create"), self.form_data(market, capital="-5", mode="live", replay_start="")
+        )
         form = response.context["form"]
         assert set(form.errors) >= {"capital", "mode", "replay_start"}
         assert Bot.objects.count() == 0
@@ -256,7 +280,9 @@ class TestForm:
     def test_edit_invalid_param_changes_nothing(self, client, user, market):
         login(client, user)
         bot = make_bot(user, market)
-        response = client.post(reverse("trading:bot-edit", args=[bot.pk]), self.form_data(market, name="X", p_price_deviation="-1"))
+        response = client.post(
+            reverse("trading:bot-edit", args=[bot.pk]), self.form_data(market, name="X", p_price_deviation="-1")
+        )
         assert "p_price_deviation" in response.context["form"].errors
         bot.refresh_from_db()
         assert bot.name == "Alpha DCA" and bot.params == {"base_order_size": 20.0}

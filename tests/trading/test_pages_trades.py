@@ -65,7 +65,10 @@ def test_filters_and_htmx_fragment(client, user, bot_with_trades):
     r = client.get(url, {"status": "closed"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="trades-table")
     body = r.content.decode()
     assert "<html" not in body and 'id="trades-table"' in body and 'id="dca-tracker"' not in body
-    assert f'id="hist-{bot_with_trades.closed_trade.pk}"' in body and f'id="hist-{bot_with_trades.open_trade.pk}"' not in body
+    assert (
+        f'id="hist-{bot_with_trades.closed_trade.pk}"' in body
+        and f'id="hist-{bot_with_trades.open_trade.pk}"' not in body
+    )
     body = client.get(url, {"date_from": "2024-01-01", "date_to": "2024-01-01", "side": "long"}).content.decode()
     assert body.count('id="hist-') == 2
     body = client.get(url, {"date_from": "2024-01-02"}).content.decode()
@@ -86,11 +89,54 @@ def test_csv_exact(client, user, bot_with_trades):
     assert ",".join(rows[0]) == HEADER
     b, o, c = bot_with_trades, bot_with_trades.open_trade, bot_with_trades.closed_trade
     assert rows[1:] == [
-        [str(o.pk), str(b.pk), "Alpha DCA", "binance", "BTC/USDT", "long", "open", "d2", "2024-01-01T03:00:00+00:00", "",
-         "41000", "", "0.01", "410", "0.41", "", "", "1", "3", "43050", "", ""],
-        [str(c.pk), str(b.pk), "Alpha DCA", "binance", "BTC/USDT", "long", "closed", "d1", "2024-01-01T00:00:00+00:00",
-         "2024-01-01T02:00:00+00:00", "40000", "42080", "0.005", "200", "0.4", "10", "5.0000", "0", "3", "", "",
-         "take_profit: +5.2% >= 5%"],
+        [
+            str(o.pk),
+            str(b.pk),
+            "Alpha DCA",
+            "binance",
+            "BTC/USDT",
+            "long",
+            "open",
+            "d2",
+            "2024-01-01T03:00:00+00:00",
+            "",
+            "41000",
+            "",
+            "0.01",
+            "410",
+            "0.41",
+            "",
+            "",
+            "1",
+            "3",
+            "43050",
+            "",
+            "",
+        ],
+        [
+            str(c.pk),
+            str(b.pk),
+            "Alpha DCA",
+            "binance",
+            "BTC/USDT",
+            "long",
+            "closed",
+            "d1",
+            "2024-01-01T00:00:00+00:00",
+            "2024-01-01T02:00:00+00:00",
+            "40000",
+            "42080",
+            "0.005",
+            "200",
+            "0.4",
+            "10",
+            "5.0000",
+            "0",
+            "3",
+            "",
+            "",
+            "take_profit: +5.2% >= 5%",
+        ],
     ]
     rows = csv_rows(client.get(reverse("trading:trades-csv"), {"status": "closed"}))
     assert len(rows) == 2 and rows[1][0] == str(c.pk)
@@ -101,8 +147,17 @@ def test_risk_levels(user, market, bot_with_trades):
     from trading.views.trades import decorate_trades
 
     bot = make_bot(user, market, name="deep", last_candle_at=T0 + 4 * H)  # close 40500
-    Trade.objects.create(bot=bot, market=market, deal_id="x", opened_at=T0, avg_entry=Decimal("46000"), amount=Decimal("0.01"),
-                         cost=Decimal("460"), safety_orders_filled=1, safety_orders_max=5)
+    Trade.objects.create(
+        bot=bot,
+        market=market,
+        deal_id="x",
+        opened_at=T0,
+        avg_entry=Decimal("46000"),
+        amount=Decimal("0.01"),
+        cost=Decimal("460"),
+        safety_orders_filled=1,
+        safety_orders_max=5,
+    )
     rows = {t.deal_id: t for t in decorate_trades(Trade.objects.filter(status="open"))}
     assert rows["d2"].risk == "low"  # -0.59 %, 1 of 3 SO
     assert rows["x"].risk == "high"  # (40500 - 46000) / 46000 = -11.96 %

@@ -33,21 +33,55 @@ from trading.selectors.trades import orders_by_trade, trade_symbols, trades_for_
 def bob_bot(other_user, market):
     """bob's paused bot on alice's market: one open short deal (order + fill at T0+1h), one closed
     losing deal, a blocking decision and two equity snapshots."""
-    bot = make_bot(other_user, market, name="Bob Grid", status=Bot.Status.PAUSED, capital=Decimal("300"), last_candle_at=T0 + 5 * H)
+    bot = make_bot(
+        other_user, market, name="Bob Grid", status=Bot.Status.PAUSED, capital=Decimal("300"), last_candle_at=T0 + 5 * H
+    )
     open_ = Trade.objects.create(
-        bot=bot, market=market, deal_id="b1", side="short", status="open", opened_at=T0 + 1 * H,
-        avg_entry=Decimal("41800"), amount=Decimal("0.002"), cost=Decimal("83.6"), fees=Decimal("0.08"),
+        bot=bot,
+        market=market,
+        deal_id="b1",
+        side="short",
+        status="open",
+        opened_at=T0 + 1 * H,
+        avg_entry=Decimal("41800"),
+        amount=Decimal("0.002"),
+        cost=Decimal("83.6"),
+        fees=Decimal("0.08"),
     )
     Trade.objects.create(
-        bot=bot, market=market, deal_id="b0", side="long", status="closed", opened_at=T0, closed_at=T0 + H,
-        avg_entry=Decimal("42000"), amount=Decimal("0.002"), cost=Decimal("84"), fees=Decimal("0.08"),
-        realized_pnl=Decimal("-3"), exit_price=Decimal("40500"), exit_reason="stop_loss",
+        bot=bot,
+        market=market,
+        deal_id="b0",
+        side="long",
+        status="closed",
+        opened_at=T0,
+        closed_at=T0 + H,
+        avg_entry=Decimal("42000"),
+        amount=Decimal("0.002"),
+        cost=Decimal("84"),
+        fees=Decimal("0.08"),
+        realized_pnl=Decimal("-3"),
+        exit_price=Decimal("40500"),
+        exit_reason="stop_loss",
     )
-    order = Order.objects.create(bot=bot, market=market, trade=open_, client_order_id="m7b-bob-1", side="sell", amount=Decimal("0.002"),
-                                 filled=Decimal("0.002"), average=Decimal("41800"), status="closed", tag="base_order", deal_id="b1",
-                                 placed_at=T0 + H)
+    order = Order.objects.create(
+        bot=bot,
+        market=market,
+        trade=open_,
+        client_order_id="m7b-bob-1",
+        side="sell",
+        amount=Decimal("0.002"),
+        filled=Decimal("0.002"),
+        average=Decimal("41800"),
+        status="closed",
+        tag="base_order",
+        deal_id="b1",
+        placed_at=T0 + H,
+    )
     Fill.objects.create(order=order, price=Decimal("41800"), amount=Decimal("0.002"), time=T0 + 4 * H)
-    BotEvent.objects.create(bot=bot, time=T0 + 4 * H, kind="decision", rule="bob_rule", outcome="skip", reason="bob: no entry")
+    BotEvent.objects.create(
+        bot=bot, time=T0 + 4 * H, kind="decision", rule="bob_rule", outcome="skip", reason="bob: no entry"
+    )
     EquitySnapshot.objects.create(bot=bot, time=T0 + 1 * H, equity=Decimal("297"))
     EquitySnapshot.objects.create(bot=bot, time=T0 + 7 * H, equity=Decimal("310"))
     bot.open_trade = open_
@@ -92,7 +126,10 @@ def test_bot_events_page_and_facets(user, other_user, bot_with_trades, bob_bot):
     assert total == 1 and [e.reason for e in events] == ["spend_guard: deal spend 41.2% > cap 40%"]
     events, total = bot_events_page(user=user, bot=bot_with_trades, limit=1)
     assert total == 3 and [e.rule for e in events] == ["take_profit"]
-    assert bot_event_facets(user=user, bot=bot_with_trades) == (["confidence", "spend_guard", "take_profit"], ["allow", "block", "exit"])
+    assert bot_event_facets(user=user, bot=bot_with_trades) == (
+        ["confidence", "spend_guard", "take_profit"],
+        ["allow", "block", "exit"],
+    )
     # bob asking for alice's bot gets nothing; his own log holds only his event
     assert bot_events_page(user=other_user, bot=bot_with_trades) == ([], 0)
     assert bot_event_facets(user=other_user, bot=bot_with_trades) == ([], [])
@@ -113,7 +150,14 @@ def test_bot_chart(user, other_user, market, bot_with_trades, bob_bot):
     candles, fills = bot_chart(user=user, bot=bot_with_trades, market=market)
     # up to the bot's last candle T0+5h: six candles, oldest first
     assert [c["close"] for c in candles] == [42000, 41800, 41500, 41000, 40500, 40800]
-    assert candles[0] == {"time": int(T0.timestamp()), "open": 42010, "high": 42100, "low": 41900, "close": 42000, "volume": 12.5}
+    assert candles[0] == {
+        "time": int(T0.timestamp()),
+        "open": 42010,
+        "high": 42100,
+        "low": 41900,
+        "close": 42000,
+        "volume": 12.5,
+    }
     # alice's two fills, oldest first; bob's fill at T0+4h on the same market is not there
     assert [(f.price, f.time, f.order.tag) for f in fills] == [
         (Decimal("41500"), T0 + 3 * H, "base_order"),
@@ -145,7 +189,10 @@ def test_trades_history_filters(user, other_user, bot_with_trades, bob_bot):
     assert [t.deal_id for t in trades_history(user=user)] == ["d2", "d1"]
     assert [t.deal_id for t in trades_history(user=user, side="long", status="closed")] == ["d1"]
     assert [t.deal_id for t in trades_history(user=user, bot=b.pk, market="BTC/USDT")] == ["d2", "d1"]
-    assert [t.deal_id for t in trades_history(user=user, date_from=date(2024, 1, 1), date_to=date(2024, 1, 1))] == ["d2", "d1"]
+    assert [t.deal_id for t in trades_history(user=user, date_from=date(2024, 1, 1), date_to=date(2024, 1, 1))] == [
+        "d2",
+        "d1",
+    ]
     assert list(trades_history(user=user, date_from=date(2024, 1, 2))) == []
     assert list(trades_history(user=user, bot=bob_bot.pk)) == []  # another user's bot id: nothing
     assert list(trades_history(user=user, side="short")) == []  # bob's short never shows

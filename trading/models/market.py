@@ -57,8 +57,12 @@ class Market(models.Model):
     type = models.CharField(max_length=8, choices=Type.choices, default=Type.SPOT)
     precision = models.JSONField(default=dict, blank=True)
     limits = models.JSONField(default=dict, blank=True)
-    maker_fee = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True, help_text="fraction, 0.001 = 0.1 %")
-    taker_fee = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True, help_text="fraction, 0.001 = 0.1 %")
+    maker_fee = models.DecimalField(
+        max_digits=10, decimal_places=6, null=True, blank=True, help_text="fraction, 0.001 = 0.1 %"
+    )
+    taker_fee = models.DecimalField(
+        max_digits=10, decimal_places=6, null=True, blank=True, help_text="fraction, 0.001 = 0.1 %"
+    )
     active = models.BooleanField(default=True)
     info = models.JSONField(default=dict, blank=True, help_text="extra ccxt market fields")
     updated_at = models.DateTimeField(auto_now=True)
@@ -89,7 +93,9 @@ class Candle(models.Model):
     class Meta:
         ordering = ["market", "timeframe", "open_time"]
         # The unique constraint's index (market, timeframe, open_time) also serves range reads.
-        constraints = [models.UniqueConstraint(fields=["market", "timeframe", "open_time"], name="candle_unique_open_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "timeframe", "open_time"], name="candle_unique_open_time")
+        ]
         permissions = [("import_candles", "Can import and fetch candles")]
 
     def __str__(self) -> str:

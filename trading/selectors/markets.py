@@ -250,4 +250,3 @@ def market_candles(*, market: Market, timeframe: str, limit: int = 1000, end: da
         {"time": int(t.timestamp()), "open": o, "high": h, "low": lo, "close": c, "volume": v}
         for t, o, h, lo, c, v in reversed(list(rows))
     ]
-

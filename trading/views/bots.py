@@ -190,7 +190,9 @@ def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
             if bot.status == Bot.Status.CREATED:
                 changes.update(kwargs)
             else:
-                changed_locked = [k for k in ("strategy", "timeframe", "mode", "feed") if str(kwargs[k]) != str(initial[k])]
+                changed_locked = [
+                    k for k in ("strategy", "timeframe", "mode", "feed") if str(kwargs[k]) != str(initial[k])
+                ]
                 if changed_locked:
                     form.add_error(None, f"{', '.join(changed_locked)} cannot change after the bot has started")
             if not form.errors:
@@ -253,7 +255,10 @@ def bot_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _params_display(bot: Bot) -> list[dict]:
     units = {p["name"]: p for p in strategy_schema(bot.strategy)}
-    return [{"name": k, "value": v, "unit": (units.get(k) or {}).get("unit") or ""} for k, v in sorted((bot.params or {}).items())]
+    return [
+        {"name": k, "value": v, "unit": (units.get(k) or {}).get("unit") or ""}
+        for k, v in sorted((bot.params or {}).items())
+    ]
 
 
 @login_required
@@ -289,7 +294,7 @@ def fill_markers(fills) -> list[dict]:
             if tag.startswith(prefix):
                 label, colour = text, col
                 if prefix == "safety_order":
-                    suffix = tag[len(prefix):].strip("_")
+                    suffix = tag[len(prefix) :].strip("_")
                     label = f"SO{suffix}" if suffix else "SO"
                 break
         entry = order.side == Order.Side.BUY
@@ -393,7 +398,9 @@ def bots_stop_all(request: HttpRequest) -> HttpResponse:
             return redirect("trading:bots-stop-all")
         close = request.POST.get("close_positions") == "1"
         touched = bot_services.bots_emergency_stop(user=request.user, close_positions=close)
-        messages.warning(request, f"Emergency stop: {len(touched)} bot(s) stopped" + (", open deals closing." if close else "."))
+        messages.warning(
+            request, f"Emergency stop: {len(touched)} bot(s) stopped" + (", open deals closing." if close else ".")
+        )
         return redirect("trading:bots")
     open_deals = sum(open_deal_counts(user=request.user, bots=active).values())
     return render(request, "trading/bots/stop_all.html", {"active": active, "open_deals": open_deals})

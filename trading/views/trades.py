@@ -122,7 +122,7 @@ def _ladder_levels(trade: Trade, orders: list[Order]) -> list[dict]:
         price = order.average if order.status == Order.Status.CLOSED and order.average else order.price
         if price is None:
             continue
-        n = order.tag[len("safety_order"):].strip("_") or str(len(levels) + 1)
+        n = order.tag[len("safety_order") :].strip("_") or str(len(levels) + 1)
         levels.append({"n": n, "price": float(price), "filled": order.status == Order.Status.CLOSED})
     if levels:
         return sorted(levels, key=lambda lv: -lv["price"])
@@ -143,7 +143,10 @@ def ladder_svg(trade: Trade, width: int = 340, height: int = 150) -> dict:
     """Geometry of the DCA tracker picture: a vertical price axis with one line per level —
     filled SOs (solid amber), pending SOs (dashed), average entry (blue), take profit (green),
     stop loss (red) and the current price (white, with a marker). y in pixels, top = highest."""
-    lines = [{"kind": "so-filled" if lv["filled"] else "so-pending", "label": f"SO{lv['n']}", "price": lv["price"]} for lv in trade.ladder]
+    lines = [
+        {"kind": "so-filled" if lv["filled"] else "so-pending", "label": f"SO{lv['n']}", "price": lv["price"]}
+        for lv in trade.ladder
+    ]
     lines.append({"kind": "entry", "label": "avg entry", "price": float(trade.avg_entry)})
     if trade.take_profit_price:
         lines.append({"kind": "tp", "label": "TP", "price": float(trade.take_profit_price)})
