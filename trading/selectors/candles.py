@@ -73,13 +73,14 @@ def candles_arrays(
     if end_dt is not None:
         qs = qs.filter(open_time__lt=end_dt)
     qs = qs.order_by("open_time")
-    if connection.vendor == "postgresql":  # epoch ms computed by the server: no datetime per row
+    server_ms = connection.vendor == "postgresql"  # epoch ms computed by the server: no datetime per row
+    if server_ms:
         rows = list(qs.annotate(ms=EpochMs("open_time")).values_list("ms", *ARRAY_FIELDS[1:]))
     else:
         rows = list(qs.values_list("open_time", *ARRAY_FIELDS[1:]))
     if not rows:
         return {"time": np.empty(0, dtype=np.int64), **{k: np.empty(0, dtype=np.float64) for k in ARRAY_FIELDS[1:]}}
-    if connection.vendor == "postgresql":
+    if server_ms:
         times = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     else:
         times = np.fromiter(((row[0] - EPOCH) // _MS for row in rows), dtype=np.int64, count=len(rows))

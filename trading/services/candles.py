@@ -15,9 +15,9 @@ time is inserted, an existing one is updated only when a value differs, otherwis
 re-importing a file changes nothing. Postgres: the market row is locked (``FOR NO KEY UPDATE``,
 serialising upserts of one market). When no candle of the range exists yet (the first import)
 the rows go by binary COPY straight into the candle table; otherwise by binary COPY into a
-temp table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE values differ``. SQLite: existing rows of
-the range are read and compared in numpy, and only new/changed rows are written, by one
-``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE``.
+temp table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE values differ``.
+SQLite: existing rows of the range are read and compared in numpy, and only new/changed rows
+are written, by one ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE``.
 """
 
 from __future__ import annotations
