@@ -46,6 +46,30 @@ def run_steps(bot_id: int, start, until, max_steps: int = 120, hours_per_step: i
     return done["n"]
 
 
+def kpi(name: str) -> str:
+    """JS expression: the dashboard KPI ``name``'s text."""
+    return f"document.querySelector('[data-kpi=\"{name}\"]').textContent.trim()"
+
+
+def wait_until(page, what: str, actual: str, expected: str, op: str = "===", timeout: int = 15000) -> None:
+    """Wait until the JS expression ``actual`` ``op`` ``expected`` (``">"``: greater than 0); on
+    timeout fail with the value still shown and the page's live counters, not a bare timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    condition = f"({actual}) {op} {expected}" if op != ">" else f"({actual}) > 0"
+    try:
+        page.wait_for_function(condition, timeout=timeout)
+    except PlaywrightTimeout:
+        state = page.evaluate(
+            f"[{actual}, document.body.dataset.liveEvents, document.body.dataset.liveRefreshes, "
+            "document.body.dataset.liveConnected]"
+        )
+        raise AssertionError(
+            f"{what}: shows {state[0]!r}, waited for {op} {expected or 0} for {timeout} ms "
+            f"(live events {state[1]}, refreshes {state[2]}, connected {state[3]})"
+        ) from None
+
+
 def test_create_start_and_live_trade(transactional_db, make_user, page, live_server_url, login, artifact):
     from trading.models import Bot, Candle, Fill, Market, Trade
     from trading.services.candles import candles_import
@@ -107,16 +131,14 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     assert int(page.evaluate("document.body.dataset.liveEvents || '0'")) >= 1
     trades = Trade.objects.filter(bot_id=bot.pk)
     n_open = trades.filter(status="open").count()
-    page.wait_for_function(
-        f"document.querySelector('[data-kpi=\"active_trades\"]').textContent.trim() === '{n_open}'", timeout=15000
-    )
+    wait_until(page, "active trades KPI", kpi("active_trades"), f"'{n_open}'")
     bot.refresh_from_db()
     expected_pnl = f"{bot.equity - bot.capital:+,.2f}".replace("+-", "-")
-    page.wait_for_function(
-        f"document.querySelector('[data-kpi=\"total_pnl\"]').textContent.trim() === '{expected_pnl.lstrip('+') if expected_pnl.startswith('-') else expected_pnl}'",
-        timeout=15000,
+    shown_pnl = expected_pnl.lstrip("+") if expected_pnl.startswith("-") else expected_pnl
+    wait_until(page, "total P&L KPI", kpi("total_pnl"), f"'{shown_pnl}'")
+    wait_until(
+        page, "equity chart points", "Number(document.querySelector('#equity-chart').dataset.points || 0)", "", ">"
     )
-    page.wait_for_function("Number(document.querySelector('#equity-chart').dataset.points || 0) > 0", timeout=15000)
     page.wait_for_timeout(500)
     page.screenshot(path=artifact("e2e_dashboard_live.png"), full_page=True)
 
