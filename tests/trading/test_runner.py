@@ -141,6 +141,54 @@ def test_step_writes_orders_fills_trades_events_balances_and_state(user, candles
     assert BotEvent.objects.filter(bot=bot, kind="fill").count() == c["fills"]
 
 
+_TRADE_VALUES = (
+    "status", "market_id", "side", "opened_at", "closed_at", "avg_entry", "amount", "cost", "fees",
+    "realized_pnl", "exit_price", "exit_reason", "take_profit_price", "stop_loss_price",
+    "safety_orders_filled", "safety_orders_max", "tags", "info",
+)  # fmt: skip
+
+
+def _trade_rows(bot) -> dict[str, tuple]:
+    return {t["deal_id"]: t for t in Trade.objects.filter(bot=bot).values("deal_id", "updated_at", *_TRADE_VALUES)}
+
+
+def test_a_trade_row_is_written_exactly_when_its_values_change(user, candles, no_kick):
+    """Hour by hour, an open trade's row is saved (updated_at moves) on the steps that change
+    one of its values and on no other; and the rows end equal to one whole-period step's."""
+    hourly, whole = make_replay_bot(user, name="hourly"), make_replay_bot(user, name="whole")
+    writes = skipped = 0
+    before = {}
+    for hour in range(1, 49):
+        step_at(hourly, hour + 0.5)
+        after = _trade_rows(hourly)
+        for deal_id, row in after.items():
+            old = before.get(deal_id)
+            if old is None:
+                continue
+            values_changed = any(row[k] != old[k] for k in _TRADE_VALUES)
+            assert (row["updated_at"] != old["updated_at"]) == values_changed, (hour, deal_id)
+            writes += values_changed
+            skipped += not values_changed
+        before = after
+    assert writes > 0 and skipped > 0
+    step_at(whole, 48.5)
+    # a closed deal's row keeps what it last showed while open (ladder, take profit): compare
+    # closed rows on what closing writes, open rows on everything
+    closed_keys = [
+        k for k in _TRADE_VALUES if k not in ("take_profit_price", "stop_loss_price", "safety_orders_max", "info")
+    ]
+
+    def comparable(rows, prefix):
+        return {
+            deal_id.replace(prefix, "m7b-"): {
+                k: r[k] for k in (_TRADE_VALUES if r["status"] == "open" else closed_keys)
+            }
+            for deal_id, r in rows.items()
+        }
+
+    assert comparable(before, f"m7b{hourly.pk}-") == comparable(_trade_rows(whole), f"m7b{whole.pk}-")
+
+
 def test_step_twice_at_the_same_time_does_nothing_more(user, candles, no_kick):
     bot = make_replay_bot(user)
     step_at(bot, 30.5)

@@ -385,6 +385,14 @@ def _apply_commands(bot: Bot, engine: Engine, state: EngineState | None):
     return st, events, stop_after
 
 
+def _field_differs(row, name: str, value) -> bool:
+    """Whether ``row.<name>`` differs from ``value`` (a foreign key by id: no query)."""
+    field = row._meta.get_field(name)
+    if field.is_relation:
+        return getattr(row, field.attname) != (value.pk if value is not None else None)
+    return getattr(row, name) != value
+
+
 class _Writer:
     """Writes one step's engine result as Decimal rows (inside the step's transaction)."""
 
@@ -407,7 +415,16 @@ class _Writer:
     # trades first, so orders can point at them
     def write_trades(self) -> None:
         bot, specs = self.bot, self.specs
-        for deal in self.result.open_deals:
+        open_deals = self.result.open_deals
+        # the open deals' rows in one query; a row whose values did not change is not written
+        # (most steps fill nothing, and update_or_create cost a locking SELECT and an UPDATE per
+        # open deal per step)
+        stored = (
+            {t.deal_id: t for t in Trade.objects.filter(bot=bot, deal_id__in=[d["deal_id"] for d in open_deals])}
+            if open_deals
+            else {}
+        )
+        for deal in open_deals:
             spec = specs[deal["symbol"]]
             values = {
                 "market": self.markets[deal["symbol"]],
@@ -426,10 +443,17 @@ class _Writer:
                 "tags": list(deal.get("tags") or []),
                 "info": _json_safe({k: deal[k] for k in ("ladder", "next_so_price") if k in deal}),
             }
-            trade, created = Trade.objects.update_or_create(bot=bot, deal_id=deal["deal_id"], defaults=values)
-            self.trades[trade.deal_id] = trade
-            if created:
+            trade = stored.get(deal["deal_id"])
+            if trade is None:
+                trade = Trade.objects.create(bot=bot, deal_id=deal["deal_id"], **values)
                 self.new_trades.append(trade)
+            else:
+                changed = [name for name, value in values.items() if _field_differs(trade, name, value)]
+                if changed:
+                    for name in changed:
+                        setattr(trade, name, values[name])
+                    trade.save(update_fields=[*changed, "updated_at"])
+            self.trades[trade.deal_id] = trade
         for ct in self.result.trades:
             spec = specs[ct.symbol]
             existing = (
