@@ -62,11 +62,11 @@ def wait_until(page, what: str, actual: str, expected: str, op: str = "===", tim
     except PlaywrightTimeout:
         state = page.evaluate(
             f"[{actual}, document.body.dataset.liveEvents, document.body.dataset.liveRefreshes, "
-            "document.body.dataset.liveConnected]"
+            "document.body.dataset.liveConnected, window.__m7_pushes || null]"
         )
         raise AssertionError(
             f"{what}: shows {state[0]!r}, waited for {op} {expected or 0} for {timeout} ms "
-            f"(live events {state[1]}, refreshes {state[2]}, connected {state[3]})"
+            f"(live events {state[1]}, refreshes {state[2]}, connected {state[3]}, pushes {state[4]})"
         ) from None
 
 
@@ -117,6 +117,10 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     pnl_before = page.locator('[data-kpi="total_pnl"]').inner_text()
     assert pnl_before == "0.00"
     page.evaluate("window.__m7_marker = 2")
+    # every pushed event from now on (the connect-time snapshot has been counted already)
+    page.evaluate(
+        "window.__m7_pushes = []; document.body.addEventListener('m7:live', e => window.__m7_pushes.push(e.detail.event))"
+    )
 
     start = timezone.now()
     # Step until an order has FILLED (not merely been placed: a base order placed on a step's
@@ -124,11 +128,13 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     steps = run_steps(bot.pk, start, lambda: Fill.objects.filter(order__bot_id=bot.pk).exists())
     assert steps >= 1 and Trade.objects.filter(bot_id=bot.pk).exists()
 
-    # The trade arrives over the websocket: no reload (the marker survives).
+    # The trade arrives over the websocket, pushed by the steps' commits: no reload (the marker
+    # survives), and not merely the snapshot sent when the socket connected.
+    wait_until(page, "pushed trade_opened", "window.__m7_pushes.includes('trade_opened')", "true")
+    wait_until(page, "pushed order_filled", "window.__m7_pushes.includes('order_filled')", "true")
     page.wait_for_selector("#dash-active tr[id^=active-trade-], #dash-decisions td.reason", timeout=15000)
     page.wait_for_function("Number(document.body.dataset.liveRefreshes || 0) >= 1", timeout=15000)
     assert page.evaluate("window.__m7_marker") == 2
-    assert int(page.evaluate("document.body.dataset.liveEvents || '0'")) >= 1
     trades = Trade.objects.filter(bot_id=bot.pk)
     n_open = trades.filter(status="open").count()
     wait_until(page, "active trades KPI", kpi("active_trades"), f"'{n_open}'")
