@@ -39,7 +39,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from market7.timeframes import TIMEFRAME_MS, dt_to_ms
@@ -513,15 +513,13 @@ def bot_chart(*, user, bot: Bot, market: Market, limit: int = 600) -> tuple[list
 
 def markets_last_open(market_ids: list[int], timeframe: str) -> dict[int, datetime]:
     """``{market_id: newest stored candle open time}`` for one timeframe (markets without
-    candles are left out). One ``MAX`` per market: each is a single probe of the unique
-    (market, timeframe, open_time) index, where a ``GROUP BY`` over all the markets' candles
-    would scan them all on every replay step."""
-    out = {}
-    for market_id in market_ids:
-        last = Candle.objects.filter(market_id=market_id, timeframe=timeframe).aggregate(last=Max("open_time"))["last"]
-        if last is not None:
-            out[market_id] = last
-    return out
+    candles are left out). One query; each market's newest candle is a correlated ``ORDER BY
+    open_time DESC LIMIT 1``, a single probe of the unique (market, timeframe, open_time)
+    index, where a ``GROUP BY`` over all the markets' candles would scan them all on every
+    replay step."""
+    newest = Candle.objects.filter(market=OuterRef("pk"), timeframe=timeframe).order_by("-open_time")
+    rows = Market.objects.filter(pk__in=market_ids).order_by().annotate(last=Subquery(newest.values("open_time")[:1]))
+    return {market_id: last for market_id, last in rows.values_list("pk", "last") if last is not None}
 
 
 def bots_running() -> QuerySet[Bot]:

@@ -198,7 +198,7 @@ def bot_step(*, bot_id: int, now=None) -> StepReport:
         bot_fail(bot_id=bot_id, token=token, message=message)
         return StepReport(bot_id, "error", message=message)
     if report.outcome == "stepped" and bot.feed == Bot.FeedKind.REPLAY and bot.status == Bot.Status.RUNNING:
-        report.next_due_s = _replay_next_due_s(bot, now or timezone.now())
+        report.next_due_s = _replay_next_due_s(bot, markets, now or timezone.now())
     return report
 
 
@@ -231,7 +231,7 @@ def bot_fail(*, bot_id: int, token: str, message: str) -> None:
     publish(bot.owner_id, "bot_status", bot_status_data(bot))
 
 
-def _replay_next_due_s(bot: Bot, wall) -> float | None:
+def _replay_next_due_s(bot: Bot, markets: list[Market], wall) -> float | None:
     """Wall seconds until the next candle closes on the bot's replay clock (None at the end)."""
     bot.refresh_from_db(
         fields=["replay_clock", "replay_clock_wall", "replay_speed", "last_candle_at", "status", "status_message"]
@@ -239,7 +239,7 @@ def _replay_next_due_s(bot: Bot, wall) -> float | None:
     if bot.status != Bot.Status.RUNNING or bot.status_message.startswith(END_OF_DATA) or bot.last_candle_at is None:
         return None
     tf = bot.timeframe_ms
-    end = replay_end_ms(list(bot.markets.all()), bot.timeframe)
+    end = replay_end_ms(markets, bot.timeframe)
     if end is None or end <= bot.last_candle_ms:
         return None  # the end of the stored data: nothing more will come
     next_close = bot.last_candle_ms + 2 * tf
