@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import ccxt
 import numpy as np
@@ -437,46 +438,41 @@ def find_gaps(times: np.ndarray, *, timeframe: str) -> list[Gap]:
 # --- upsert ---------------------------------------------------------------------------------
 
 _STAGE = "m7_candle_stage"
-_COPY_DTYPE = np.dtype(
-    [("fields", ">i2"), ("l0", ">i4"), ("time", ">i8")]
-    + [item for name in VALUE_COLUMNS for item in ((f"l_{name}", ">i4"), (name, ">f8"))]
-)
-
-
-def _copy_payload(candles: CandleArrays) -> bytes:
-    """PostgreSQL binary COPY payload for (bigint, 5 x float8) rows, built in numpy."""
-    records = np.empty(len(candles), dtype=_COPY_DTYPE)
-    records["fields"] = 6
-    records["l0"] = 8
-    records["time"] = candles.time
-    for name in VALUE_COLUMNS:
-        records[f"l_{name}"] = 8
-        records[name] = getattr(candles, name)
-    return b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + records.tobytes() + struct.pack(">h", -1)
-
-
 #: 2000-01-01T00:00:00Z in epoch microseconds: PostgreSQL's binary timestamptz counts from it.
 _PG_EPOCH_US = 946_684_800_000_000
 
 
-def _copy_payload_candles(market_id: int, timeframe: str, candles: CandleArrays) -> bytes:
-    """PostgreSQL binary COPY payload for rows of the candle table itself: (market_id bigint,
-    timeframe varchar, open_time timestamptz = microseconds since 2000-01-01, 5 x float8)."""
-    tf = timeframe.encode("ascii")
+def _binary_copy(rows: int, columns: list[tuple[str, Any]]) -> bytes:
+    """PostgreSQL binary COPY payload of ``rows`` rows, built in numpy. ``columns``: one
+    ``(big-endian numpy dtype, values)`` per column, values an array of ``rows`` or a scalar;
+    each field is written with its length (the dtype's width)."""
     dtype = np.dtype(
-        [("fields", ">i2"), ("l_market", ">i4"), ("market", ">i8"), ("l_tf", ">i4"), ("tf", f"S{len(tf)}")]
-        + [("l_time", ">i4"), ("time", ">i8")]
-        + [item for name in VALUE_COLUMNS for item in ((f"l_{name}", ">i4"), (name, ">f8"))]
+        [("fields", ">i2")]
+        + [item for k, (kind, _) in enumerate(columns) for item in ((f"l{k}", ">i4"), (f"v{k}", kind))]
     )
-    records = np.empty(len(candles), dtype=dtype)
-    records["fields"] = 3 + len(VALUE_COLUMNS)
-    records["l_market"], records["market"] = 8, market_id
-    records["l_tf"], records["tf"] = len(tf), tf
-    records["l_time"], records["time"] = 8, candles.time * 1000 - _PG_EPOCH_US
-    for name in VALUE_COLUMNS:
-        records[f"l_{name}"] = 8
-        records[name] = getattr(candles, name)
+    records = np.empty(rows, dtype=dtype)
+    records["fields"] = len(columns)
+    for k, (_, values) in enumerate(columns):
+        records[f"l{k}"] = dtype[f"v{k}"].itemsize
+        records[f"v{k}"] = values
     return b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + records.tobytes() + struct.pack(">h", -1)
+
+
+def _value_columns(candles: CandleArrays) -> list[tuple[str, np.ndarray]]:
+    return [(">f8", getattr(candles, name)) for name in VALUE_COLUMNS]
+
+
+def _copy_payload(candles: CandleArrays) -> bytes:
+    """Staging-table rows: (open_time epoch ms bigint, 5 x float8)."""
+    return _binary_copy(len(candles), [(">i8", candles.time), *_value_columns(candles)])
+
+
+def _copy_payload_candles(market_id: int, timeframe: str, candles: CandleArrays) -> bytes:
+    """Rows of the candle table itself: (market_id bigint, timeframe varchar, open_time
+    timestamptz = microseconds since 2000-01-01, 5 x float8)."""
+    tf = timeframe.encode("ascii")
+    key = [(">i8", market_id), (f"S{len(tf)}", tf), (">i8", candles.time * 1000 - _PG_EPOCH_US)]
+    return _binary_copy(len(candles), [*key, *_value_columns(candles)])
 
 
 def _upsert_postgres(market: Market, timeframe: str, candles: CandleArrays) -> UpsertCounts:
