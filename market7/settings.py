@@ -93,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.market7",
             ],
+            "builtins": ["market7.templatetags.m7"],
         },
     },
 ]

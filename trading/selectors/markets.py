@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from math import floor, log10
 
 from django.db.models import (
     Case,
@@ -50,6 +49,7 @@ from django.db.models import (
 )
 from django.db.models.functions import NullIf
 
+from market7.formatting import price_decimals
 from market7.timeframes import TIMEFRAME_MS
 from trading.models.market import Candle, Market
 
@@ -100,16 +100,9 @@ def symbol_from_slug(slug: str) -> str | None:
 
 
 def price_format(value: float | None, precision: dict | None = None) -> str:
-    """``floatformat`` argument for a price: decimals from the market's price tick when ccxt gave
-    one (``{"price": 0.01}`` -> 2), else about 6 significant digits with at least 2 decimals
-    (108246.35 -> ``"2g"``, 0.81234 -> ``"6g"``); ``g`` adds thousands separators."""
-    tick = (precision or {}).get("price")
-    if isinstance(tick, int | float) and 0 < tick < 1:
-        return f"{max(0, -floor(log10(tick) + 1e-9))}g"
-    if not value:
-        return "2g"
-    magnitude = floor(log10(abs(value)))
-    return f"{min(8, max(2, 5 - magnitude))}g"
+    """``floatformat`` argument for a price (``"2g"``: decimals from
+    :func:`market7.formatting.price_decimals`; ``g`` adds thousands separators)."""
+    return f"{price_decimals(value, precision)}g"
 
 
 # --- overview -------------------------------------------------------------------------------
