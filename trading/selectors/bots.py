@@ -28,7 +28,8 @@ Reads of the HTMX bot pages (``trading.views.bots``; model instances, not ``*_da
 
 - :func:`bots_with_markets` — the user's bots, markets prefetched (list, the 404 gate)
 - :func:`open_deal_counts`, :func:`bots_active`, :func:`bots_by_name`, :func:`user_has_bots`
-- :func:`bot_events_page` / :func:`bot_event_facets` — the filtered decision log
+- :func:`bot_events_page` / :func:`bot_event_facets` — the filtered decision log (market-time
+  rows only; defined in :mod:`trading.selectors.events`, with the wall-clock bot activity)
 - :func:`bot_closed_trades`, :func:`bot_chart` — detail page deals, chart candles and fills
 """
 
@@ -44,6 +45,7 @@ from django.utils import timezone
 
 from market7.timeframes import TIMEFRAME_MS, dt_to_ms
 from trading.models import Bot, BotEvent, Candle, EquitySnapshot, Fill, Market, Order, PaperBalance, Trade
+from trading.selectors.events import bot_event_facets, bot_events_page  # the decision log (market time)
 
 ZERO = Decimal("0")
 MONEY_Q = Decimal("0.01")
@@ -451,30 +453,6 @@ def bot_closed_trades(*, user, bot: Bot, limit: int = 50) -> list[Trade]:
     joined. Money fields are Decimal, quote currency."""
     qs = Trade.objects.for_user(user).filter(bot=bot, status=Trade.Status.CLOSED).select_related("market", "bot")
     return list(qs[:limit])
-
-
-def bot_events_page(
-    *, user, bot: Bot, kind: str = "", rule: str = "", outcome: str = "", limit: int = 100
-) -> tuple[list[BotEvent], int]:
-    """The bot's decision log filtered by ``kind``/``rule``/``outcome`` (exact match; empty means
-    any): ``(newest limit events by market time, total number matching)``. Two queries."""
-    qs = BotEvent.objects.for_user(user).filter(bot=bot)
-    if kind:
-        qs = qs.filter(kind=kind)
-    if rule:
-        qs = qs.filter(rule=rule)
-    if outcome:
-        qs = qs.filter(outcome=outcome)
-    return list(qs[:limit]), qs.count()
-
-
-def bot_event_facets(*, user, bot: Bot) -> tuple[list[str], list[str]]:
-    """``(rules, outcomes)``: the distinct non-empty rule names and outcomes in the bot's
-    decision log, each sorted (the filter choices). Two queries."""
-    base = BotEvent.objects.for_user(user).filter(bot=bot)
-    rules = sorted(r for r in base.exclude(rule="").values_list("rule", flat=True).distinct() if r)
-    outcomes = sorted(o for o in base.exclude(outcome="").values_list("outcome", flat=True).distinct() if o)
-    return rules, outcomes
 
 
 def bot_chart(*, user, bot: Bot, market: Market, limit: int = 600) -> tuple[list[dict[str, Any]], list[Fill]]:

@@ -23,16 +23,15 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from trading.forms import BotForm, EventFilterForm, strategy_schema
-from trading.models import Bot, BotEvent, Order, Trade
+from trading.models import Bot, Order, Trade
 from trading.selectors.bots import (
     bot_chart,
     bot_closed_trades,
-    bot_event_facets,
-    bot_events_page,
     bots_active,
     bots_with_markets,
     open_deal_counts,
 )
+from trading.selectors.events import DECISION_LOG_KINDS, bot_activity, bot_event_facets, bot_events_page
 from trading.selectors.trades import trades_for_user
 from trading.services import bots as bot_services
 
@@ -41,6 +40,7 @@ ADD_PERM = "trading.add_bot"
 CHANGE_PERM = "trading.change_bot"
 ACTIONS = ("start", "pause", "resume", "stop", "restart")
 EVENTS_PAGE = 100
+ACTIVITY_ROWS = 50
 CLOSED_TRADES = 50
 CHART_CANDLES = 600
 
@@ -210,10 +210,15 @@ def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 # -- detail -----------------------------------------------------------------------------------
 def _event_context(request: HttpRequest, bot: Bot) -> dict:
-    """The decision log section, filtered by ``kind``, ``rule``, ``outcome`` (query string)."""
+    """The decision log section (market-time rows, newest market time first), filtered by
+    ``kind``, ``rule``, ``outcome`` and ``symbol`` (query string; a symbol must be one of the
+    bot's markets, anything else is ignored)."""
     form = EventFilterForm(request.GET)
     params = form.cleaned_data if form.is_valid() else {}
     filters = {k: params.get(k) or "" for k in ("kind", "rule", "outcome")}
+    symbols = sorted(m.symbol for m in bot.markets.all())
+    symbol = request.GET.get("symbol") or ""
+    filters["symbol"] = symbol if symbol in symbols else ""
     events, total = bot_events_page(user=request.user, bot=bot, limit=EVENTS_PAGE, **filters)
     rules, outcomes = bot_event_facets(user=request.user, bot=bot)
     return {
@@ -223,7 +228,8 @@ def _event_context(request: HttpRequest, bot: Bot) -> dict:
         "events_total": total,
         "rules": rules,
         "outcomes": outcomes,
-        "kinds": BotEvent.Kind.choices,
+        "kinds": DECISION_LOG_KINDS,
+        "event_symbols": symbols,
     }
 
 
@@ -250,6 +256,7 @@ def bot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = bot_detail_context(request, bot) | _event_context(request, bot)
     context["symbols"] = context["bot"].symbols
     context["params_display"] = _params_display(bot)
+    context["activity"] = bot_activity(user=request.user, bot=bot, limit=ACTIVITY_ROWS)
     return render(request, "trading/bots/detail.html", context)
 
 
