@@ -11,7 +11,15 @@ from decimal import Decimal, InvalidOperation
 from math import floor, isfinite, log10
 from typing import Any
 
-__all__ = ["price_decimals", "format_number", "format_price", "format_money", "format_pct", "human_label"]
+__all__ = [
+    "price_decimals",
+    "format_number",
+    "format_price",
+    "format_money",
+    "format_pct",
+    "format_duration",
+    "human_label",
+]
 
 # Words shown in capitals (or a fixed spelling) wherever a setting name becomes a label.
 ACRONYMS = {
@@ -115,6 +123,22 @@ def format_pct(value: Any, decimals: int = 2, *, sign: bool = False) -> str:
     """A percent number (``5.0`` means 5 %) -> ``"5.00 %"``."""
     text = format_number(value, decimals, sign=sign)
     return f"{text} %" if text != "—" else text
+
+
+def format_duration(seconds: Any) -> str:
+    """A duration in seconds as its two largest units: ``93784`` -> ``"1d 2h"``, ``8100`` ->
+    ``"2h 15m"``, ``2700`` -> ``"45m"``, ``42`` -> ``"42s"``; ``None``/non-numbers -> ``"—"``."""
+    s = _to_float(seconds)
+    if s is None or s < 0:
+        return "—"
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    parts = [(s // 86400, "d"), (s % 86400 // 3600, "h"), (s % 3600 // 60, "m")]
+    while parts and parts[0][0] == 0:
+        parts.pop(0)
+    shown = [f"{n}{unit}" for n, unit in parts[:2] if n]
+    return " ".join(shown)
 
 
 def human_label(name: str) -> str:

@@ -6,7 +6,7 @@ live refresh. Every URL is scoped to the logged-in user; another user's bot is a
 
 from django.urls import path
 
-from trading.views import bots, dashboard, trades
+from trading.views import bot_analytics, bots, dashboard, trades
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -23,6 +23,9 @@ urlpatterns = [
     path("bots/<int:pk>/_row/", bots.bot_row, name="bot-row"),
     path("bots/<int:pk>/close-all/", bots.bot_close_all, name="bot-close-all"),
     path("bots/<int:pk>/trades/<int:trade_id>/close/", bots.bot_close_trade, name="bot-close-trade"),
+    path("bots/<int:pk>/equity.json", bot_analytics.bot_equity_json, name="bot-equity"),
+    # before the <slug:action> catch-all below, which would take "_performance" for an action
+    path("bots/<int:pk>/_performance/", bot_analytics.bot_performance, name="bot-performance"),
     path("bots/<int:pk>/<slug:action>/", bots.bot_action, name="bot-action"),
     path("trades/", trades.trades_list, name="trades"),
     path("trades/export.csv", trades.trades_csv, name="trades-csv"),

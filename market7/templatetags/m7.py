@@ -4,6 +4,7 @@
 - ``{{ value|money:bot.quote }}`` / ``{{ value|signed_money:bot.quote }}`` — ``1,234.56 USDT``;
 - ``{{ value|num:4 }}`` — thousands separators, fixed decimals;
 - ``{{ value|pct }}`` / ``{{ value|signed_pct }}`` — a percent number -> ``5.00 %``;
+- ``{{ seconds|duration }}`` — ``8100`` -> ``2h 15m``;
 - ``{{ value|onoff }}`` — booleans as ``on`` / ``off`` (anything else unchanged);
 - ``{{ name|label }}`` — ``tp_type`` -> ``TP type`` (:func:`market7.formatting.human_label`).
 """
@@ -45,6 +46,11 @@ def pct(value, decimals=2):
 @register.filter
 def signed_pct(value, decimals=2):
     return formatting.format_pct(value, int(decimals), sign=True)
+
+
+@register.filter
+def duration(value):
+    return formatting.format_duration(value)
 
 
 @register.filter

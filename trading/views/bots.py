@@ -32,6 +32,7 @@ from trading.selectors.bots import (
     open_deal_counts,
 )
 from trading.selectors.events import DECISION_LOG_KINDS, bot_activity, bot_event_facets, bot_events_page
+from trading.selectors.performance import bot_pair_performance, bot_profit_calendar
 from trading.selectors.trades import trades_for_user
 from trading.services import bots as bot_services
 
@@ -257,6 +258,8 @@ def bot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["symbols"] = context["bot"].symbols
     context["params_display"] = _params_display(bot)
     context["activity"] = bot_activity(user=request.user, bot=bot, limit=ACTIVITY_ROWS)
+    context["calendar"] = bot_profit_calendar(user=request.user, bot=bot, period="day")
+    context["pairs"] = bot_pair_performance(user=request.user, bot=bot)
     return render(request, "trading/bots/detail.html", context)
 
 
