@@ -20,6 +20,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from market7.formatting import format_number
+
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 
@@ -139,8 +141,10 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     n_open = trades.filter(status="open").count()
     wait_until(page, "active trades KPI", kpi("active_trades"), f"'{n_open}'")
     bot.refresh_from_db()
-    expected_pnl = f"{bot.equity - bot.capital:+,.2f}".replace("+-", "-")
-    shown_pnl = expected_pnl.lstrip("+") if expected_pnl.startswith("-") else expected_pnl
+    # the KPI's rule: "+" on any gain, then the number, which never reads "-0.00" (fees of a
+    # fill can leave a loss below half a cent: the page shows "0.00")
+    pnl = bot.equity - bot.capital
+    shown_pnl = ("+" if pnl > 0 else "") + format_number(pnl, 2)
     wait_until(page, "total P&L KPI", kpi("total_pnl"), f"'{shown_pnl}'")
     wait_until(
         page, "equity chart points", "Number(document.querySelector('#equity-chart').dataset.points || 0)", "", ">"
