@@ -70,3 +70,23 @@ def test_builtin_filters_need_no_load():
         )
     )
     assert out == "1,234.5|1,500.00 USDT|+1,500.00 USDT|on|off|SL timeout|2.50 %"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (93784, "1d 2h"),
+        (8100, "2h 15m"),
+        (2700, "45m"),
+        (42, "42s"),
+        (3600, "1h"),
+        (86400, "1d"),
+        (None, "—"),
+        (-5, "—"),
+    ],
+)
+def test_format_duration(seconds, expected):
+    from market7.formatting import format_duration
+
+    assert format_duration(seconds) == expected
+    assert Template("{{ s|duration }}").render(Context({"s": seconds})) == expected

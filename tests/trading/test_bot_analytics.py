@@ -413,18 +413,3 @@ class TestAnalyticsAccess:
         for url in self.urls(perf_bot):
             response = client.get(url)
             assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
-
-
-def test_format_duration():
-    from market7.formatting import format_duration
-
-    assert [format_duration(s) for s in (93784, 8100, 2700, 42, 3600, 86400, None, -5)] == [
-        "1d 2h",
-        "2h 15m",
-        "45m",
-        "42s",
-        "1h",
-        "1d",
-        "—",
-        "—",
-    ]
