@@ -23,6 +23,8 @@ urlpatterns = [
     path("bots/<int:pk>/_row/", bots.bot_row, name="bot-row"),
     path("bots/<int:pk>/close-all/", bots.bot_close_all, name="bot-close-all"),
     path("bots/<int:pk>/trades/<int:trade_id>/close/", bots.bot_close_trade, name="bot-close-trade"),
+    # part A (risk, clone, presets): before the catch-all action route, which would take them
+    path("bots/<int:pk>/resume-trading/", bots.bot_resume_trading, name="bot-resume-trading"),
     path("bots/<int:pk>/<slug:action>/", bots.bot_action, name="bot-action"),
     path("trades/", trades.trades_list, name="trades"),
     path("trades/export.csv", trades.trades_csv, name="trades-csv"),

@@ -200,6 +200,24 @@ def strategy_validate_params(strategy: str, params: dict | None) -> dict:
     return _json_safe(validated)
 
 
+def bot_validate_risk(risk: dict | None) -> dict | None:
+    """Validate a bot's ``risk`` block with the schema the backtest uses
+    (``strategies.risk.risk_config_validate``); returns it complete (defaults filled in), or
+    ``None`` for no portfolio risk. Errors: ``BotValidationError({"risk.<field>": message})``.
+    """
+    from strategies.risk import risk_config_validate
+
+    if risk is None:
+        return None
+    if not isinstance(risk, dict):
+        raise BotValidationError({"risk": "must be a JSON object (or null for no portfolio risk)"})
+    try:
+        return risk_config_validate(risk)
+    except ValueError as exc:
+        field, sep, message = str(exc).partition(": ")
+        raise BotValidationError({f"risk.{field}" if sep else "risk": message if sep else str(exc)}) from None
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -303,12 +321,14 @@ def bot_create(
     replay_speed: float = 3600.0,
     exchange: str = "binance",
     owner=None,
+    risk: dict | None = None,
 ) -> Bot:
     """Create a bot in status ``created`` after validating everything (nothing saved on error).
 
     ``markets``: ccxt symbols on ``exchange`` (``["BTC/USDT", "ETH/USDT"]``), Market ids or rows.
     ``capital``: quote currency (Decimal or a string like ``"1000"``). ``params`` are validated
-    by the strategy's schema (defaults filled in). ``owner`` defaults to ``user``; only
+    by the strategy's schema (defaults filled in); ``risk`` (a ``RiskConfig`` dict, ``None`` =
+    no portfolio risk) by :func:`bot_validate_risk`. ``owner`` defaults to ``user``; only
     :data:`SYSTEM` may create for someone else. Needs ``trading.add_bot``.
     Raises BotValidationError / BotPermissionDenied.
     """
@@ -345,6 +365,10 @@ def bot_create(
         validated = strategy_validate_params(strategy, params)
     except BotValidationError as exc:
         errors.update(exc.errors)
+    try:
+        risk = bot_validate_risk(risk)
+    except BotValidationError as exc:
+        errors.update(exc.errors)
     if errors:
         raise BotValidationError(errors)
     market_rows = _resolve_markets(markets, exchange)
@@ -358,6 +382,7 @@ def bot_create(
         name=name,
         strategy=strategy,
         params=validated,
+        risk=risk,
         timeframe=timeframe,
         mode=mode,
         capital=_parse_capital(capital),
@@ -379,13 +404,13 @@ def bot_create(
 
 
 _ANY_TIME_FIELDS = {"name"}
-_NOT_RUNNING_FIELDS = {"params"}
+_NOT_RUNNING_FIELDS = {"params", "risk"}
 _CREATED_ONLY_FIELDS = {"strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed"}
 
 
 @transaction.atomic
 def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
-    """Change a bot. ``name`` any time; ``params`` when not running; ``strategy``, ``markets``,
+    """Change a bot. ``name`` any time; ``params`` and ``risk`` when not running; ``strategy``, ``markets``,
     ``timeframe``, ``mode``, ``capital``, ``feed``, ``replay_start``, ``replay_speed`` only
     before the first start (status ``created``) — the engine state depends on them.
 
@@ -414,6 +439,8 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
     if "params" in changes or "strategy" in changes:
         bot.params = strategy_validate_params(strategy, changes.get("params", bot.params))
         bot.strategy = strategy
+    if "risk" in changes:
+        bot.risk = bot_validate_risk(changes["risk"])
     if "timeframe" in changes:
         if changes["timeframe"] not in Timeframe.values:
             raise BotValidationError({"timeframe": f"unsupported timeframe {changes['timeframe']!r}"})
@@ -570,6 +597,38 @@ def bot_restart(*, user, bot: Bot | int) -> Bot:
     _status_changed(user, bot, "bot_restart")
     _kick_after_commit()
     return bot
+
+
+@transaction.atomic
+def bot_resume_trading(*, user, bot: Bot | int) -> str:
+    """Lift a drawdown pause or a daily-loss halt of the bot's portfolio risk
+    (``RiskManager.resume(by=<username>, daily=True)`` on the saved risk state). The decision
+    with its reason is queued in the risk state and logged by the next step; a ``status`` event
+    says who asked now. Returns the reason. Errors: BotTransitionError when no risk rule blocks
+    entries, BotPermissionDenied.
+    """
+    from strategies.risk import risk_manager_from_config
+
+    _require(user, OPERATE_PERM, "resume trading")
+    bot = _locked_bot(user, bot)
+    state = dict(bot.state or {})
+    if bot.risk is None or not state.get("risk"):
+        raise BotTransitionError("trading is not paused: no portfolio risk rule blocks new entries")
+    manager = risk_manager_from_config(bot.risk)
+    manager.load_state(state["risk"])
+    decision = manager.resume(by=getattr(user, "username", "") or "system", daily=True)
+    if decision is None:
+        raise BotTransitionError("trading is not paused: no portfolio risk rule blocks new entries")
+    state["risk"] = manager.state_dict()
+    bot.state = state
+    bot.save(update_fields=["state", "updated_at"])
+    BotEvent.objects.create(
+        bot=bot, time=timezone.now(), kind=BotEvent.Kind.STATUS, rule="resume_trading", outcome="resumed",
+        reason=decision.reason, payload={"by": getattr(user, "username", "")},
+    )  # fmt: skip
+    _audit(user, "bot_resume_trading", bot, decision.reason)
+    publish(bot.owner_id, "bot_status", bot_status_data(bot))
+    return decision.reason
 
 
 BOT_ACTIONS = {"start": bot_start, "pause": bot_pause, "resume": bot_resume, "stop": bot_stop, "restart": bot_restart}

@@ -48,6 +48,7 @@ from market7.events import publish
 from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
 from strategies.registry import create_strategy
+from strategies.risk import risk_manager_from_config
 from trading.brokers import amount_dec, avg_price_dec, broker_for, market_spec, money_dec, price_dec
 from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Market, Order, PaperBalance, Trade
 from trading.selectors.bots import trade_data
@@ -271,6 +272,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
         strategy,
         list(specs.values()),
         broker=broker_for(bot.mode),
+        risk=risk_manager_from_config(bot.risk, markets=specs.values()),  # the backtest's factory
         capital=float(bot.capital),
         order_prefix=bot.order_prefix,
     )
