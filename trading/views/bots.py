@@ -207,7 +207,7 @@ def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "markets": list(bot.markets.all()),
         "timeframe": bot.timeframe,
         "mode": bot.mode,
-        "capital": bot.capital,
+        "capital": Decimal(format(bot.capital.normalize(), "f")),  # NUMERIC(28, 12) -> the form's 8 places
         "feed": bot.feed,
         "replay_start": bot.replay_start,
         "replay_speed": bot.replay_speed,
