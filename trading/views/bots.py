@@ -36,6 +36,7 @@ from trading.selectors.bots import (
 from trading.selectors.risk import bot_risk_status
 from trading.selectors.trades import trades_for_user
 from trading.services import bots as bot_services
+from trading.services import presets as preset_services
 
 OPERATE_PERM = "trading.operate_bot"
 ADD_PERM = "trading.add_bot"
@@ -151,11 +152,24 @@ def bot_create(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Bot “{bot.name}” created. Start it when you are ready.")
                 return redirect("trading:bot", bot.pk)
-        return render(request, "trading/bots/form.html", {"form": form, "bot": None})
+        return render(
+            request, "trading/bots/form.html",
+            {"form": form, "bot": None, "presets": preset_services.presets_for_user(request.user)},
+        )  # fmt: skip
     initial = {}
     if request.GET.get("strategy"):
         initial["strategy"] = request.GET["strategy"]
-    return render(request, "trading/bots/form.html", {"form": BotForm(initial=initial), "bot": None})
+    form_kwargs = {}
+    preset = None
+    if request.GET.get("preset", "").isdigit():  # "Load preset": the user's own only (404 otherwise)
+        preset = get_object_or_404(preset_services.presets_for_user(request.user), pk=int(request.GET["preset"]))
+        initial["strategy"] = preset.strategy
+        form_kwargs = {"initial_params": preset.params, "initial_risk": preset.risk, "new": False}
+    form = BotForm(initial=initial, **form_kwargs)
+    if preset is not None and preset.risk is None:
+        form.fields["risk_enabled"].initial = False
+    context = {"form": form, "bot": None, "presets": preset_services.presets_for_user(request.user), "preset": preset}
+    return render(request, "trading/bots/form.html", context)
 
 
 @login_required
@@ -458,3 +472,53 @@ def bot_resume_trading(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Trading resumed: {reason}.")
     return redirect("trading:bot", bot.pk)
+
+
+@login_required
+@require_POST
+def bot_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST ``/bots/<pk>/clone/``: a new paper bot with the same settings, "<name> (copy)"."""
+    bot = user_bot(request, pk)
+    require_perm(request, ADD_PERM)
+    try:
+        clone = preset_services.bot_clone(user=request.user, bot=bot)
+    except bot_services.BotValidationError as exc:
+        messages.error(request, f"Cannot clone: {exc}")
+        return redirect("trading:bot", bot.pk)
+    messages.success(request, f"Bot “{clone.name}” created from “{bot.name}”. Edit it, then start it.")
+    return redirect("trading:bot", clone.pk)
+
+
+@login_required
+@require_POST
+def bot_save_preset(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST ``/bots/<pk>/save-preset/`` (``name``): save the bot's strategy, parameters and
+    risk block as a preset."""
+    bot = user_bot(request, pk)
+    require_perm(request, ADD_PERM)
+    try:
+        preset = preset_services.preset_from_bot(user=request.user, bot=bot, name=request.POST.get("name", ""))
+    except bot_services.BotValidationError as exc:
+        messages.error(request, f"Preset not saved: {exc}")
+    else:
+        messages.success(request, f"Preset “{preset.name}” saved. Load it in the new-bot form.")
+    return redirect("trading:bot", bot.pk)
+
+
+@login_required
+@require_GET
+def preset_list(request: HttpRequest) -> HttpResponse:
+    """``/bots/presets/``: the user's presets with load (new bot) and delete."""
+    presets = preset_services.presets_for_user(request.user)
+    return render(request, "trading/bots/presets.html", {"presets": presets})
+
+
+@login_required
+@require_POST
+def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
+    """POST ``/bots/presets/<id>/delete/``; another user's preset is a 404."""
+    preset = get_object_or_404(preset_services.presets_for_user(request.user), pk=preset_id)
+    require_perm(request, ADD_PERM)
+    preset_services.preset_delete(user=request.user, preset=preset)
+    messages.success(request, f"Preset “{preset.name}” deleted.")
+    return redirect("trading:bot-presets")
