@@ -70,14 +70,13 @@ def _m(x: float | None) -> float | None:
     return None if x is None else round(float(x), MONEY_DECIMALS)
 
 
-def _risk_manager(config: dict[str, Any] | None):
-    """A RiskManager from a config dict, or None when no risk section is given."""
-    if config is None:
-        return None
-    from strategies.risk import RiskConfig, RiskManager
+def _risk_manager(config: dict[str, Any] | None, markets=()):
+    """A RiskManager from a config dict (``strategies.risk.risk_manager_from_config``, the one
+    the bot runner uses too), or None when no risk section is given."""
+    from strategies.risk import risk_manager_from_config
 
     try:
-        return RiskManager(RiskConfig.from_dict(config))
+        return risk_manager_from_config(config, markets=markets)
     except (TypeError, ValueError) as exc:
         raise BacktestInputError(f"invalid risk config: {exc}") from None
 
@@ -114,7 +113,7 @@ def run_backtest(
         strategy,
         specs,
         SimulatedBroker(slippage_bps=config.slippage_bps),
-        risk=_risk_manager(config.risk),
+        risk=_risk_manager(config.risk, specs),
         capital=config.capital,
         order_prefix="bt",
         skip=skip,

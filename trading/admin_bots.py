@@ -9,7 +9,7 @@ services (admin actions below), so they are audited and published like any other
 
 from django.contrib import admin, messages
 
-from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Order, PaperBalance, Trade
+from trading.models import Bot, BotEvent, BotPreset, EquitySnapshot, Fill, Order, PaperBalance, Trade
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -197,3 +197,9 @@ class EquitySnapshotAdmin(ReadOnlyAdmin):
     list_select_related = ("bot",)
     date_hierarchy = "time"
     show_full_result_count = False
+
+
+@admin.register(BotPreset)
+class BotPresetAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "strategy", "updated_at")
+    search_fields = ("name", "owner__username", "strategy")

@@ -16,10 +16,17 @@ from typing import Any
 
 from django import forms
 
+from trading.forms_risk import RISK_PREFIX, RiskFieldsMixin
 from trading.models.bots import Bot, BotEvent, Trade
 from trading.models.market import Market, Timeframe
 
 PARAM_PREFIX = "p_"
+DEFAULT_STRATEGY = "smart_dca"
+# The new-bot form's Smart DCA guards: the default guards the demo bots run with
+# (docs/bots.md, trading/management/commands/demo_setup.py); the rest keep the schema defaults.
+NEW_BOT_PARAMS = {
+    "smart_dca": {"step_repeat_guard_enabled": True, "spend_guard_enabled": True, "zombie_tag_enabled": True},
+}
 
 
 # -- the strategy registry (trading core) ------------------------------------------------------
@@ -192,6 +199,8 @@ class ParamFieldsMixin:
         """Put a service's ``{field: message}`` errors on the form: ``params.x`` -> ``p_x``."""
         for key, message in errors.items():
             name = PARAM_PREFIX + key[len("params.") :] if key.startswith("params.") else key
+            if key.startswith("risk."):
+                name = RISK_PREFIX + key[len("risk.") :]
             if name in self.fields and name not in ("__all__",):
                 if name in self.errors:
                     self.errors[name].append(message)
@@ -219,8 +228,10 @@ class ParamFieldsMixin:
             return None
 
 
-class BotForm(ParamFieldsMixin, forms.Form):
-    """Create / edit a bot. ``strategy`` decides the param fields (re-rendered by HTMX)."""
+class BotForm(RiskFieldsMixin, ParamFieldsMixin, forms.Form):
+    """Create / edit a bot. ``strategy`` decides the param fields (re-rendered by HTMX); the
+    risk fieldsets (``trading.forms_risk``) give ``cleaned_risk``. A new bot defaults to
+    Smart DCA with its default guards on (:data:`NEW_BOT_PARAMS`) and every risk rule on."""
 
     name = forms.CharField(max_length=120)
     strategy = forms.ChoiceField(choices=())
@@ -254,9 +265,14 @@ class BotForm(ParamFieldsMixin, forms.Form):
         help_text="market seconds per wall second (3600 = 1 h of market per second)",
     )
 
-    def __init__(self, *args, initial_params: dict | None = None, **kwargs):
+    def __init__(self, *args, initial_params: dict | None = None, initial_risk: dict | None = None, **kwargs):
+        new = kwargs.pop("new", initial_params is None)
         super().__init__(*args, **kwargs)
         names = strategy_names()
+        if not self.initial.get("strategy") and DEFAULT_STRATEGY in names:
+            self.initial["strategy"] = DEFAULT_STRATEGY
+        if initial_params is None:
+            initial_params = NEW_BOT_PARAMS.get(self.initial.get("strategy") or "")
         self.fields["strategy"].choices = [(n, n.replace("_", " ")) for n in names]
         self.fields["markets"].queryset = (
             Market.objects.filter(active=True).select_related("exchange").order_by("exchange__code", "symbol")
@@ -266,6 +282,33 @@ class BotForm(ParamFieldsMixin, forms.Form):
         self.fields["mode"].widget.attrs["data-disabled-options"] = "live"
         self.add_param_fields(initial_params)
         self.cleaned_params: dict | None = None
+        self.add_risk_fields(initial_risk, new=new)
+        self.locked_note = ""
+        self.risk_locked_why = ""
+
+    CREATED_ONLY = ("strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed")
+    WHY_FIXED = (
+        "Fixed after the first start: the bot's engine state (cash, positions, orders) was built with it. "
+        "Clone the bot to trade with a different value."
+    )
+    WHY_RUNNING = "Pause or stop the bot to change its parameters and portfolio risk."
+
+    def lock_for(self, bot: Bot) -> None:
+        """Disable (read-only, with the reason as help) the fields ``bot``'s status does not
+        let change, so the page never offers a change that would not be saved."""
+        self.locked_note = ""
+        if bot.status == Bot.Status.CREATED:
+            return
+        for name in self.CREATED_ONLY:
+            self.fields[name].disabled = True
+            self.fields[name].help_text = self.WHY_FIXED
+        self.locked_note = "Greyed fields are read-only: " + self.WHY_FIXED
+        if bot.status == Bot.Status.RUNNING:
+            for name, field in self.fields.items():
+                if name.startswith((PARAM_PREFIX, RISK_PREFIX)) or name == "risk_enabled":
+                    field.disabled = True
+            self.risk_locked_why = self.WHY_RUNNING
+            self.locked_note += " " + self.WHY_RUNNING
 
     def clean_mode(self):
         mode = self.cleaned_data["mode"]
@@ -286,6 +329,7 @@ class BotForm(ParamFieldsMixin, forms.Form):
         if cleaned.get("replay_speed") in (None, ""):
             cleaned["replay_speed"] = 3600.0
         self.cleaned_params = self.collect_params(cleaned)
+        self.cleaned_risk = self.clean_risk(cleaned)
         return cleaned
 
 

@@ -26,7 +26,13 @@ urlpatterns = [
     path("bots/<int:pk>/equity.json", bot_analytics.bot_equity_json, name="bot-equity"),
     # before the <slug:action> catch-all below, which would take "_performance" for an action
     path("bots/<int:pk>/_performance/", bot_analytics.bot_performance, name="bot-performance"),
+    # part A (risk, clone, presets): before the catch-all action route, which would take them
+    path("bots/<int:pk>/resume-trading/", bots.bot_resume_trading, name="bot-resume-trading"),
+    path("bots/<int:pk>/clone/", bots.bot_clone, name="bot-clone"),
+    path("bots/<int:pk>/save-preset/", bots.bot_save_preset, name="bot-save-preset"),
     path("bots/<int:pk>/<slug:action>/", bots.bot_action, name="bot-action"),
     path("trades/", trades.trades_list, name="trades"),
     path("trades/export.csv", trades.trades_csv, name="trades-csv"),
+    path("bots/presets/", bots.preset_list, name="bot-presets"),
+    path("bots/presets/<int:preset_id>/delete/", bots.preset_delete, name="bot-preset-delete"),
 ]

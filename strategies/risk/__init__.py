@@ -7,6 +7,7 @@ reports a named :class:`~strategies.engine.types.Decision`. See ``docs/risk.md``
 """
 
 from .config import RiskConfig
+from .factory import risk_config_defaults, risk_config_validate, risk_manager_from_config
 from .manager import RiskManager
 from .regime import Regime, RegimeMetrics
 from .types import EntryRequest, OpenPosition, PortfolioView, RiskDecision
@@ -14,6 +15,9 @@ from .types import EntryRequest, OpenPosition, PortfolioView, RiskDecision
 __all__ = [
     "RiskManager",
     "RiskConfig",
+    "risk_manager_from_config",
+    "risk_config_validate",
+    "risk_config_defaults",
     "EntryRequest",
     "PortfolioView",
     "OpenPosition",

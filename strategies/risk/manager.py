@@ -18,7 +18,8 @@ the rule name below; a plain allow records nothing.
 5. ``correlation_limit`` — shrink or block
 6. ``max_positions`` — block
 7. ``capital_at_risk`` — resize down to the headroom or block
-8. ``min_size`` — block below ``min_quote`` (and any size <= 0)
+8. ``min_size`` — block below ``min_quote``, any size <= 0, and below the market's minimum
+   order (``market_minimums``: min cost, min amount x price)
 
 Units: money USDT float64; config percents are percent numbers (5.0 = 5 %); times epoch ms UTC
 (candle open times).
@@ -26,7 +27,6 @@ Units: money USDT float64; config percents are percent numbers (5.0 = 5 %); time
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,14 +35,12 @@ from strategies.engine.types import Decision, Outcome
 from .config import RiskConfig
 from .correlation import rolling_correlation
 from .drawdown import DAY_MS, drawdown_pct, loss_pct
+from .entry_size import base_size, vol_step
 from .limits import capital_at_risk, entry_risk
 from .regime import Regime, RegimeMetrics, classify, compute_metrics, next_regime
 from .sizing import (
     confidence_multiplier,
-    kelly_stats,
-    realized_vol_annual_pct,
     stop_distance_fraction,
-    vol_multiplier,
 )
 from .types import LONG, SHORT, EntryRequest, PortfolioView, RiskDecision
 
@@ -90,8 +88,13 @@ class RiskManager:
     before) :meth:`on_candle` for that candle is safe.
     """
 
-    def __init__(self, config: RiskConfig | None = None) -> None:
+    def __init__(self, config: RiskConfig | None = None, *, market_minimums: dict | None = None) -> None:
+        """``market_minimums``: ``{symbol: (min_cost USDT, min_amount base units)}`` — the
+        exchange's order limits; an entry sized below them is refused (``min_size``)."""
         self.config = config if config is not None else RiskConfig()
+        self.market_minimums: dict[str, tuple[float, float]] = {
+            str(k): (float(v[0] or 0.0), float(v[1] or 0.0)) for k, v in (market_minimums or {}).items()
+        }
         self._reset_state()
 
     # -- state ------------------------------------------------------------------------------
@@ -171,6 +174,11 @@ class RiskManager:
     def paused(self) -> bool:
         """``True`` while the drawdown pause blocks new entries."""
         return self._paused
+
+    @property
+    def blocked(self) -> bool:
+        """``True`` while a drawdown pause or a daily-loss halt blocks new entries."""
+        return self._paused or self._daily_halted
 
     @property
     def daily_halted(self) -> bool:
@@ -325,27 +333,48 @@ class RiskManager:
         self._last_equity = eq
         return out
 
-    def resume(self, time_ms: int | None = None) -> Decision | None:
-        """Lift a drawdown pause. Returns the INFO ``drawdown_pause`` decision (``None`` when
-        not paused) and also queues it, so the next :meth:`on_candle` / :meth:`check_entry`
-        reports it — log decisions from those calls only, to avoid a duplicate.
+    def resume(self, time_ms: int | None = None, *, by: str = "user", daily: bool = False) -> Decision | None:
+        """Lift a drawdown pause and, with ``daily=True``, a daily-loss halt too (otherwise it
+        lifts itself at the next UTC day). Returns the INFO decision (``drawdown_pause``, else
+        ``daily_loss_limit``; ``None`` when nothing was lifted) and also queues every decision,
+        so the next :meth:`on_candle` / :meth:`check_entry` reports them — log decisions from
+        those calls only, to avoid a duplicate. ``by`` names who resumed (a username) and
+        appears in the reason.
 
         After a resume the pause re-arms relative to the equity at resume time: a further
         ``drawdown_pause_pct`` fall from the best equity since then (or from the old peak once
-        it is regained) pauses again. ``time_ms`` defaults to the last candle seen.
+        it is regained) pauses again. A lifted daily halt re-arms from the equity at resume
+        time for the rest of the UTC day. ``time_ms`` defaults to the last candle seen.
         """
-        if not self._paused:
+        lift_daily = daily and self._daily_halted
+        if not self._paused and not lift_daily:
             return None
         t = time_ms if time_ms is not None else (self._last_time or 0)
+        daily = None
+        if lift_daily:
+            self._daily_halted = False
+            eq = self._last_equity
+            if eq is not None:
+                self._day_start = eq
+            limit = self.config.daily_loss_limit_pct
+            reason = f"daily loss halt lifted by {by}"
+            if eq is not None and limit is not None:
+                reason += f"; the limit {limit:.2f}% re-arms from equity {eq:.2f} for the rest of the UTC day"
+            daily = Decision(t, "daily_loss_limit", Outcome.INFO, reason, payload={"by": by, "day_start_equity": eq})
+            self._pending.append(daily)
+        if not self._paused:
+            return daily
         self._paused = False
         eq = self._last_equity
         dd = drawdown_pct(self._peak, eq) if eq is not None else 0.0
         if eq is not None and eq < self._peak:
             self._pause_peak = eq
-        reason = f"resumed by user at drawdown {dd:.2f}% from peak {self._peak:.2f}"
+        reason = f"resumed by {by} at drawdown {dd:.2f}% from peak {self._peak:.2f}"
         if eq is not None and self.config.drawdown_pause_pct is not None:
             reason += f"; pause re-arms at {self.config.drawdown_pause_pct:.2f}% below {eq:.2f} or a later high"
-        dec = Decision(t, "drawdown_pause", Outcome.INFO, reason, payload={"drawdown_pct": dd, "peak": self._peak})
+        dec = Decision(
+            t, "drawdown_pause", Outcome.INFO, reason, payload={"drawdown_pct": dd, "peak": self._peak, "by": by}
+        )
         self._pending.append(dec)
         return dec
 
@@ -407,7 +436,7 @@ class RiskManager:
             frac = stop_distance_fraction(req.price, req.stop_price, req.side)
         except ValueError as exc:
             return block("position_sizing", str(exc), price=req.price, stop_price=req.stop_price)
-        sized = self._base_size(req, view, frac)
+        sized = base_size(cfg, req, view, frac)
         if isinstance(sized, str):
             return block("position_sizing", sized, mode=cfg.sizing_mode)
         amount, how = sized
@@ -450,7 +479,7 @@ class RiskManager:
             if cm != 1.0:
                 mult_steps.append(("confidence_scaling", cm, f"confidence {req.confidence:.2f}"))
         if cfg.vol_target_pct is not None and view.market is not None:
-            vm = self._vol_step(req, view)
+            vm = vol_step(cfg, req, view)
             if vm is not None:
                 mult_steps.append(vm)
         for rule, m, what in mult_steps:
@@ -529,84 +558,19 @@ class RiskManager:
                 )
                 amount = new
 
-        # 8. minimum size
+        # 8. minimum size: the configured one, then the market's (exchange order limits)
         if amount <= 0.0 or amount < cfg.min_quote:
             return block(
                 "min_size", f"size {amount:.2f} USDT < minimum {cfg.min_quote:.2f}", size=amount, min=cfg.min_quote
             )
-        return RiskDecision(True, amount, out)
-
-    # -- helpers ----------------------------------------------------------------------------
-    def _base_size(self, req: EntryRequest, view: PortfolioView, frac: float | None) -> tuple[float, str] | str:
-        """``(amount, explanation)`` for the configured mode (explanation ``""`` = strategy's
-        size kept silently), or a refusal sentence."""
-        cfg = self.config
-        eq = float(view.equity)
-        mode = cfg.sizing_mode
-        if mode == "strategy":
-            return req.quote_amount, ""
-        if mode == "fixed":
-            return cfg.fixed_quote, f"fixed size {cfg.fixed_quote:.2f} USDT"
-        if mode == "equity_pct":
-            amount = eq * cfg.equity_pct / 100.0
-            return amount, f"{cfg.equity_pct:.2f}% of equity {eq:.2f} = {amount:.2f} USDT"
-        if mode == "risk_per_trade":
-            if frac is None:
-                return self._fallback(req, eq, "no stop price for risk_per_trade sizing")
-            amount = eq * cfg.risk_per_trade_pct / 100.0 / frac
-            return amount, (
-                f"risk {cfg.risk_per_trade_pct:.2f}% of equity {eq:.2f} over stop distance {frac * 100.0:.2f}% "
-                f"= {amount:.2f} USDT"
+        min_cost, min_amount = self.market_minimums.get(sym, (0.0, 0.0))
+        market_min = max(min_cost, min_amount * req.price if req.price > 0 else 0.0)
+        if amount < market_min:
+            what = "min cost" if min_cost >= min_amount * req.price else f"min amount {min_amount:g}"
+            return block(
+                "min_size",
+                f"size {amount:.2f} USDT < market minimum {market_min:.2f} USDT ({sym} {what})",
+                size=amount,
+                min=market_min,
             )
-        # kelly
-        pcts = view.closed_pnl_pcts
-        used = min(len(pcts), cfg.kelly_lookback_trades) if cfg.kelly_lookback_trades else len(pcts)
-        if used < cfg.kelly_min_trades:
-            return self._fallback(req, eq, f"kelly needs {cfg.kelly_min_trades} closed trades, have {used}")
-        ks = kelly_stats(pcts, cfg.kelly_lookback_trades)
-        payoff = "inf" if math.isinf(ks.payoff) else f"{ks.payoff:.2f}"
-        stats = f"f*={ks.f_star:.4f} (W={ks.win_rate * 100.0:.2f}%, R={payoff}, {ks.trades} trades)"
-        if ks.f_star <= 0.0:
-            return f"kelly sees no edge: {stats}"
-        frac_eq = cfg.kelly_fraction * ks.f_star
-        cap = cfg.kelly_cap_pct / 100.0
-        capped = ""
-        if frac_eq > cap:
-            frac_eq = cap
-            capped = f", capped at {cfg.kelly_cap_pct:.2f}%"
-        amount = eq * frac_eq
-        return amount, (
-            f"kelly {stats} x {cfg.kelly_fraction:g}{capped} = {frac_eq * 100.0:.2f}% of equity {eq:.2f} "
-            f"= {amount:.2f} USDT"
-        )
-
-    def _fallback(self, req: EntryRequest, eq: float, why: str) -> tuple[float, str]:
-        cfg = self.config
-        fb = cfg.sizing_fallback
-        if fb == "fixed":
-            return cfg.fixed_quote, f"{why}; fallback fixed size {cfg.fixed_quote:.2f} USDT"
-        if fb == "equity_pct":
-            amount = eq * cfg.equity_pct / 100.0
-            return amount, f"{why}; fallback {cfg.equity_pct:.2f}% of equity {eq:.2f} = {amount:.2f} USDT"
-        return req.quote_amount, f"{why}; fallback to the strategy's size {req.quote_amount:.2f} USDT"
-
-    def _vol_step(self, req: EntryRequest, view: PortfolioView) -> tuple[str, float, str] | None:
-        cfg = self.config
-        market = view.market
-        try:
-            closes = market.closes(req.symbol, req.time_ms, cfg.vol_window + 1)
-        except KeyError:
-            return None
-        if len(closes) < cfg.vol_window + 1:
-            return None
-        rv = realized_vol_annual_pct(closes, market.timeframe_ms())
-        if rv is None:
-            return None
-        m = vol_multiplier(rv, cfg.vol_target_pct, cfg.vol_max_mult)
-        if m == 1.0:
-            return None
-        return (
-            "volatility_scaling",
-            m,
-            f"realized vol {rv:.2f}% vs target {cfg.vol_target_pct:.2f}% (annualized, {cfg.vol_window} candles)",
-        )
+        return RiskDecision(True, amount, out)

@@ -231,13 +231,15 @@ def no_kick():
 
 
 def make_replay_bot(
-    user, *, name="replay", markets=("BTC/USDT", "ETH/USDT"), params=None, start=True, speed=3600.0, capital="1000"
-):
+    user, *, name="replay", markets=("BTC/USDT", "ETH/USDT"), params=None, start=True, speed=3600.0, capital="1000",
+    risk=None,
+):  # fmt: skip
     from trading.services import bots as svc
 
     bot = svc.bot_create(
         user=user, name=name, strategy="smart_dca", markets=list(markets), capital=capital,
         params=DCA_PARAMS if params is None else params, feed="replay", replay_start=REPLAY_START, replay_speed=speed,
+        risk=risk,
     )  # fmt: skip
     if start:
         with mock.patch("trading.services.runner.bots_kick"):

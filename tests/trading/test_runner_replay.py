@@ -12,9 +12,10 @@ import pytest
 from market7.timeframes import dt_to_ms
 from strategies.engine.engine import Engine, EngineState
 from strategies.registry import create_strategy
+from strategies.risk import risk_manager_from_config
 from tests.trading.conftest import REPLAY_START, make_replay_bot, step_at
 from trading.brokers import PaperBroker, market_spec
-from trading.models import Bot, EquitySnapshot, Fill, Order, Trade
+from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Order, Trade
 from trading.services.feeds import feed_build
 
 pytestmark = pytest.mark.django_db
@@ -26,19 +27,28 @@ PARAMS = {
 }  # fmt: skip
 
 
+# Portfolio risk that acts on this period: equity-percent sizing, at most one position, a daily
+# loss limit and a drawdown throttle + pause with auto-resume, correlation shrink, regime on.
+RISK = {
+    "sizing_mode": "equity_pct", "equity_pct": 4.0, "max_positions": 1, "daily_loss_limit_pct": 0.5,
+    "drawdown_reduce_pct": 1.0, "drawdown_pause_pct": 2.0, "drawdown_auto_resume_pct": 1.0,
+}  # fmt: skip
+
+
 def _backtest(bot: Bot, until_ms: int):
     markets = sorted(bot.markets.all(), key=lambda m: m.symbol)
     feed = feed_build(bot, markets, until_ms=until_ms)
+    specs = [market_spec(m) for m in markets]
     engine = Engine(
-        create_strategy(bot.strategy, bot.params), [market_spec(m) for m in markets], broker=PaperBroker(),
-        capital=float(bot.capital), order_prefix=bot.order_prefix,
+        create_strategy(bot.strategy, bot.params), specs, broker=PaperBroker(),
+        risk=risk_manager_from_config(bot.risk, markets=specs), capital=float(bot.capital), order_prefix=bot.order_prefix,
     )  # fmt: skip
     return engine.run(feed, start_ms=dt_to_ms(bot.replay_start))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_replayed_bot_makes_exactly_the_backtests_trades(user, candles, no_kick, seed):
-    bot = make_replay_bot(user, params=PARAMS)
+@pytest.mark.parametrize("seed,risk", [(1, None), (2, None), (3, RISK)])
+def test_replayed_bot_makes_exactly_the_backtests_trades(user, candles, no_kick, seed, risk):
+    bot = make_replay_bot(user, params=PARAMS, risk=risk)
     rng = random.Random(seed)
     hours, steps = 0.0, 0
     while hours < 24 * 29:  # April 2025, stepped at irregular intervals (1 h .. 2 days)
@@ -84,6 +94,13 @@ def test_replayed_bot_makes_exactly_the_backtests_trades(user, candles, no_kick,
     assert [dt_to_ms(t) for t, _ in eq] == result.equity_time.tolist()
     assert all(abs(float(e) - x) < 5e-9 for (_, e), x in zip(eq, result.equity.tolist(), strict=True))
     assert float(bot.equity) == pytest.approx(float(result.equity[-1]), abs=5e-9)
+    # the same decisions, risk rules included, logged with their reasons
+    logged = sorted(
+        BotEvent.objects.filter(bot=bot, kind="decision").values_list("rule", "outcome", "reason", "symbol")
+    )
+    assert logged == sorted((d.rule, d.outcome, d.reason, d.symbol) for d in result.decisions)
+    risk_rules = {d.rule for d in result.decisions} & {"position_sizing", "max_positions", "drawdown_size"}
+    assert risk_rules == (set() if risk is None else {"position_sizing", "max_positions", "drawdown_size"})
 
 
 def test_pausing_in_the_middle_changes_no_decision(user, candles, no_kick):

@@ -5,9 +5,12 @@
 - ``GET/PATCH/DELETE /api/v1/bots/{id}/``
 - ``POST /api/v1/bots/{id}/start|pause|resume|stop|restart/`` — the status machine
   (409 on an invalid transition, 403 without ``trading.operate_bot``)
+- ``POST /api/v1/bots/{id}/resume_trading/`` — lift a portfolio-risk pause (409 when none holds)
 - ``POST /api/v1/bots/{id}/close_all/`` (``{"stop": true}`` optional),
   ``POST /api/v1/bots/{id}/close_position/`` (``{"trade": <id>}``)
 - ``GET /api/v1/bots/{id}/performance/|active_trades/|events/|equity/``
+- ``POST /api/v1/bots/{id}/clone/`` — a new paper bot with the same settings (201)
+- ``GET/POST /api/v1/bot-presets/``, ``GET/DELETE /api/v1/bot-presets/{id}/`` — saved settings
 - ``GET /api/v1/bot-trades/?bot=&status=``, ``GET /api/v1/bot-orders/?bot=&status=``
 
 Ownership: every queryset is ``Model.objects.for_user(request.user)`` through
@@ -25,9 +28,11 @@ from rest_framework.exceptions import APIException, PermissionDenied, Validation
 from rest_framework.response import Response
 
 from accounts.mixins import OwnedViewSetMixin
-from trading.models import Bot, Order, Trade
+from trading.models import Bot, BotPreset, Order, Trade
 from trading.selectors import bots as sel
+from trading.selectors.risk import risk_status_data
 from trading.services import bots as svc
+from trading.services import presets as presets_svc
 
 
 class Conflict(APIException):
@@ -52,11 +57,13 @@ class BotSerializer(serializers.ModelSerializer):
     open_trades = serializers.IntegerField(read_only=True)
     closed_trades = serializers.IntegerField(read_only=True)
     allowed_actions = serializers.SerializerMethodField()
+    risk = serializers.JSONField(read_only=True, help_text="portfolio risk block (RiskConfig fields); null = off")
+    risk_status = serializers.SerializerMethodField(help_text="pause / daily halt with reasons; null without risk")
 
     class Meta:
         model = Bot
         fields = [
-            "id", "name", "strategy", "params", "markets", "timeframe", "mode", "capital", "quote", "status", "status_message",
+            "id", "name", "strategy", "params", "risk", "risk_status", "markets", "timeframe", "mode", "capital", "quote", "status", "status_message",
             "feed", "replay_start", "replay_speed", "equity", "realized_pnl", "unrealized_pnl", "last_candle_at", "steps",
             "open_trades", "closed_trades", "allowed_actions", "started_at", "stopped_at", "created_at", "updated_at",
         ]  # fmt: skip
@@ -68,6 +75,9 @@ class BotSerializer(serializers.ModelSerializer):
     def get_allowed_actions(self, obj) -> list[str]:
         return svc.bot_allowed_actions(obj)
 
+    def get_risk_status(self, obj) -> dict | None:
+        return risk_status_data(obj)
+
 
 class BotWriteSerializer(serializers.Serializer):
     """Input of create/update; validation of values happens in ``bot_create``/``bot_update``."""
@@ -75,6 +85,12 @@ class BotWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     strategy = serializers.CharField(max_length=64)
     params = serializers.JSONField(required=False, default=dict)
+    risk = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="portfolio risk block, validated like a backtest's (strategies.risk.RiskConfig); null = off",
+    )
     markets = serializers.ListField(child=serializers.CharField(), help_text='ccxt symbols, e.g. ["BTC/USDT"]')
     timeframe = serializers.CharField(default="1h")
     mode = serializers.CharField(default="paper")
@@ -171,6 +187,21 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     def restart(self, request, pk=None):
         return self._transition(request, "restart")
 
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def resume_trading(self, request, pk=None):
+        """Lift a drawdown pause / daily-loss halt of the bot's portfolio risk (409 when none holds)."""
+        bot = self._bot()
+        _service_errors(svc.bot_resume_trading, user=request.user, bot=bot)
+        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data)
+
+    @extend_schema(request=None, responses=BotSerializer)
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        """A new paper bot (not started) with this bot's settings, named "<name> (copy)"."""
+        clone = _service_errors(presets_svc.bot_clone, user=request.user, bot=self._bot())
+        return Response(BotSerializer(sel.bot_get(user=request.user, pk=clone.pk)).data, status=status.HTTP_201_CREATED)
+
     @action(detail=True, methods=["post"])
     def close_all(self, request, pk=None):
         n = _service_errors(svc.bot_close_all, user=request.user, bot=self._bot(), stop=bool(request.data.get("stop")))
@@ -244,8 +275,44 @@ class OrderViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         return super().get_queryset().select_related("market")
 
 
+class BotPresetSerializer(serializers.ModelSerializer):
+    risk = serializers.JSONField(required=False, allow_null=True, default=None)
+    params = serializers.JSONField(required=False, default=dict)
+
+    class Meta:
+        model = BotPreset
+        fields = ["id", "name", "strategy", "params", "risk", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class BotPresetViewSet(
+    OwnedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """``/api/v1/bot-presets/``: the user's presets (strategy, params, risk block); create
+    validates like a bot (400 with ``params.<x>`` / ``risk.<x>`` errors), delete."""
+
+    queryset = BotPreset.objects.all()
+    serializer_class = BotPresetSerializer
+
+    def create(self, request, *args, **kwargs):
+        data = BotPresetSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        preset = _service_errors(presets_svc.preset_create, user=request.user, **data.validated_data)
+        return Response(BotPresetSerializer(preset).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        _service_errors(presets_svc.preset_delete, user=request.user, preset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 VIEWSETS = [
     ("bots", BotViewSet, "bot"),
     ("bot-trades", TradeViewSet, "bot-trade"),
     ("bot-orders", OrderViewSet, "bot-order"),
+    ("bot-presets", BotPresetViewSet, "bot-preset"),
 ]

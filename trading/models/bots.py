@@ -79,6 +79,12 @@ class Bot(OwnedModel):
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
     capital = models.DecimalField(help_text="capital allocated to the bot, quote currency", **MONEY)
     quote = models.CharField(max_length=16, default="USDT", help_text="quote currency of capital and P&L")
+    risk = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="portfolio risk block (strategies.risk.RiskConfig dict, validated); null = no portfolio risk",
+    )
 
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.CREATED, db_index=True)
     status_message = models.TextField(blank=True)
@@ -150,6 +156,26 @@ class Bot(OwnedModel):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.RUNNING, self.Status.PAUSED)
+
+
+class BotPreset(OwnedModel):
+    """A user's saved bot settings: a strategy with its parameters and risk block, loaded into
+    the new-bot form. ``params`` and ``risk`` are validated by the strategy's schema and
+    ``strategies.risk.RiskConfig`` when saved (``trading.services.presets``)."""
+
+    name = models.CharField(max_length=120)
+    strategy = models.CharField(max_length=64)
+    params = models.JSONField(default=dict, blank=True)
+    risk = models.JSONField(null=True, blank=True, default=None)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="botpreset_unique_owner_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.strategy})"
 
 
 class Trade(models.Model):

@@ -200,6 +200,24 @@ def strategy_validate_params(strategy: str, params: dict | None) -> dict:
     return _json_safe(validated)
 
 
+def bot_validate_risk(risk: dict | None) -> dict | None:
+    """Validate a bot's ``risk`` block with the schema the backtest uses
+    (``strategies.risk.risk_config_validate``); returns it complete (defaults filled in), or
+    ``None`` for no portfolio risk. Errors: ``BotValidationError({"risk.<field>": message})``.
+    """
+    from strategies.risk import risk_config_validate
+
+    if risk is None:
+        return None
+    if not isinstance(risk, dict):
+        raise BotValidationError({"risk": "must be a JSON object (or null for no portfolio risk)"})
+    try:
+        return risk_config_validate(risk)
+    except ValueError as exc:
+        field, sep, message = str(exc).partition(": ")
+        raise BotValidationError({f"risk.{field}" if sep else "risk": message if sep else str(exc)}) from None
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -254,6 +272,44 @@ def _resolve_markets(markets: Iterable[Market | str | int], exchange: str) -> li
     return out
 
 
+ORDER_SIZE_PARAMS = ("base_order_size", "safety_order_size")
+
+
+def _check_order_sizes(params: dict, markets: list[Market]) -> None:
+    """Order sizes of the params (quote currency: ``base_order_size``; ``safety_order_size``
+    when the bot places safety orders) must be > 0 and at least each market's minimum order:
+    its min cost and its min amount at the last stored close (``Market.limits``; the broker's
+    defaults when unknown, as ``trading.brokers.market_spec`` applies them). Raises
+    ``BotValidationError({"params.<name>": ...})``."""
+    from trading.brokers import market_spec
+
+    errors: dict[str, str] = {}
+    for name in ORDER_SIZE_PARAMS:
+        if name not in params or (name == "safety_order_size" and not params.get("max_safety_orders", 1)):
+            continue
+        size = float(params[name])
+        if size <= 0:
+            errors[f"params.{name}"] = "must be greater than 0"
+            continue
+        for market in markets:
+            spec = market_spec(market)
+            minimum, why = spec.min_cost, "min cost"
+            if spec.min_amount:
+                close = (
+                    Candle.objects.filter(market=market).order_by("-open_time").values_list("close", flat=True).first()
+                )
+                if close is not None and spec.min_amount * float(close) > minimum:
+                    minimum, why = spec.min_amount * float(close), f"min amount {spec.min_amount:g} at {float(close):g}"
+            if size < minimum:
+                errors[f"params.{name}"] = (
+                    f"{size:g} {market.quote} is below the minimum order of {market.symbol} "
+                    f"({minimum:g} {market.quote}, {why}); the exchange would reject every order"
+                )
+                break
+    if errors:
+        raise BotValidationError(errors)
+
+
 def _check_replay(
     markets: list[Market], timeframe: str, replay_start: datetime | None, replay_speed: Any
 ) -> tuple[datetime, float]:
@@ -303,12 +359,14 @@ def bot_create(
     replay_speed: float = 3600.0,
     exchange: str = "binance",
     owner=None,
+    risk: dict | None = None,
 ) -> Bot:
     """Create a bot in status ``created`` after validating everything (nothing saved on error).
 
     ``markets``: ccxt symbols on ``exchange`` (``["BTC/USDT", "ETH/USDT"]``), Market ids or rows.
     ``capital``: quote currency (Decimal or a string like ``"1000"``). ``params`` are validated
-    by the strategy's schema (defaults filled in). ``owner`` defaults to ``user``; only
+    by the strategy's schema (defaults filled in); ``risk`` (a ``RiskConfig`` dict, ``None`` =
+    no portfolio risk) by :func:`bot_validate_risk`. ``owner`` defaults to ``user``; only
     :data:`SYSTEM` may create for someone else. Needs ``trading.add_bot``.
     Raises BotValidationError / BotPermissionDenied.
     """
@@ -345,9 +403,14 @@ def bot_create(
         validated = strategy_validate_params(strategy, params)
     except BotValidationError as exc:
         errors.update(exc.errors)
+    try:
+        risk = bot_validate_risk(risk)
+    except BotValidationError as exc:
+        errors.update(exc.errors)
     if errors:
         raise BotValidationError(errors)
     market_rows = _resolve_markets(markets, exchange)
+    _check_order_sizes(validated, market_rows)
     start = None
     speed = float(replay_speed or 3600.0)
     if feed == Bot.FeedKind.REPLAY:
@@ -358,6 +421,7 @@ def bot_create(
         name=name,
         strategy=strategy,
         params=validated,
+        risk=risk,
         timeframe=timeframe,
         mode=mode,
         capital=_parse_capital(capital),
@@ -379,13 +443,13 @@ def bot_create(
 
 
 _ANY_TIME_FIELDS = {"name"}
-_NOT_RUNNING_FIELDS = {"params"}
+_NOT_RUNNING_FIELDS = {"params", "risk"}
 _CREATED_ONLY_FIELDS = {"strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed"}
 
 
 @transaction.atomic
 def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
-    """Change a bot. ``name`` any time; ``params`` when not running; ``strategy``, ``markets``,
+    """Change a bot. ``name`` any time; ``params`` and ``risk`` when not running; ``strategy``, ``markets``,
     ``timeframe``, ``mode``, ``capital``, ``feed``, ``replay_start``, ``replay_speed`` only
     before the first start (status ``created``) — the engine state depends on them.
 
@@ -414,6 +478,8 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
     if "params" in changes or "strategy" in changes:
         bot.params = strategy_validate_params(strategy, changes.get("params", bot.params))
         bot.strategy = strategy
+    if "risk" in changes:
+        bot.risk = bot_validate_risk(changes["risk"])
     if "timeframe" in changes:
         if changes["timeframe"] not in Timeframe.values:
             raise BotValidationError({"timeframe": f"unsupported timeframe {changes['timeframe']!r}"})
@@ -430,6 +496,8 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
         market_rows = _resolve_markets(changes["markets"], exchange)
         bot.markets.set(market_rows)
         bot.quote = market_rows[0].quote
+    if {"params", "strategy", "markets"} & set(changes):
+        _check_order_sizes(bot.params, market_rows)
     if "feed" in changes:
         if changes["feed"] not in Bot.FeedKind.values:
             raise BotValidationError({"feed": f"feed must be one of {', '.join(Bot.FeedKind.values)}"})
@@ -494,8 +562,8 @@ def _kick_after_commit() -> None:
 
 @transaction.atomic
 def bot_start(*, user, bot: Bot | int) -> Bot:
-    """created -> running. Live mode: LiveTradingDisabled. Kicks the runner after commit so the
-    bot takes its first step at once."""
+    """created -> running. Live mode: LiveTradingDisabled. Enqueues the bot's first step after
+    commit (:func:`_step_after_commit`), so it does not wait for the minute beat."""
     _require(user, OPERATE_PERM, "start bots")
     bot = _locked_bot(user, bot)
     bot.status = _check_transition(bot, "start")
@@ -509,8 +577,18 @@ def bot_start(*, user, bot: Bot | int) -> Bot:
     bot.equity = bot.capital
     _run_replay_clock(bot, now)
     _status_changed(user, bot, "bot_start")
-    _kick_after_commit()
+    _step_after_commit(bot)
     return bot
+
+
+def _step_after_commit(bot: Bot) -> None:
+    """Enqueue the bot's first step once the start is committed: at once for a live feed (its
+    first candle has closed), and when the first replay candle closes on the replay clock."""
+    from trading.services.runner import bot_step_enqueue
+
+    countdown = bot.timeframe_ms / 1000.0 / bot.replay_speed if bot.feed == Bot.FeedKind.REPLAY else 0.0
+    bot_id = bot.pk
+    transaction.on_commit(lambda: bot_step_enqueue(bot_id=bot_id, countdown=countdown))
 
 
 @transaction.atomic
@@ -572,6 +650,38 @@ def bot_restart(*, user, bot: Bot | int) -> Bot:
     return bot
 
 
+@transaction.atomic
+def bot_resume_trading(*, user, bot: Bot | int) -> str:
+    """Lift a drawdown pause or a daily-loss halt of the bot's portfolio risk
+    (``RiskManager.resume(by=<username>, daily=True)`` on the saved risk state). The decision
+    with its reason is queued in the risk state and logged by the next step; a ``status`` event
+    says who asked now. Returns the reason. Errors: BotTransitionError when no risk rule blocks
+    entries, BotPermissionDenied.
+    """
+    from strategies.risk import risk_manager_from_config
+
+    _require(user, OPERATE_PERM, "resume trading")
+    bot = _locked_bot(user, bot)
+    state = dict(bot.state or {})
+    if bot.risk is None or not state.get("risk"):
+        raise BotTransitionError("trading is not paused: no portfolio risk rule blocks new entries")
+    manager = risk_manager_from_config(bot.risk)
+    manager.load_state(state["risk"])
+    decision = manager.resume(by=getattr(user, "username", "") or "system", daily=True)
+    if decision is None:
+        raise BotTransitionError("trading is not paused: no portfolio risk rule blocks new entries")
+    state["risk"] = manager.state_dict()
+    bot.state = state
+    bot.save(update_fields=["state", "updated_at"])
+    BotEvent.objects.create(
+        bot=bot, time=timezone.now(), kind=BotEvent.Kind.STATUS, rule="resume_trading", outcome="resumed",
+        reason=decision.reason, payload={"by": getattr(user, "username", "")},
+    )  # fmt: skip
+    _audit(user, "bot_resume_trading", bot, decision.reason)
+    publish(bot.owner_id, "bot_status", bot_status_data(bot))
+    return decision.reason
+
+
 BOT_ACTIONS = {"start": bot_start, "pause": bot_pause, "resume": bot_resume, "stop": bot_stop, "restart": bot_restart}
 
 
@@ -581,6 +691,19 @@ def bot_allowed_actions(bot: Bot) -> list[str]:
 
 
 # --- manual closes --------------------------------------------------------------------------
+
+
+def _check_can_close(bot: Bot) -> None:
+    """A close is a command the bot's next step executes: only a running bot takes steps, so
+    a close on any other bot would be accepted and never happen."""
+    if bot.status == Bot.Status.PAUSED:
+        raise BotTransitionError(
+            "cannot close: the bot is paused and takes no steps, so the deal would stay open; resume it first"
+        )
+    if bot.status != Bot.Status.RUNNING:
+        raise BotTransitionError(
+            f"cannot close: the bot is {bot.status} and takes no steps, so the deal would stay open; restart it first"
+        )
 
 
 def _queue_command(bot: Bot, command: dict) -> None:
@@ -595,9 +718,8 @@ def bot_close_position(*, user, bot: Bot | int, trade: Trade | int) -> Trade:
     """Ask the bot to close one open deal at market on its next step (a ``close`` command the
     engine executes as a reduce-only market order at the next candle's open, like any exit).
 
-    The bot must be running or paused (a paused bot takes a step to close, then stays paused).
-    Errors: Trade.DoesNotExist (not this bot's deal), BotTransitionError (deal closed / bot not
-    active).
+    The bot must be running (only a running bot steps). Errors: Trade.DoesNotExist (not this
+    bot's deal), BotTransitionError (deal closed / bot not running).
     """
     _require(user, OPERATE_PERM, "close positions")
     bot = _locked_bot(user, bot)
@@ -605,8 +727,7 @@ def bot_close_position(*, user, bot: Bot | int, trade: Trade | int) -> Trade:
     trade = Trade.objects.select_related("market").get(bot=bot, pk=trade_pk)
     if trade.status != Trade.Status.OPEN:
         raise BotTransitionError(f"deal {trade.deal_id} is already closed")
-    if bot.status not in (Bot.Status.RUNNING, Bot.Status.PAUSED):
-        raise BotTransitionError(f"cannot close a position of a bot that is {bot.status}; restart it first")
+    _check_can_close(bot)
     _queue_command(bot, {"cmd": "close", "deal_id": trade.deal_id, "symbol": trade.market.symbol})
     bot.save(update_fields=["commands", "updated_at"])
     BotEvent.objects.create(
@@ -624,8 +745,7 @@ def bot_close_all(*, user, bot: Bot | int, stop: bool = False) -> int:
     the bot once they are closed (emergency stop). Returns the number of open deals."""
     _require(user, OPERATE_PERM, "close positions")
     bot = _locked_bot(user, bot)
-    if bot.status not in (Bot.Status.RUNNING, Bot.Status.PAUSED):
-        raise BotTransitionError(f"cannot close positions of a bot that is {bot.status}; restart it first")
+    _check_can_close(bot)
     n = Trade.objects.filter(bot=bot, status=Trade.Status.OPEN).count()
     _queue_command(bot, {"cmd": "close_all", "stop": bool(stop)})
     bot.save(update_fields=["commands", "updated_at"])

@@ -48,6 +48,7 @@ from market7.events import publish
 from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
 from strategies.registry import create_strategy
+from strategies.risk import risk_manager_from_config
 from trading.brokers import amount_dec, avg_price_dec, broker_for, market_spec, money_dec, price_dec
 from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Market, Order, PaperBalance, Trade
 from trading.selectors.bots import trade_data
@@ -68,6 +69,7 @@ CLAIM_TTL = timedelta(minutes=5)
 REPLAY_MIN_COUNTDOWN_S = 1.0
 MAX_EVENTS_PER_KIND = 50  # websocket pushes per step and kind (a catch-up step can fill a lot)
 END_OF_DATA = "replay reached the end of the stored data"
+REJECTION_STREAK = 3  # orders rejected in a row that put a bot in error
 ROUTINE_CANCELS = frozenset({"replaced", "deal_closed"})
 
 _ORDER_STATUS = {
@@ -114,6 +116,21 @@ def bots_kick() -> None:
         app.send_task("trading.tasks.bots_due", queue=TaskQueue.TRADING.value, expires=55)
     except Exception:  # pragma: no cover - broker down
         log.exception("bots_kick: cannot enqueue bots_due")
+
+
+def bot_step_enqueue(*, bot_id: int, countdown: float = 0.0) -> None:
+    """Enqueue ``trading.tasks.bot_step(bot_id)`` on the trading queue after ``countdown``
+    seconds (a bot that just started steps at once instead of waiting for the next beat).
+    Errors are logged: a missed enqueue only delays the bot to the next beat."""
+    from market7.celery import TaskQueue, app
+
+    try:
+        app.send_task(
+            "trading.tasks.bot_step", args=[bot_id], queue=TaskQueue.TRADING.value, countdown=countdown,
+            expires=countdown + 55,
+        )  # fmt: skip
+    except Exception:  # pragma: no cover - broker down
+        log.exception("bot_step_enqueue: cannot enqueue bot %s", bot_id)
 
 
 def bots_due(*, now=None) -> list[int]:
@@ -271,6 +288,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
         strategy,
         list(specs.values()),
         broker=broker_for(bot.mode),
+        risk=risk_manager_from_config(bot.risk, markets=specs.values()),  # the backtest's factory
         capital=float(bot.capital),
         order_prefix=bot.order_prefix,
     )
@@ -300,7 +318,17 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     status_changed = False
     if bot.status_message.startswith(END_OF_DATA):
         bot.status_message = ""
-    if stopping:
+    rejected = _rejection_streak(bot) if result.orders else None
+    if rejected is not None:
+        bot.status = Bot.Status.ERROR
+        if bot.replay_clock_wall is not None:
+            bot.replay_clock, bot.replay_clock_wall = bot.replay_now(wall), None
+        bot.status_message = rejected
+        BotEvent.objects.create(
+            bot=bot, time=timezone.now(), kind=BotEvent.Kind.ERROR, rule="orders_rejected", outcome="error", reason=rejected
+        )  # fmt: skip
+        status_changed = True
+    elif stopping:
         bot.status = Bot.Status.STOPPED
         bot.stopped_at = timezone.now()
         if bot.replay_clock_wall is not None:
@@ -319,6 +347,15 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     report.decisions = len(result.decisions)
     report.last_candle_ms = bot.last_candle_ms
     return report
+
+
+def _rejection_streak(bot: Bot) -> str | None:
+    """The error message when the bot's last :data:`REJECTION_STREAK` orders were all rejected
+    (the bot would only log rejections every step), else None."""
+    last = list(Order.objects.filter(bot=bot).order_by("-pk").values_list("status", "reject_reason")[:REJECTION_STREAK])
+    if len(last) < REJECTION_STREAK or any(status != Order.Status.REJECTED for status, _ in last):
+        return None
+    return f"stopped trading: the last {REJECTION_STREAK} orders were rejected ({last[0][1] or 'no reason given'}); fix the bot's settings and restart it"
 
 
 def _finish_idle(bot: Bot, markets: list[Market], report: StepReport, now_ms: int) -> StepReport:
@@ -411,6 +448,7 @@ class _Writer:
         self.closed_trades: list[Trade] = []
         self.fills: list[tuple[Fill, Order]] = []
         self.realized_delta = Decimal("0")
+        self.max_safety_orders = int((bot.params or {}).get("max_safety_orders") or 0)
 
     # trades first, so orders can point at them
     def write_trades(self) -> None:
@@ -439,7 +477,7 @@ class _Writer:
                 "take_profit_price": price_dec(spec, deal.get("take_profit_price")),
                 "stop_loss_price": price_dec(spec, deal.get("stop_loss_price")),
                 "safety_orders_filled": int(deal.get("safety_orders_filled") or 0),
-                "safety_orders_max": int(deal.get("max_safety_orders") or 0),
+                "safety_orders_max": int(deal.get("max_safety_orders") or 0) or self.max_safety_orders,
                 "tags": list(deal.get("tags") or []),
                 "info": _json_safe({k: deal[k] for k in ("ladder", "next_so_price") if k in deal}),
             }
@@ -475,6 +513,8 @@ class _Writer:
                 "exit_price": avg_price_dec(ct.exit_price),
                 "exit_reason": ct.exit_reason,
                 "safety_orders_filled": int(ct.safety_orders_filled),
+                # a deal opened and closed in one step has no open row to inherit it from
+                "safety_orders_max": (existing.safety_orders_max if existing else 0) or self.max_safety_orders,
                 "tags": list(ct.tags or []),
             }
             trade, created = Trade.objects.update_or_create(bot=bot, deal_id=ct.deal_id, defaults=values)

@@ -33,8 +33,10 @@ from trading.selectors.bots import (
 )
 from trading.selectors.events import DECISION_LOG_KINDS, bot_activity, bot_event_facets, bot_events_page
 from trading.selectors.performance import bot_pair_performance, bot_profit_calendar
+from trading.selectors.risk import bot_risk_status
 from trading.selectors.trades import trades_for_user
 from trading.services import bots as bot_services
+from trading.services import presets as preset_services
 
 OPERATE_PERM = "trading.operate_bot"
 ADD_PERM = "trading.add_bot"
@@ -128,6 +130,7 @@ def _service_kwargs(form: BotForm) -> dict:
         "feed": data["feed"],
         "replay_start": data.get("replay_start") if data["feed"] == Bot.FeedKind.REPLAY else None,
         "replay_speed": data.get("replay_speed") or 3600.0,
+        "risk": form.cleaned_risk,
     }
 
 
@@ -150,11 +153,24 @@ def bot_create(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Bot “{bot.name}” created. Start it when you are ready.")
                 return redirect("trading:bot", bot.pk)
-        return render(request, "trading/bots/form.html", {"form": form, "bot": None})
+        return render(
+            request, "trading/bots/form.html",
+            {"form": form, "bot": None, "presets": preset_services.presets_for_user(request.user)},
+        )  # fmt: skip
     initial = {}
     if request.GET.get("strategy"):
         initial["strategy"] = request.GET["strategy"]
-    return render(request, "trading/bots/form.html", {"form": BotForm(initial=initial), "bot": None})
+    form_kwargs = {}
+    preset = None
+    if request.GET.get("preset", "").isdigit():  # "Load preset": the user's own only (404 otherwise)
+        preset = get_object_or_404(preset_services.presets_for_user(request.user), pk=int(request.GET["preset"]))
+        initial["strategy"] = preset.strategy
+        form_kwargs = {"initial_params": preset.params, "initial_risk": preset.risk, "new": False}
+    form = BotForm(initial=initial, **form_kwargs)
+    if preset is not None and preset.risk is None:
+        form.fields["risk_enabled"].initial = False
+    context = {"form": form, "bot": None, "presets": preset_services.presets_for_user(request.user), "preset": preset}
+    return render(request, "trading/bots/form.html", context)
 
 
 @login_required
@@ -165,11 +181,39 @@ def bot_params(request: HttpRequest) -> HttpResponse:
     return render(request, "trading/bots/_params.html", {"form": form})
 
 
+def _edit_changes(bot: Bot, form: BotForm, initial: dict) -> dict:
+    """The fields the user really changed and the bot's status lets change (disabled fields
+    keep their initial value, so they never show up here)."""
+    kwargs = _service_kwargs(form)
+    current = dict(initial, params=bot.params or {}, risk=bot.risk)
+    changes = {}
+    for key, value in kwargs.items():
+        field = form.fields.get(key)
+        if field is not None and field.disabled:
+            continue
+        if key == "params":
+            try:  # compare with the stored (defaulted) params
+                value = bot_services.strategy_validate_params(kwargs["strategy"], value)
+            except bot_services.BotValidationError:
+                pass  # bot_update reports it on the fields
+        old = current.get(key)
+        if key == "markets":
+            same = sorted(m.pk for m in value) == sorted(m.pk for m in old)
+        elif key in ("capital", "replay_speed"):
+            same = old is not None and value is not None and Decimal(str(value)) == Decimal(str(old))
+        else:
+            same = value == old
+        if not same:
+            changes[key] = value
+    return changes
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/bots/<pk>/edit/``: change a bot through ``bot_update`` (what may change depends on
-    its status: only the name and params after the first start)."""
+    """``/bots/<pk>/edit/``: change a bot through ``bot_update``. What may change depends on
+    its status; the rest is shown read-only with the reason (``BotForm.lock_for``). Only
+    fields that really changed are sent, and the message lists them."""
     bot = user_bot(request, pk)
     require_perm(request, CHANGE_PERM)
     initial = {
@@ -178,34 +222,31 @@ def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "markets": list(bot.markets.all()),
         "timeframe": bot.timeframe,
         "mode": bot.mode,
-        "capital": bot.capital,
+        "capital": Decimal(format(bot.capital.normalize(), "f")),  # NUMERIC(28, 12) -> the form's 8 places
         "feed": bot.feed,
         "replay_start": bot.replay_start,
         "replay_speed": bot.replay_speed,
     }
+    form_kwargs = {"initial": initial, "initial_params": bot.params, "initial_risk": bot.risk, "new": False}
     if request.method == "POST":
-        form = BotForm(request.POST, initial=initial, initial_params=bot.params)
+        form = BotForm(request.POST, **form_kwargs)
+        form.lock_for(bot)
         if form.is_valid():
-            kwargs = _service_kwargs(form)
-            changes = {"name": kwargs["name"], "params": kwargs["params"] or bot.params}
-            if bot.status == Bot.Status.CREATED:
-                changes.update(kwargs)
+            changes = _edit_changes(bot, form, initial)
+            if not changes:
+                messages.info(request, f"Bot “{bot.name}”: nothing changed.")
+                return redirect("trading:bot", bot.pk)
+            try:
+                bot_services.bot_update(user=request.user, bot=bot, **changes)
+            except bot_services.BotValidationError as exc:
+                form.add_service_errors(exc.errors)
             else:
-                changed_locked = [
-                    k for k in ("strategy", "timeframe", "mode", "feed") if str(kwargs[k]) != str(initial[k])
-                ]
-                if changed_locked:
-                    form.add_error(None, f"{', '.join(changed_locked)} cannot change after the bot has started")
-            if not form.errors:
-                try:
-                    bot_services.bot_update(user=request.user, bot=bot, **changes)
-                except bot_services.BotValidationError as exc:
-                    form.add_service_errors(exc.errors)
-                else:
-                    messages.success(request, f"Bot “{kwargs['name']}” saved.")
-                    return redirect("trading:bot", bot.pk)
+                names = ", ".join(form.fields[k].label or k if k in form.fields else k for k in sorted(changes))
+                messages.success(request, f"Bot “{form.cleaned_data['name']}” saved: {names.lower()} changed.")
+                return redirect("trading:bot", bot.pk)
     else:
-        form = BotForm(initial=initial, initial_params=bot.params)
+        form = BotForm(**form_kwargs)
+        form.lock_for(bot)
     return render(request, "trading/bots/form.html", {"form": form, "bot": bot})
 
 
@@ -260,6 +301,7 @@ def bot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["activity"] = bot_activity(user=request.user, bot=bot, limit=ACTIVITY_ROWS)
     context["calendar"] = bot_profit_calendar(user=request.user, bot=bot, period="day")
     context["pairs"] = bot_pair_performance(user=request.user, bot=bot)
+    context["risk_status"] = bot_risk_status(bot)
     return render(request, "trading/bots/detail.html", context)
 
 
@@ -423,3 +465,70 @@ def bot_row(request: HttpRequest, pk: int) -> HttpResponse:
     """``/bots/<pk>/_row/``: one table row of the bot list (live refresh)."""
     bot = decorate_bots([user_bot(request, pk)], request.user)[0]
     return render(request, "trading/bots/_row.html", {"bot": bot})
+
+
+# -- portfolio risk, clone, presets -----------------------------------------------------------
+@login_required
+@require_POST
+def bot_resume_trading(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST ``/bots/<pk>/resume-trading/``: lift a drawdown pause / daily-loss halt of the bot's
+    portfolio risk (``bot_resume_trading``); the message gives the recorded reason."""
+    bot = user_bot(request, pk)
+    require_perm(request, OPERATE_PERM)
+    try:
+        reason = bot_services.bot_resume_trading(user=request.user, bot=bot)
+    except bot_services.BotTransitionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Trading resumed: {reason}.")
+    return redirect("trading:bot", bot.pk)
+
+
+@login_required
+@require_POST
+def bot_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST ``/bots/<pk>/clone/``: a new paper bot with the same settings, "<name> (copy)"."""
+    bot = user_bot(request, pk)
+    require_perm(request, ADD_PERM)
+    try:
+        clone = preset_services.bot_clone(user=request.user, bot=bot)
+    except bot_services.BotValidationError as exc:
+        messages.error(request, f"Cannot clone: {exc}")
+        return redirect("trading:bot", bot.pk)
+    messages.success(request, f"Bot “{clone.name}” created from “{bot.name}”. Edit it, then start it.")
+    return redirect("trading:bot", clone.pk)
+
+
+@login_required
+@require_POST
+def bot_save_preset(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST ``/bots/<pk>/save-preset/`` (``name``): save the bot's strategy, parameters and
+    risk block as a preset."""
+    bot = user_bot(request, pk)
+    require_perm(request, ADD_PERM)
+    try:
+        preset = preset_services.preset_from_bot(user=request.user, bot=bot, name=request.POST.get("name", ""))
+    except bot_services.BotValidationError as exc:
+        messages.error(request, f"Preset not saved: {exc}")
+    else:
+        messages.success(request, f"Preset “{preset.name}” saved. Load it in the new-bot form.")
+    return redirect("trading:bot", bot.pk)
+
+
+@login_required
+@require_GET
+def preset_list(request: HttpRequest) -> HttpResponse:
+    """``/bots/presets/``: the user's presets with load (new bot) and delete."""
+    presets = preset_services.presets_for_user(request.user)
+    return render(request, "trading/bots/presets.html", {"presets": presets})
+
+
+@login_required
+@require_POST
+def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
+    """POST ``/bots/presets/<id>/delete/``; another user's preset is a 404."""
+    preset = get_object_or_404(preset_services.presets_for_user(request.user), pk=preset_id)
+    require_perm(request, ADD_PERM)
+    preset_services.preset_delete(user=request.user, preset=preset)
+    messages.success(request, f"Preset “{preset.name}” deleted.")
+    return redirect("trading:bot-presets")
