@@ -95,6 +95,10 @@ def deal_ladder(*, trade: Trade, orders: list[Order]) -> list[LadderRow]:
     manual = 0
     for order in orders:
         kind, label = _KIND.get(order.tag, ("other", order.tag or order.type))
+        suffix = order.tag[len("safety_order") :].strip("_") if order.tag.startswith("safety_order") else ""
+        if suffix:  # an order tagged with its index (``safety_order_3``)
+            kind, label = "safety", f"Safety order {suffix}"
+            placed.add(int(suffix) if suffix.isdigit() else suffix)
         if order.status == Order.Status.CLOSED:
             status, price, amount = "filled", order.average or order.price, order.filled
         elif order.status == Order.Status.OPEN:
@@ -126,7 +130,7 @@ def deal_ladder(*, trade: Trade, orders: list[Order]) -> list[LadderRow]:
 
 def deal_chart(*, trade: Trade) -> dict[str, Any]:
     """Chart data of the deal page: ``{"symbol", "candles": [{"time": epoch s, "open", "high",
-    "low", "close"}], "lines": [{"price", "title", "kind"}]}`` — the bot's candles from
+    "low", "close", "volume"}]}`` — the bot's candles from
     :data:`CHART_BEFORE` candles before the deal opened to :data:`CHART_AFTER` after it closed
     (an open deal: to the bot's market time), at most :data:`CHART_MAX`; fill markers are built
     by the view from :func:`deal_orders`."""
@@ -137,6 +141,9 @@ def deal_chart(*, trade: Trade) -> dict[str, Any]:
     end = trade.closed_at + CHART_AFTER * tf if trade.closed_at else bot.last_candle_at
     if end is not None:
         qs = qs.filter(open_time__lte=end)
-    rows = qs.order_by("open_time").values_list("open_time", "open", "high", "low", "close")[:CHART_MAX]
-    candles = [{"time": int(t.timestamp()), "open": o, "high": h, "low": lo, "close": c} for t, o, h, lo, c in rows]
+    rows = qs.order_by("open_time").values_list("open_time", "open", "high", "low", "close", "volume")[:CHART_MAX]
+    candles = [
+        {"time": int(t.timestamp()), "open": o, "high": h, "low": lo, "close": c, "volume": v}
+        for t, o, h, lo, c, v in rows
+    ]
     return {"symbol": trade.market.symbol, "candles": candles}
