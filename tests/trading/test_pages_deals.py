@@ -179,3 +179,31 @@ class TestActions:
         assert "the bot has not processed a candle yet; try again after its first step" in r.content.decode()
         bot.refresh_from_db()
         assert bot.commands == []
+
+
+class TestApi:
+    def test_add_funds_and_set_exits_actions(self, user, other_user, bot_with_trades, no_kick):
+        from rest_framework.test import APIClient
+
+        bot, trade = stepped(bot_with_trades), bot_with_trades.open_trade
+        owner, other, anon = APIClient(), APIClient(), APIClient()
+        owner.force_authenticate(user)
+        other.force_authenticate(other_user)
+        url = f"/api/v1/bots/{bot.pk}/"
+        assert other.post(url + "add_funds/", {"trade": trade.pk, "quote": "10"}).status_code == 404
+        assert anon.post(url + "set_exits/", {"trade": trade.pk, "take_profit": "2"}).status_code in (401, 403)
+        r = owner.post(url + "add_funds/", {"trade": trade.pk, "quote": "0"}, format="json")
+        assert r.status_code == 400 and r.json() == {"quote": ["must be more than 0 USDT"]}
+        r = owner.post(url + "add_funds/", {"trade": trade.pk, "quote": "10"}, format="json")
+        assert r.status_code == 202 and r.json()["deal_id"] == "d2"
+        r = owner.post(url + "set_exits/", {"trade": trade.pk, "stop_loss": 4}, format="json")
+        assert r.status_code == 202
+        bot.refresh_from_db()
+        assert bot.commands == [
+            {"cmd": "add_funds", "deal_id": "d2", "symbol": "BTC/USDT", "quote": 10.0},
+            {"cmd": "set_exits", "deal_id": "d2", "symbol": "BTC/USDT", "stop_loss": 4.0},
+        ]
+        r = owner.post(url + "set_exits/", {"trade": bot.closed_trade.pk, "take_profit": 2}, format="json")
+        assert r.status_code == 409 and r.json() == {"detail": "deal d1 is closed; nothing to change"}
+        r = owner.post(url + "set_exits/", {"trade": 999999, "take_profit": 2}, format="json")
+        assert r.status_code == 400 and r.json() == {"trade": ["no such trade of this bot"]}
