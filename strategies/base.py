@@ -14,7 +14,10 @@ Pure Python (no Django). A strategy is a class with
 * optional ``next_wake(ctx)`` — the next candle index on which ``on_candle`` could act (the
   engine skips the candles in between); the default, ``ctx.i + 1``, never skips;
 * optional ``entry_signals(candles, symbol)`` — a causal boolean array of entry signals, so
-  other strategies (Smart DCA's ``start_condition="strategy:<name>"``) can use it.
+  other strategies (Smart DCA's ``start_condition="strategy:<name>"``) can use it;
+* optional ``on_command(state, command, ctx)`` — a user's manual command on one of its open
+  deals (``add_funds``, ``set_exits`` ...), applied between two steps through the engine
+  (:mod:`strategies.engine.commands`); refuse with :class:`CommandRefused`.
 
 See ``docs/strategies.md`` for a worked example.
 """
@@ -28,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Param", "ParamError", "BaseStrategy", "StrategyState"]
+__all__ = ["Param", "ParamError", "CommandRefused", "BaseStrategy", "StrategyState"]
 
 _TYPES = ("int", "float", "bool", "choice", "str")
 
@@ -39,6 +42,10 @@ class ParamError(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = dict(errors)
         super().__init__("; ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())))
+
+
+class CommandRefused(ValueError):
+    """A strategy refuses a manual command; ``str(exc)`` is the reason shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,17 @@ class BaseStrategy:
         """Causal boolean array (one per candle) of entry signals; used by Smart DCA's
         ``strategy:<name>`` start condition. Not every strategy has one."""
         raise NotImplementedError(f"strategy {self.name!r} does not provide entry_signals()")
+
+    def on_command(self, state: StrategyState, command: dict[str, Any], ctx) -> None:
+        """Apply a user's manual ``command`` on an open deal (see :mod:`strategies.engine.commands`).
+
+        ``command``: ``{"cmd": str, "deal_id": str, ...}`` (arguments of the command); ``state``
+        is ``ctx.state``; ``ctx`` a ``StepContext`` on the last processed candle of the deal's
+        symbol (``ctx.place`` / ``ctx.cancel`` / ``ctx.decide``; orders fill from the next
+        candle). Record a decision with the reason; raise :class:`CommandRefused` (before
+        acting, or the engine discards what was done) to refuse. Default: refuses everything.
+        """
+        raise CommandRefused(f"strategy {self.name!r} does not support {command.get('cmd')!r}")
 
     def deal_info(self, state: StrategyState, symbol: str) -> dict[str, Any]:
         """Extra live fields for an open deal of ``symbol`` (UI: DCA ladder). Default: none."""

@@ -6,7 +6,7 @@ live refresh. Every URL is scoped to the logged-in user; another user's bot is a
 
 from django.urls import path
 
-from trading.views import bot_analytics, bots, dashboard, trades
+from trading.views import bot_analytics, bots, dashboard, deals, trades
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -35,4 +35,8 @@ urlpatterns = [
     path("trades/export.csv", trades.trades_csv, name="trades-csv"),
     path("bots/presets/", bots.preset_list, name="bot-presets"),
     path("bots/presets/<int:preset_id>/delete/", bots.preset_delete, name="bot-preset-delete"),
+    path("bots/<int:pk>/deals/<int:trade_id>/", deals.deal_detail, name="deal"),
+    path("bots/<int:pk>/deals/<int:trade_id>/close/", deals.deal_close, name="deal-close"),
+    path("bots/<int:pk>/deals/<int:trade_id>/add-funds/", deals.deal_add_funds, name="deal-add-funds"),
+    path("bots/<int:pk>/deals/<int:trade_id>/exits/", deals.deal_set_exits, name="deal-set-exits"),
 ]

@@ -412,6 +412,15 @@ class Engine:
             placed.append(od)
         return st, placed
 
+    def apply_commands(self, state: EngineState | None, commands: list[dict[str, Any]], feed: Feed):
+        """Apply a user's manual commands (close, add funds, change exits ...) to ``state``
+        through the engine's order path and the strategy's ``on_command``; returns a
+        :class:`~strategies.engine.commands.CommandResult` (new state, orders, decisions).
+        See :mod:`strategies.engine.commands`."""
+        from .commands import apply_commands
+
+        return apply_commands(self, state, commands, feed)
+
     def open_deals(self, state: EngineState) -> list[dict[str, Any]]:
         """Live view of the open deals in ``state`` for a UI (one dict per deal, by deal id).
 

@@ -25,6 +25,12 @@ Pure numpy + TA-Lib (no Django). Terms are 3Commas':
   below the highest high since arming (mirrored for shorts).
 * **stop loss** — ``stop_loss`` % from the average entry: a reduce-only stop-market order, or
   with ``stop_loss_timeout`` N > 0 a market close once N consecutive closes stayed beyond it.
+* **manual commands** (the deal page) — ``add_funds``: a market order of ``quote`` quote in
+  the deal's direction (tag ``manual_safety_order``), filled at the next open; it moves the
+  average entry, TP and SL like a safety order and shows on the ladder as a manual row, but
+  does not use one of the ``max_safety_orders`` (3Commas' "add funds"). ``set_exits``: a new
+  ``take_profit`` and/or ``stop_loss`` in percent **from the average entry** for this deal
+  only (``stop_loss`` 0 removes it); the TP / SL orders are replaced at once.
 * **cooldown** — ``cooldown`` candles (or seconds, ``cooldown_unit``) after a deal closes
   before the next deal on the same symbol.
 
@@ -43,7 +49,7 @@ from typing import Any
 import numpy as np
 import talib
 
-from strategies.base import BaseStrategy, Param, StrategyState
+from strategies.base import BaseStrategy, CommandRefused, Param, StrategyState
 from strategies.engine.broker import first_true_index
 from strategies.engine.orders import OrderIntent, OrderStatus, OrderType, Side
 from strategies.engine.types import Decision, Outcome
@@ -96,6 +102,11 @@ def take_profit_price(avg_entry: float, take_profit_pct: float, side: str = "lon
     )
 
 
+def _quote_ccy(symbol: str) -> str:
+    """``"BTC/USDT"`` -> ``"USDT"``; ``"BTC/USDT:USDT"`` -> ``"USDT"``."""
+    return symbol.split("/")[-1].split(":")[0]
+
+
 # --- state ---------------------------------------------------------------------------------
 @dataclass
 class DcaSymbolState:
@@ -121,6 +132,9 @@ class DcaSymbolState:
     stop_averaging: bool = False
     cooldown_until: int = 0  # close time (ms) from which a new deal may start
     entry_blocked: str = ""  # "" | "btc" | "funds": the entry block already reported
+    tp_pct: float | None = None  # this deal's take profit, % from avg entry (manual set_exits)
+    sl_pct: float | None = None  # this deal's stop loss, % from avg entry (0: none)
+    manual: list[dict[str, float]] = field(default_factory=list)  # manual SO fills: time, price, amount
 
 
 @dataclass
@@ -417,6 +431,16 @@ class SmartDCA(BaseStrategy):
             }
             for k in range(n_max)
         ]
+        ladder += [
+            {
+                "so_index": f"M{k + 1}",
+                "price": m["price"],
+                "quote": m["price"] * m["amount"],
+                "status": "filled",
+                "manual": True,
+            }
+            for k, m in enumerate(st.manual)
+        ]
         return {
             "phase": st.phase,
             "base_price": st.base_price,
@@ -428,6 +452,104 @@ class SmartDCA(BaseStrategy):
             "zombie": st.zombie,
             "held_by": st.held_rule if st.held else "",
         }
+
+    # -- manual commands (the deal page) --------------------------------------------------
+    def on_command(self, state: DcaState, command: dict[str, Any], ctx) -> None:
+        """``add_funds`` (``quote``: amount in quote currency, > 0) or ``set_exits``
+        (``take_profit`` > 0 and/or ``stop_loss`` >= 0, percent from the average entry; a
+        missing key keeps the current value) on the open deal ``command["deal_id"]`` (see the
+        module doc). Raises :class:`CommandRefused` when the deal is not active on
+        ``ctx.symbol``, an argument is out of range, or the order is rejected."""
+        cmd = command.get("cmd")
+        st = state.symbols.get(ctx.symbol)
+        deal_id = command.get("deal_id")
+        if st is None or st.deal_id != deal_id or st.phase == "idle":
+            raise CommandRefused(f"deal {deal_id} is not an open Smart DCA deal of {ctx.symbol}")
+        if st.phase != "active":
+            wait = "its base order has not filled yet" if st.phase == "opening" else "it is closing"
+            raise CommandRefused(f"deal {deal_id} is {st.phase}: {wait}")
+        if cmd == "add_funds":
+            self._add_funds(ctx, st, command)
+        elif cmd == "set_exits":
+            self._set_exits(ctx, st, command)
+        else:
+            raise CommandRefused(f"Smart DCA does not know the command {cmd!r}")
+
+    def _add_funds(self, ctx, st: DcaSymbolState, command: dict[str, Any]) -> None:
+        try:
+            quote = float(command.get("quote"))
+        except (TypeError, ValueError):
+            raise CommandRefused("the amount to add must be a number (quote currency)") from None
+        if not quote > 0 or quote == _INF:
+            raise CommandRefused(f"the amount to add must be > 0, got {quote:g}")
+        o = ctx.place(
+            OrderIntent(
+                ctx.symbol,
+                self.entry_side,
+                OrderType.MARKET,
+                quote_amount=quote,
+                tag="manual_safety_order",
+                deal_id=st.deal_id,
+            )
+        )
+        if o.status == OrderStatus.REJECTED:
+            raise CommandRefused(f"the order was rejected: {o.reject_reason}")
+        ccy = _quote_ccy(ctx.symbol)
+        ctx.decide(
+            "manual_add_funds",
+            Outcome.INFO,
+            f"add funds {fmt(quote)} {ccy}: market {self.entry_side} {o.amount:g} {ctx.symbol} at the next open "
+            f"(last close {ctx.close:g}); a manual safety order, TP and SL follow the new average",
+            {"deal_id": st.deal_id, "quote": quote, "amount": o.amount, "client_order_id": o.client_order_id},
+        )
+
+    def _set_exits(self, ctx, st: DcaSymbolState, command: dict[str, Any]) -> None:
+        def pct(key: str) -> float | None:
+            if command.get(key) is None:
+                return None
+            try:
+                v = float(command[key])
+            except (TypeError, ValueError):
+                raise CommandRefused(f"{key.replace('_', ' ')} must be a number (percent)") from None
+            if v != v or v == _INF:
+                raise CommandRefused(f"{key.replace('_', ' ')} must be a finite number")
+            return v
+
+        tp, sl = pct("take_profit"), pct("stop_loss")
+        if tp is None and sl is None:
+            raise CommandRefused("give a take profit or a stop loss (percent from the average entry)")
+        if tp is not None and not 0 < tp <= 1000:
+            raise CommandRefused(f"take profit must be > 0% and <= 1000% from the average entry, got {fmt(tp)}%")
+        if sl is not None and not (0 <= sl < 100 if self.long else 0 <= sl <= 1000):
+            limit = "< 100%" if self.long else "<= 1000%"
+            raise CommandRefused(
+                f"stop loss must be >= 0% (0 = none) and {limit} from the average entry, got {fmt(sl)}%"
+            )
+        old_tp, old_sl = st.tp_price, st.sl_price
+        if tp is not None:
+            st.tp_pct = tp
+        if sl is not None:
+            st.sl_pct = sl
+        self._refresh_exits(ctx, st)
+        avg = ctx.position.entry_price
+        parts = []
+        if tp is not None:
+            parts.append(f"take profit {old_tp:g} -> {st.tp_price:g} ({fmt(tp)}% from avg {avg:g})")
+        if sl is not None:
+            now = f"{st.sl_price:g} ({fmt(sl)}% from avg {avg:g})" if st.sl_price else "none"
+            parts.append(f"stop loss {old_sl:g} -> {now}" if old_sl else f"stop loss none -> {now}")
+        ctx.decide(
+            "manual_set_exits",
+            Outcome.INFO,
+            "; ".join(parts),
+            {
+                "deal_id": st.deal_id,
+                "take_profit_pct": tp,
+                "stop_loss_pct": sl,
+                "take_profit_price": st.tp_price,
+                "stop_loss_price": st.sl_price or None,
+            },
+        )
 
     # -- per candle -----------------------------------------------------------------------
     def on_candle(self, ctx) -> None:
@@ -452,6 +574,11 @@ class SmartDCA(BaseStrategy):
                 st.filled_prices.append(f.price)
                 st.last_fill_time = ctx.time
                 st.last_so_fill_time = ctx.time
+                st.last_fill_price = f.price
+                refresh = True
+            elif f.tag == "manual_safety_order":
+                st.manual.append({"time": ctx.time, "price": f.price, "amount": f.amount})
+                st.last_fill_time = ctx.time
                 st.last_fill_price = f.price
                 refresh = True
         pos = ctx.position
@@ -498,7 +625,9 @@ class SmartDCA(BaseStrategy):
         m = ctx.market
         pos = ctx.position
         avg, amt = pos.entry_price, abs(pos.amount)
-        if p["tp_type"] == "total":
+        if st.tp_pct is not None:
+            tp = take_profit_price(avg, st.tp_pct, self.side)
+        elif p["tp_type"] == "total":
             tp = take_profit_price(avg, p["take_profit"], self.side)
         else:
             deal = ctx.portfolio.deals[st.deal_id]
@@ -521,8 +650,9 @@ class SmartDCA(BaseStrategy):
                     reduce_only=True,
                 )
             )
-        if p["stop_loss"] > 0:
-            sl = avg * (1.0 - p["stop_loss"] / 100.0) if self.long else avg * (1.0 + p["stop_loss"] / 100.0)
+        sl_pct = self._sl_pct(st)
+        if sl_pct > 0:
+            sl = avg * (1.0 - sl_pct / 100.0) if self.long else avg * (1.0 + sl_pct / 100.0)
             st.sl_price = m.round_price(sl)
             if p["stop_loss_timeout"] == 0:
                 ctx.place(
@@ -537,6 +667,12 @@ class SmartDCA(BaseStrategy):
                         reduce_only=True,
                     )
                 )
+        else:
+            st.sl_price = 0.0
+
+    def _sl_pct(self, st: DcaSymbolState) -> float:
+        """This deal's stop loss in % from the average entry (a manual ``set_exits`` wins)."""
+        return self.params["stop_loss"] if st.sl_pct is None else st.sl_pct
 
     # -- exits ----------------------------------------------------------------------------
     def _exit(self, ctx, st: DcaSymbolState, tag: str) -> bool:
@@ -566,11 +702,11 @@ class SmartDCA(BaseStrategy):
                 f"close {A.close[i]:g} retraced {fmt(p['trailing_deviation'])}% from {'high' if self.long else 'low'} {ref:g} after take profit {st.tp_price:g}",
             )
             return self._exit(ctx, st, "trailing_take_profit")
-        if p["stop_loss"] > 0 and p["stop_loss_timeout"] > 0 and self._sl_timeout(A, st, lf, i, i + 1) == i:
+        if st.sl_price > 0 and p["stop_loss_timeout"] > 0 and self._sl_timeout(A, st, lf, i, i + 1) == i:
             ctx.decide(
                 "stop_loss",
                 Outcome.EXIT,
-                f"{p['stop_loss_timeout']} closes {'below' if self.long else 'above'} stop loss {st.sl_price:g} ({fmt(p['stop_loss'])}% from avg {avg:g})",
+                f"{p['stop_loss_timeout']} closes {'below' if self.long else 'above'} stop loss {st.sl_price:g} ({fmt(self._sl_pct(st))}% from avg {avg:g})",
             )
             return self._exit(ctx, st, "stop_loss")
         if self.g_zombie is not None and not st.zombie:
@@ -1026,7 +1162,7 @@ class SmartDCA(BaseStrategy):
         best = end
         if p["trailing_enabled"]:
             best = min(best, self._trail_exit(A, st, lf, start, best))
-        if p["stop_loss"] > 0 and p["stop_loss_timeout"] > 0:
+        if st.sl_price > 0 and p["stop_loss_timeout"] > 0:
             best = min(best, self._sl_timeout(A, st, lf, start, best))
         avg = ctx.position.entry_price
         if self.g_zombie is not None and not st.zombie:

@@ -32,6 +32,7 @@ from trading.models import Bot, BotPreset, Order, Trade
 from trading.selectors import bots as sel
 from trading.selectors.risk import risk_status_data
 from trading.services import bots as svc
+from trading.services import deals as deal_svc
 from trading.services import presets as presets_svc
 
 
@@ -219,6 +220,38 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         except Trade.DoesNotExist:
             raise ValidationError({"trade": ["no such open trade of this bot"]}) from None
         return Response(TradeSerializer(trade).data, status=status.HTTP_202_ACCEPTED)
+
+    def _deal_action(self, request, service, **kwargs):
+        """An action on one open deal (``trade`` id in the body) through the deal services:
+        202 with the deal; 400 bad input; 409 refused (bot not running, deal closed ...)."""
+        try:
+            trade_id = int(request.data.get("trade"))
+        except (TypeError, ValueError):
+            raise ValidationError({"trade": ["give the open trade's id"]}) from None
+        try:
+            trade = _service_errors(
+                getattr(deal_svc, service), user=request.user, bot=self._bot(), trade=trade_id, **kwargs
+            )
+        except Trade.DoesNotExist:
+            raise ValidationError({"trade": ["no such trade of this bot"]}) from None
+        return Response(TradeSerializer(trade).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def add_funds(self, request, pk=None):
+        """Add ``quote`` (quote currency) to the open deal ``trade``: a manual safety order at
+        market on the bot's next step."""
+        return self._deal_action(request, "deal_add_funds", quote=request.data.get("quote"))
+
+    @action(detail=True, methods=["post"])
+    def set_exits(self, request, pk=None):
+        """Change the open deal ``trade``'s ``take_profit`` / ``stop_loss`` (percent from the
+        average entry; omitted keeps it) on the bot's next step."""
+        return self._deal_action(
+            request,
+            "deal_set_exits",
+            take_profit=request.data.get("take_profit"),
+            stop_loss=request.data.get("stop_loss"),
+        )
 
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):

@@ -20,7 +20,8 @@ One step (:func:`bot_step`):
    died); a second worker gets 0 rows and skips. The claim is committed on its own.
 2. a live feed polls the exchange for new closed candles (outside the step's transaction);
 3. in **one transaction** (``select_for_update`` on the bot): build the feed from stored
-   candles, apply manual commands (closes), run the *same* ``Engine`` as a backtest with the
+   candles, apply manual commands (close, add funds, change TP/SL: ``Engine.apply_commands``,
+   each leaves a decision with its reason), run the *same* ``Engine`` as a backtest with the
    ``PaperBroker`` from the saved ``EngineState``, then write orders (upsert by the unique
    ``client_order_id``), fills, trades, the decision log, balances, equity snapshots and the
    new state + last candle time, and release the claim. Websocket events are published with
@@ -293,10 +294,12 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
         order_prefix=bot.order_prefix,
     )
     state = EngineState.from_dict(bot.state) if bot.state else None
-    commanded, command_events, stop_after = _apply_commands(bot, engine, state)
+    commanded, stop_after = _apply_commands(bot, engine, state, feed)
     if commanded is not None:
-        state = commanded
+        state = commanded.state
     result = engine.run(feed, start_ms=trade_start_ms(bot), state=state)
+    if commanded is not None:
+        _merge_command_result(result, commanded)
     stopping = stop_after and not result.state.portfolio.get("deals")
     if stopping:
         _cancel_resting_orders(result, "bot stopped after closing all positions")
@@ -305,7 +308,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     ctx.write_trades()
     ctx.write_orders()
     ctx.write_fills()
-    ctx.write_events(command_events)
+    ctx.write_events([])
     ctx.write_balances_and_equity()
 
     new_state = result.state
@@ -395,31 +398,25 @@ def _cancel_resting_orders(result, reason: str) -> None:
     result.state.open_orders = []
 
 
-def _apply_commands(bot: Bot, engine: Engine, state: EngineState | None):
-    """Turn manual commands (``close``/``close_all``) into reduce-only market orders resting
-    in the state; the engine fills them at the next candle's open like any market order
-    (fill model of the PaperBroker). Returns (new state or None, events, stop_after)."""
+def _apply_commands(bot: Bot, engine: Engine, state: EngineState | None, feed):
+    """Apply the bot's queued manual commands (``close``/``close_all``, ``add_funds``,
+    ``set_exits``; see :mod:`strategies.engine.commands`) through ``Engine.apply_commands``:
+    orders resting in the state that the run fills like any other, strategy state changes, and
+    a decision with a reason for each (refusals included). Returns (CommandResult or None when
+    there are no commands, stop_after)."""
     commands = list(bot.commands or [])
-    if not commands or state is None:
-        return None, [], any(c.get("stop") for c in commands)
     stop_after = any(c.get("stop") for c in commands)
-    close_all = any(c["cmd"] == "close_all" for c in commands)
-    deal_ids = None if close_all else [c.get("deal_id") for c in commands if c["cmd"] == "close"]
-    st, placed = engine.close_deals(state, bot.timeframe_ms, deal_ids, tag="manual_close")
-    events = [
-        BotEvent(
-            bot=bot,
-            time=ms_to_dt(od.created_at),
-            kind=BotEvent.Kind.ORDER,
-            rule="manual_close",
-            outcome="placed",
-            reason=f"close {od.symbol} deal {od.deal_id} at market (manual)",
-            symbol=od.symbol,
-            payload={"deal_id": od.deal_id, "amount": od.amount},
-        )
-        for od in placed
-    ]
-    return st, events, stop_after
+    if not commands:
+        return None, stop_after
+    return engine.apply_commands(state, commands, feed), stop_after
+
+
+def _merge_command_result(result, commanded) -> None:
+    """Put the commands' orders and decisions into the run's result, so the writer stores them
+    with the step's (an order the run touched again keeps the run's final version)."""
+    touched = {o.client_order_id for o in result.orders}
+    result.orders[:0] = [o for o in commanded.orders if o.client_order_id not in touched]
+    result.decisions[:0] = commanded.decisions
 
 
 def _field_differs(row, name: str, value) -> bool:
