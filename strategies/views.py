@@ -8,9 +8,6 @@ user's run is a 404. Starting a run needs ``strategies.add_backtestrun`` (viewer
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
+from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
 
@@ -133,41 +131,6 @@ def backtest_params(request: HttpRequest) -> HttpResponse:
     return render(request, "trading/bots/_params.html", {"form": form})
 
 
-def _epoch_s(value) -> int | None:
-    """Epoch seconds from epoch ms / s (numbers) or an ISO 8601 string."""
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return int(value / 1000) if value > 1e11 else int(value)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp())
-
-
-def curves(run: BacktestRun) -> tuple[list[dict], list[dict]]:
-    """Equity ``[{time: epoch s, value}]`` and drawdown ``[{time, value: % below the peak, ≤ 0}]``
-    from ``report["equity_curve"]`` (one point per time; the last one wins)."""
-    points: dict[int, float] = {}
-    for row in run.equity_curve or []:
-        if isinstance(row, dict):
-            t, v = _epoch_s(row.get("time")), row.get("equity")
-        else:
-            t, v = _epoch_s(row[0]), row[1]
-        if t is None or v is None or not math.isfinite(float(v)):
-            continue
-        points[t] = float(v)
-    equity = [{"time": t, "value": v} for t, v in sorted(points.items())]
-    drawdown, peak = [], -math.inf
-    for p in equity:
-        peak = max(peak, p["value"])
-        drawdown.append({"time": p["time"], "value": round((p["value"] / peak - 1) * 100, 4) if peak > 0 else 0.0})
-    return equity, drawdown
-
-
 def metric_rows(metrics: dict) -> list[dict]:
     rows, seen = [], set()
     for key, label, unit in METRIC_ORDER:
@@ -208,11 +171,13 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """``/backtests/<pk>/``: progress while it runs; then metrics, equity and drawdown curves,
     and the trades."""
     run = _run_or_404(request, pk)
-    equity, drawdown = curves(run)
+    equity, drawdown = curves(run.equity_curve)
     context = _progress_context(run) | {
         "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}),
         "equity": equity,
         "drawdown": drawdown,
+        "equity_precision": axis_precision([p["value"] for p in equity], min_decimals=2),
+        "drawdown_precision": axis_precision([p["value"] for p in drawdown] + [0.0]),
         "trades": run.trades.order_by("opened_at", "id")[:1000],
         "trades_total": run.trades.count(),
     }
