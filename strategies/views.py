@@ -13,32 +13,18 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
+from strategies.selectors import metric_rows, param_rows, run_for_user
 
 ADD_PERM = "strategies.add_backtestrun"
 PAGE_SIZE = 30
 TERMINAL = (BacktestRun.Status.DONE, BacktestRun.Status.FAILED)
-# Metric keys shown first (if present), with units; the rest follow in the report's order.
-METRIC_ORDER = [
-    ("total_return_pct", "Total return", "%"),
-    ("net_profit", "Net profit", "quote"),
-    ("final_equity", "Final equity", "quote"),
-    ("trades", "Trades", ""),
-    ("win_rate_pct", "Win rate", "%"),
-    ("profit_factor", "Profit factor", ""),
-    ("sharpe", "Sharpe", ""),
-    ("sortino", "Sortino", ""),
-    ("max_drawdown_pct", "Max drawdown", "%"),
-    ("avg_trade_pct", "Avg trade", "%"),
-    ("exposure_pct", "Exposure", "%"),
-    ("fees", "Fees", "quote"),
-]
 
 
 def _is_fragment(request: HttpRequest) -> bool:
@@ -47,7 +33,7 @@ def _is_fragment(request: HttpRequest) -> bool:
 
 
 def _run_or_404(request: HttpRequest, pk: int) -> BacktestRun:
-    return get_object_or_404(BacktestRun.objects.for_user(request.user), pk=pk)
+    return run_for_user(request.user, pk)
 
 
 @login_required
@@ -131,35 +117,6 @@ def backtest_params(request: HttpRequest) -> HttpResponse:
     return render(request, "trading/bots/_params.html", {"form": form})
 
 
-def metric_rows(metrics: dict) -> list[dict]:
-    rows, seen = [], set()
-    for key, label, unit in METRIC_ORDER:
-        if key in metrics and (metrics[key] is None or isinstance(metrics[key], int | float | str)):
-            rows.append({"key": key, "label": label, "value": metrics[key], "unit": unit})
-            seen.add(key)
-    for key, value in metrics.items():
-        if key not in seen and isinstance(value, int | float | str) and not isinstance(value, bool):
-            rows.append(
-                {
-                    "key": key,
-                    "label": key.replace("_", " ").capitalize(),
-                    "value": value,
-                    "unit": "%" if key.endswith("_pct") else "",
-                }
-            )
-    for row in rows:
-        v = row["value"]
-        row["text"] = (
-            "—"
-            if v is None
-            else f"{v:,.4g}"
-            if isinstance(v, float) and abs(v) < 10
-            else (f"{v:,.2f}" if isinstance(v, float) else str(v))
-        )
-        row["sign"] = (v > 0) - (v < 0) if isinstance(v, int | float) else 0
-    return rows
-
-
 def _progress_context(run: BacktestRun) -> dict:
     run.progress_pct = round(min(max(run.progress or 0, 0), 1) * 100)
     return {"run": run, "polling": run.status not in TERMINAL}
@@ -173,7 +130,8 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run_or_404(request, pk)
     equity, drawdown = curves(run.equity_curve)
     context = _progress_context(run) | {
-        "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}),
+        "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
+        "params": param_rows(run.params or {}),
         "equity": equity,
         "drawdown": drawdown,
         "equity_precision": axis_precision([p["value"] for p in equity], min_decimals=2),

@@ -1,0 +1,103 @@
+"""Read-side queries and display rows of stored backtest runs (HackSoft: selectors read).
+
+Everything here reads what a run saved (``BacktestRun.report``, ``BacktestTrade`` rows, and the
+candles of its markets for the price chart); nothing writes. Runs are always reached through
+``BacktestRun.objects.for_user(user)`` — the one ownership gate — so another user's run is a
+:class:`~django.http.Http404`, never a leak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+
+from market7.formatting import format_money, format_number, format_pct, human_label
+from strategies.models import BacktestRun
+
+__all__ = ["run_for_user", "metric_rows", "param_rows"]
+
+# Metrics shown first (when present), in this order; the rest follow in the report's order.
+METRIC_ORDER = (
+    "total_return_pct",
+    "final_equity",
+    "trades",
+    "win_rate_pct",
+    "profit_factor",
+    "open_deals",
+    "open_pnl",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "cagr_pct",
+    "exposure_pct",
+    "fees_paid",
+)
+MONEY_METRICS = {"final_equity", "fees_paid", "open_pnl", "net_profit"}
+COUNT_METRICS = {"trades", "open_deals"}
+SIGNED_METRICS = {"total_return_pct", "cagr_pct", "open_pnl", "net_profit", "sharpe", "sortino", "avg_trade_pct"}
+
+
+def run_for_user(user, pk: int) -> BacktestRun:
+    """The run ``pk`` if ``user`` owns it (or may see it); else :class:`Http404`."""
+    try:
+        return BacktestRun.objects.for_user(user).get(pk=pk)
+    except (BacktestRun.DoesNotExist, ValueError, TypeError):
+        raise Http404("no such backtest") from None
+
+
+def format_metric(key: str, value: Any, quote: str) -> str:
+    """One metric value as text: percents ``"3.25 %"``, money ``"1,032.50 USDT"``, counts ``"12"``,
+    ratios with 2 decimals; ``None`` -> ``"—"``."""
+    if value is None:
+        return "—"
+    if key.endswith("_pct"):
+        return format_pct(value)
+    if key in MONEY_METRICS:
+        return format_money(value, quote)
+    if key in COUNT_METRICS:
+        return format_number(value, 0)
+    return format_number(value, 2)
+
+
+def metric_rows(metrics: dict[str, Any], quote: str = "") -> list[dict[str, Any]]:
+    """``[{key, label, value, text, sign}]`` for the metrics panel: known metrics first
+    (:data:`METRIC_ORDER`), proper labels (``cagr_pct`` -> ``CAGR``), units in ``text``,
+    ``sign`` -1/0/1 for colour, set only for gains/losses (:data:`SIGNED_METRICS`)."""
+    keys = [k for k in METRIC_ORDER if k in metrics]
+    keys += [k for k in metrics if k not in keys]
+    rows = []
+    for key in keys:
+        value = metrics[key]
+        if isinstance(value, bool) or not (value is None or isinstance(value, int | float)):
+            continue
+        sign = (value > 0) - (value < 0) if value is not None and key in SIGNED_METRICS else 0
+        rows.append(
+            {
+                "key": key,
+                "label": human_label(key),
+                "value": value,
+                "text": format_metric(key, value, quote),
+                "sign": sign,
+            }
+        )
+    return rows
+
+
+def param_rows(params: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+    """The run's parameters as ``[{key, label, value}]`` in name order; a nested section
+    (``risk``) is flattened to ``risk.max_positions`` labelled ``Risk · Max positions``; lists
+    are joined with ", ". Booleans stay booleans (the template shows them with ``onoff``)."""
+    rows = []
+    for key in sorted(params):
+        value = params[key]
+        name = f"{prefix}{key}"
+        label = human_label(key)
+        if isinstance(value, dict):
+            for row in param_rows(value, prefix=f"{name}."):
+                rows.append({**row, "label": f"{label} · {row['label']}"})
+            continue
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        rows.append({"key": name, "label": label, "value": value})
+    return rows
