@@ -8,6 +8,7 @@ candles of its markets for the price chart); nothing writes. Runs are always rea
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.http import Http404
@@ -15,7 +16,7 @@ from django.http import Http404
 from market7.formatting import format_money, format_number, format_pct, human_label
 from strategies.models import BacktestRun
 
-__all__ = ["run_for_user", "metric_rows", "param_rows"]
+__all__ = ["run_for_user", "metric_rows", "param_rows", "run_chart"]
 
 # Metrics shown first (when present), in this order; the rest follow in the report's order.
 METRIC_ORDER = (
@@ -101,3 +102,56 @@ def param_rows(params: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]
             value = ", ".join(str(v) for v in value)
         rows.append({"key": name, "label": label, "value": value})
     return rows
+
+
+def run_chart(run: BacktestRun, symbol: str | None = None) -> dict[str, Any]:
+    """The price chart of one market of a finished run: its candles over the run's period and
+    the trades' fills as markers (from the stored report, closed and still-open deals).
+
+    Returns ``{"symbol", "symbols", "timeframe", "precision": price decimals, "candles":
+    [{time: epoch s (open), open, high, low, close, volume}], "markers": [...]}`` (markers as
+    :func:`strategies.charts.trade_markers`). ``symbol`` defaults to the run's first; a symbol
+    the run did not trade raises :class:`ValueError`.
+    """
+    from market7.formatting import price_decimals
+    from market7.timeframes import timeframe_ms
+    from strategies.charts import trade_markers
+    from trading.models import Market
+    from trading.selectors.candles import candles_arrays
+
+    symbols = list(run.symbols or [])
+    symbol = symbol or (symbols[0] if symbols else "")
+    if symbol not in symbols:
+        raise ValueError(f"{symbol!r} is not a market of backtest #{run.pk} ({', '.join(symbols)})")
+    tf_ms = timeframe_ms(run.timeframe)
+    market = Market.objects.filter(exchange__code=run.exchange, symbol=symbol).first()
+    candles: list[dict[str, Any]] = []
+    if market is not None:
+        a = candles_arrays(
+            market=market, timeframe=run.timeframe, start=run.start, end=run.end + timedelta(milliseconds=tf_ms)
+        )
+        candles = [
+            {
+                "time": int(t) // 1000,
+                "open": float(o),
+                "high": float(h),
+                "low": float(lo),
+                "close": float(c),
+                "volume": float(v),
+            }
+            for t, o, h, lo, c, v in zip(
+                a["time"], a["open"], a["high"], a["low"], a["close"], a["volume"], strict=True
+            )
+        ]
+    report = run.report or {}
+    trades = [t for t in report.get("trades", []) if t.get("symbol") == symbol]
+    open_deals = [d for d in report.get("open_deals", []) if d.get("symbol") == symbol]
+    last = candles[-1]["close"] if candles else None
+    return {
+        "symbol": symbol,
+        "symbols": symbols,
+        "timeframe": run.timeframe,
+        "precision": price_decimals(last, market.precision if market else None),
+        "candles": candles,
+        "markers": trade_markers(trades, open_deals, bar_s=tf_ms // 1000),
+    }

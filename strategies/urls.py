@@ -15,4 +15,5 @@ urlpatterns = [
     path("_params/", views.backtest_params, name="params"),
     path("<int:pk>/", views.backtest_detail, name="detail"),
     path("<int:pk>/_progress/", views.backtest_progress, name="progress"),
+    path("<int:pk>/chart.json", views.backtest_chart, name="chart"),
 ]

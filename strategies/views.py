@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
-from strategies.selectors import metric_rows, param_rows, run_for_user
+from strategies.selectors import metric_rows, param_rows, run_chart, run_for_user
 
 ADD_PERM = "strategies.add_backtestrun"
 PAGE_SIZE = 30
@@ -155,3 +155,15 @@ def backtest_progress(request: HttpRequest, pk: int) -> HttpResponse:
         response["HX-Refresh"] = "true"
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+@login_required
+@require_GET
+def backtest_chart(request: HttpRequest, pk: int) -> JsonResponse:
+    """``/backtests/<pk>/chart.json?symbol=``: candles and trade markers of one market of the
+    run (:func:`strategies.selectors.run_chart`); a symbol the run did not trade is a 400."""
+    run = _run_or_404(request, pk)
+    try:
+        return JsonResponse(run_chart(run, request.GET.get("symbol") or None))
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)

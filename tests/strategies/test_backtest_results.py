@@ -4,9 +4,18 @@ decision log)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+from django.conf import settings
+from django.urls import reverse
 
 from strategies.charts import axis_precision, curves, trade_markers
+
+
+def epoch_ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 class TestAxisPrecision:
@@ -83,3 +92,79 @@ def test_trade_markers_entry_safety_exit_on_their_bars():
             "price": 99.0,
         },
     ]
+
+
+# -- a real run on the bundled candles -----------------------------------------------------------
+# smart_dca defaults on BTC/USDT + ETH/USDT 1h, 2025-07-01 → 2025-08-31, 1000 USDT: 17 deals, all
+# closed at take profit (100 % win rate), and one BTC deal still open at the end under water.
+
+JULY_1 = int(datetime(2025, 7, 1, tzinfo=UTC).timestamp())
+
+
+@pytest.fixture
+def real_run(db, user):
+    from strategies.services.backtests import backtest_create, backtest_execute
+    from trading.services.candles import candles_import
+
+    for name in ("BTCUSDT-1h.csv.gz", "ETHUSDT-1h.csv.gz"):
+        candles_import(path=Path(settings.MARKET7_BUNDLED_DATA) / name)
+    run = backtest_create(
+        user=user,
+        enqueue=False,
+        name="summer",
+        strategy="smart_dca",
+        symbols=["BTC/USDT", "ETH/USDT"],
+        timeframe="1h",
+        start=datetime(2025, 7, 1, tzinfo=UTC),
+        end=datetime(2025, 8, 31, 23, tzinfo=UTC),
+        capital=1000,
+    )
+    run = backtest_execute(run_id=run.pk)
+    assert run.status == "done", run.error
+    return run
+
+
+class TestChartJson:
+    def test_candles_and_markers_of_each_market(self, client, user, real_run):
+        client.force_login(user)
+        url = reverse("backtests:chart", args=[real_run.pk])
+        body = client.get(url).json()
+        assert (body["symbol"], body["symbols"], body["timeframe"]) == ("BTC/USDT", ["BTC/USDT", "ETH/USDT"], "1h")
+        assert len(body["candles"]) == 62 * 24
+        assert body["candles"][0]["time"] == JULY_1 and body["candles"][-1]["time"] == JULY_1 + (62 * 24 - 1) * 3600
+        assert body["precision"] == 2
+        report = real_run.report
+        btc_fills = sum(len(t["orders"]) for t in report["trades"] if t["symbol"] == "BTC/USDT")
+        btc_fills += sum(len(d.get("orders", [])) for d in report["open_deals"] if d["symbol"] == "BTC/USDT")
+        assert len(body["markers"]) == btc_fills
+        first = report["trades"][0]
+        assert body["markers"][0] == {
+            "shape": "arrowUp",
+            "color": "#16c784",
+            "text": "entry",
+            "position": "belowBar",
+            "time": JULY_1 + 3600 * ((epoch_ms(first["orders"][0]["time"]) // 1000 - JULY_1) // 3600),
+            "price": first["orders"][0]["price"],
+        }
+        exits = [m for m in body["markers"] if m["position"] == "aboveBar" and m["shape"] == "arrowDown"]
+        assert len(exits) == sum(1 for t in report["trades"] if t["symbol"] == "BTC/USDT")
+        assert {m["text"] for m in exits} == {"take_profit"}
+        candle_times = {c["time"] for c in body["candles"]}
+        assert all(m["time"] in candle_times for m in body["markers"])
+
+        eth = client.get(url, {"symbol": "ETH/USDT"}).json()
+        assert eth["symbol"] == "ETH/USDT" and len(eth["candles"]) == 62 * 24 and eth["precision"] == 2
+        assert len(eth["markers"]) == sum(len(t["orders"]) for t in report["trades"] if t["symbol"] == "ETH/USDT")
+
+    def test_unknown_symbol_is_400(self, client, user, real_run):
+        client.force_login(user)
+        r = client.get(reverse("backtests:chart", args=[real_run.pk]), {"symbol": "SOL/USDT"})
+        assert r.status_code == 400
+        assert r.json() == {"error": f"'SOL/USDT' is not a market of backtest #{real_run.pk} (BTC/USDT, ETH/USDT)"}
+
+    def test_access(self, client, user, other_user, real_run):
+        url = reverse("backtests:chart", args=[real_run.pk])
+        r = client.get(url)
+        assert r.status_code == 302 and r["Location"].startswith("/accounts/login/")
+        client.force_login(other_user)
+        assert client.get(url).status_code == 404
