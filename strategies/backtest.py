@@ -13,6 +13,7 @@ Report shape (``report_build``)::
                   exit_price, amount, cost, fees, pnl, pnl_pct, exit_reason,
                   safety_orders_filled, tags, orders: [{time, side, type, tag, price, amount, fee}]}],
       "equity_curve": [{"time": ISO 8601 UTC of the candle close, "equity": quote}],
+      "pairs": {symbol: {trades, wins, win_rate_pct, pnl, fees, profit_factor, avg_pnl_pct}},
       "decisions": {"rule:outcome": count, ...},
       "open_deals": [...],            # deals still open at the end (marked to market in equity)
       "run": {strategy, params, symbols, timeframe, start, end, capital, fee_bps, slippage_bps,
@@ -25,6 +26,7 @@ Units: prices and money in quote currency (floats rounded to 10 decimals in the 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from strategies.engine import Engine, Feed, MarketSpec, RunResult, SimulatedBroker
-from strategies.metrics import compute_metrics
+from strategies.metrics import compute_metrics, profit_factor, win_rate_pct
 from strategies.registry import create_strategy
 
 MONEY_DECIMALS = 10
@@ -146,6 +148,38 @@ def _exposure_mask(result: RunResult, timeframe_ms: int) -> np.ndarray:
     return np.cumsum(delta[:-1]) > 0
 
 
+def pairs_build(trades: list[dict[str, Any]], symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Per-market breakdown of the report's closed ``trades`` (report trade dicts), one entry per
+    traded symbol (in ``symbols`` order, then any other symbol met, sorted)::
+
+        {symbol: {"trades": int, "wins": int, "win_rate_pct": float|None, "pnl": quote,
+                  "fees": quote, "profit_factor": float|None, "avg_pnl_pct": float|None}}
+
+    Win rate and profit factor are the run metrics' formulas (:mod:`strategies.metrics`)
+    applied to that symbol's trades; ``avg_pnl_pct`` is the mean of the trades' ``pnl_pct``.
+    """
+    symbols = list(symbols)
+    by: dict[str, list[dict[str, Any]]] = {s: [] for s in symbols}
+    for t in trades:
+        by.setdefault(t["symbol"], []).append(t)
+    out = {}
+    for sym in [*symbols, *sorted(set(by) - set(symbols))]:
+        rows = by.get(sym, [])
+        pnls = [float(t["pnl"]) for t in rows]
+        pf = profit_factor(pnls)
+        wr = win_rate_pct(pnls)
+        out[sym] = {
+            "trades": len(rows),
+            "wins": sum(1 for p in pnls if p > 0),
+            "win_rate_pct": None if wr is None else round(wr, METRIC_DECIMALS),
+            "pnl": _m(math.fsum(pnls)),
+            "fees": _m(math.fsum(float(t["fees"]) for t in rows)),
+            "profit_factor": None if pf is None else round(pf, METRIC_DECIMALS),
+            "avg_pnl_pct": round(sum(t["pnl_pct"] for t in rows) / len(rows), METRIC_DECIMALS) if rows else None,
+        }
+    return out
+
+
 def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int) -> dict[str, Any]:
     """The JSON-safe report of ``result`` (shape in the module docstring)."""
     fees_paid = float(sum(f.fee for f in result.fills))
@@ -210,6 +244,7 @@ def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int
         "equity_curve": [
             {"time": iso(int(t)), "equity": _m(e)} for t, e in zip(result.equity_time, result.equity, strict=True)
         ],
+        "pairs": pairs_build(trades, config.symbols),
         "decisions": dict(sorted(Counter(d.key for d in result.decisions).items())),
         "open_deals": [
             {

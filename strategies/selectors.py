@@ -16,7 +16,7 @@ from django.http import Http404
 from market7.formatting import format_money, format_number, format_pct, human_label
 from strategies.models import BacktestRun
 
-__all__ = ["run_for_user", "metric_rows", "param_rows", "run_chart"]
+__all__ = ["run_for_user", "metric_rows", "param_rows", "run_chart", "pair_rows"]
 
 # Metrics shown first (when present), in this order; the rest follow in the report's order.
 METRIC_ORDER = (
@@ -155,3 +155,16 @@ def run_chart(run: BacktestRun, symbol: str | None = None) -> dict[str, Any]:
         "candles": candles,
         "markers": trade_markers(trades, open_deals, bar_s=tf_ms // 1000),
     }
+
+
+def pair_rows(run: BacktestRun) -> list[dict[str, Any]]:
+    """Per-market breakdown ``[{symbol, trades, wins, win_rate_pct, pnl, fees, profit_factor,
+    avg_pnl_pct}]`` from ``report["pairs"]`` (rebuilt from the report's trades for runs saved
+    before it existed — same function, :func:`strategies.backtest.pairs_build`)."""
+    from strategies.backtest import pairs_build
+
+    report = run.report or {}
+    pairs = report.get("pairs")
+    if pairs is None:
+        pairs = pairs_build(report.get("trades", []), run.symbols or [])
+    return [{"symbol": symbol, **row} for symbol, row in pairs.items()]

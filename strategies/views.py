@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
-from strategies.selectors import metric_rows, param_rows, run_chart, run_for_user
+from strategies.selectors import metric_rows, pair_rows, param_rows, run_chart, run_for_user
 
 ADD_PERM = "strategies.add_backtestrun"
 PAGE_SIZE = 30
@@ -132,6 +132,7 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _progress_context(run) | {
         "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
         "params": param_rows(run.params or {}),
+        "pairs": pair_rows(run),
         "equity": equity,
         "drawdown": drawdown,
         "equity_precision": axis_precision([p["value"] for p in equity], min_decimals=2),

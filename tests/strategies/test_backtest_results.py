@@ -4,6 +4,7 @@ decision log)."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,27 +102,43 @@ def test_trade_markers_entry_safety_exit_on_their_bars():
 JULY_1 = int(datetime(2025, 7, 1, tzinfo=UTC).timestamp())
 
 
-@pytest.fixture
-def real_run(db, user):
+GUARDED = {"max_active_deals": 2, "stop_loss": 4, "spend_guard_enabled": True, "spend_guard_max_pct": 60}
+
+
+def execute(user, name: str, params: dict | None = None):
     from strategies.services.backtests import backtest_create, backtest_execute
     from trading.services.candles import candles_import
 
-    for name in ("BTCUSDT-1h.csv.gz", "ETHUSDT-1h.csv.gz"):
-        candles_import(path=Path(settings.MARKET7_BUNDLED_DATA) / name)
+    for file in ("BTCUSDT-1h.csv.gz", "ETHUSDT-1h.csv.gz"):
+        candles_import(path=Path(settings.MARKET7_BUNDLED_DATA) / file)
     run = backtest_create(
         user=user,
         enqueue=False,
-        name="summer",
+        name=name,
         strategy="smart_dca",
         symbols=["BTC/USDT", "ETH/USDT"],
         timeframe="1h",
         start=datetime(2025, 7, 1, tzinfo=UTC),
         end=datetime(2025, 8, 31, 23, tzinfo=UTC),
         capital=1000,
+        params=params or {},
     )
     run = backtest_execute(run_id=run.pk)
     assert run.status == "done", run.error
     return run
+
+
+@pytest.fixture
+def real_run(db, user):
+    """Defaults: 17 BTC deals all closed at take profit, one BTC deal open under water."""
+    return execute(user, "summer")
+
+
+@pytest.fixture
+def guarded_run(db, user):
+    """Two deals at a time, 4 % stop loss, spend guard at 60 %: 150 deals on both markets,
+    281 spend_guard blocks."""
+    return execute(user, "guarded", GUARDED)
 
 
 class TestChartJson:
@@ -168,3 +185,60 @@ class TestChartJson:
         assert r.status_code == 302 and r["Location"].startswith("/accounts/login/")
         client.force_login(other_user)
         assert client.get(url).status_code == 404
+
+
+class TestPairs:
+    def test_per_market_breakdown(self, guarded_run):
+        pairs = guarded_run.report["pairs"]
+        assert pairs == {
+            "BTC/USDT": {
+                "trades": 25,
+                "wins": 21,
+                "win_rate_pct": 84.0,
+                "pnl": -2.8997672793,
+                "fees": 2.9204679624,
+                "profit_factor": 0.826,
+                "avg_pnl_pct": 0.4241,
+            },
+            "ETH/USDT": {
+                "trades": 125,
+                "wins": 110,
+                "win_rate_pct": 88.0,
+                "pnl": 8.2247295984,
+                "fees": 13.9014005845,
+                "profit_factor": 1.1303,
+                "avg_pnl_pct": 0.6639,
+            },
+        }
+        # the same figures from the stored trade rows, independently
+        for symbol, row in pairs.items():
+            rows = list(guarded_run.trades.filter(symbol=symbol))
+            assert len(rows) == row["trades"] and sum(1 for t in rows if t.pnl > 0) == row["wins"]
+            assert round(math.fsum(float(t.pnl) for t in rows), 6) == round(row["pnl"], 6)
+        assert sum(p["trades"] for p in pairs.values()) == guarded_run.metrics["trades"] == 150
+
+    def test_untraded_market_and_page(self, client, user, real_run):
+        assert real_run.report["pairs"]["ETH/USDT"] == {
+            "trades": 0,
+            "wins": 0,
+            "win_rate_pct": None,
+            "pnl": 0.0,
+            "fees": 0.0,
+            "profit_factor": None,
+            "avg_pnl_pct": None,
+        }
+        client.force_login(user)
+        body = client.get(reverse("backtests:detail", args=[real_run.pk])).content.decode()
+        assert (
+            '<tr data-pair="BTC/USDT"><td>BTC/USDT</td><td class="num">17</td><td class="num">100.00 %</td>'
+            '<td class="num up">+19.48 USDT</td><td class="num">—</td><td class="num">+1.30 %</td>'
+            '<td class="num">3.02 USDT</td></tr>'
+        ) in body
+        assert '<tr data-pair="ETH/USDT"><td>ETH/USDT</td><td class="num">0</td><td class="num">—</td>' in body
+
+    def test_runs_saved_before_pairs_get_them_from_their_trades(self, guarded_run):
+        from strategies.selectors import pair_rows
+
+        expected = pair_rows(guarded_run)
+        del guarded_run.report["pairs"]
+        assert pair_rows(guarded_run) == expected
