@@ -8,7 +8,8 @@ candles of its markets for the price chart); nothing writes. Runs are always rea
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.http import Http404
@@ -16,7 +17,16 @@ from django.http import Http404
 from market7.formatting import format_money, format_number, format_pct, human_label
 from strategies.models import BacktestRun
 
-__all__ = ["run_for_user", "metric_rows", "param_rows", "run_chart", "pair_rows"]
+__all__ = [
+    "run_for_user",
+    "metric_rows",
+    "param_rows",
+    "run_chart",
+    "pair_rows",
+    "trades_page",
+    "TRADE_CSV_COLUMNS",
+    "trades_csv_rows",
+]
 
 # Metrics shown first (when present), in this order; the rest follow in the report's order.
 METRIC_ORDER = (
@@ -168,3 +178,48 @@ def pair_rows(run: BacktestRun) -> list[dict[str, Any]]:
     if pairs is None:
         pairs = pairs_build(report.get("trades", []), run.symbols or [])
     return [{"symbol": symbol, **row} for symbol, row in pairs.items()]
+
+
+TRADES_PAGE_SIZE = 50
+TRADE_CSV_COLUMNS = (
+    "symbol",
+    "side",
+    "opened_at",
+    "closed_at",
+    "entry_price",
+    "exit_price",
+    "amount",
+    "cost",
+    "fees",
+    "pnl",
+    "pnl_pct",
+    "exit_reason",
+    "safety_orders_filled",
+)
+
+
+def trades_page(run: BacktestRun, *, page: Any = 1, symbol: str = "", per_page: int = TRADES_PAGE_SIZE):
+    """One page (Django :class:`~django.core.paginator.Page`) of the run's closed deals in
+    opening order, optionally of one ``symbol``; a page number out of range gives the last page."""
+    from django.core.paginator import Paginator
+
+    qs = run.trades.order_by("opened_at", "id")
+    if symbol:
+        qs = qs.filter(symbol=symbol)
+    return Paginator(qs, per_page).get_page(page)
+
+
+def trades_csv_rows(run: BacktestRun):
+    """Rows for ``trades.csv``: :data:`TRADE_CSV_COLUMNS` then one row per closed deal, in
+    opening order. Times ISO 8601 UTC; prices, money (quote) and amounts as exact decimals."""
+    yield list(TRADE_CSV_COLUMNS)
+    for t in run.trades.order_by("opened_at", "id").iterator():
+        row = []
+        for col in TRADE_CSV_COLUMNS:
+            v = getattr(t, col)
+            if hasattr(v, "isoformat"):
+                v = v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            elif isinstance(v, Decimal):
+                v = format(v.normalize(), "f")
+            row.append(v)
+        yield row

@@ -16,4 +16,6 @@ urlpatterns = [
     path("<int:pk>/", views.backtest_detail, name="detail"),
     path("<int:pk>/_progress/", views.backtest_progress, name="progress"),
     path("<int:pk>/chart.json", views.backtest_chart, name="chart"),
+    path("<int:pk>/trades.csv", views.backtest_trades_csv, name="trades_csv"),
+    path("<int:pk>/report.json", views.backtest_report_json, name="report_json"),
 ]

@@ -8,6 +8,8 @@ user's run is a 404. Starting a run needs ``strategies.add_backtestrun`` (viewer
 
 from __future__ import annotations
 
+import csv
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,7 +22,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
-from strategies.selectors import metric_rows, pair_rows, param_rows, run_chart, run_for_user
+from strategies.selectors import (
+    metric_rows,
+    pair_rows,
+    param_rows,
+    run_chart,
+    run_for_user,
+    trades_csv_rows,
+    trades_page,
+)
 
 ADD_PERM = "strategies.add_backtestrun"
 PAGE_SIZE = 30
@@ -125,21 +135,30 @@ def _progress_context(run: BacktestRun) -> dict:
 @login_required
 @require_GET
 def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/backtests/<pk>/``: progress while it runs; then metrics, equity and drawdown curves,
-    and the trades."""
+    """``/backtests/<pk>/``: progress while it runs; then metrics, charts, per-market table and
+    the closed deals a page at a time (``?page=``, ``?symbol=``; an HTMX request targeting
+    ``#bt-trades`` gets only that section)."""
     run = _run_or_404(request, pk)
+    symbol = request.GET.get("symbol") or ""
+    trades = {"trades": trades_page(run, page=request.GET.get("page") or 1, symbol=symbol), "trades_symbol": symbol}
+    if _is_fragment(request) and request.htmx.target == "bt-trades":
+        response = render(request, "strategies/_trades.html", {"run": run} | trades)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
     equity, drawdown = curves(run.equity_curve)
-    context = _progress_context(run) | {
-        "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
-        "params": param_rows(run.params or {}),
-        "pairs": pair_rows(run),
-        "equity": equity,
-        "drawdown": drawdown,
-        "equity_precision": axis_precision([p["value"] for p in equity], min_decimals=2),
-        "drawdown_precision": axis_precision([p["value"] for p in drawdown] + [0.0]),
-        "trades": run.trades.order_by("opened_at", "id")[:1000],
-        "trades_total": run.trades.count(),
-    }
+    context = (
+        _progress_context(run)
+        | trades
+        | {
+            "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
+            "params": param_rows(run.params or {}),
+            "pairs": pair_rows(run),
+            "equity": equity,
+            "drawdown": drawdown,
+            "equity_precision": axis_precision([p["value"] for p in equity], min_decimals=2),
+            "drawdown_precision": axis_precision([p["value"] for p in drawdown] + [0.0]),
+        }
+    )
     return render(request, "strategies/detail.html", context)
 
 
@@ -168,3 +187,36 @@ def backtest_chart(request: HttpRequest, pk: int) -> JsonResponse:
         return JsonResponse(run_chart(run, request.GET.get("symbol") or None))
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
+
+
+@login_required
+@require_GET
+def backtest_trades_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/backtests/<pk>/trades.csv``: every closed deal (columns
+    :data:`strategies.selectors.TRADE_CSV_COLUMNS`), as an attachment."""
+    run = _run_or_404(request, pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}-trades.csv"'
+    csv.writer(response, lineterminator="\n").writerows(trades_csv_rows(run))
+    return response
+
+
+@login_required
+@require_GET
+def backtest_report_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """``/backtests/<pk>/report.json``: the stored report with the run's identity and inputs
+    (``{"id", "name", "status", "created_at", "finished_at", "exchange", "report"}``), as an
+    attachment."""
+    run = _run_or_404(request, pk)
+    body = {
+        "id": run.pk,
+        "name": run.name,
+        "status": run.status,
+        "exchange": run.exchange,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "report": run.report,
+    }
+    response = JsonResponse(body, json_dumps_params={"indent": 1})
+    response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}-report.json"'
+    return response

@@ -235,7 +235,7 @@ class TestForm:
         assert run.status == "done", run.error
         r = client.get(reverse("backtests:detail", args=[run.pk]))
         assert len(r.context["equity"]) > 100
-        assert r.context["trades_total"] == run.trades.count()
+        assert r.context["trades"].paginator.count == run.trades.count()
         assert "data-metric=" in r.content.decode()
 
 
