@@ -14,7 +14,9 @@ Report shape (``report_build``)::
                   safety_orders_filled, tags, orders: [{time, side, type, tag, price, amount, fee}]}],
       "equity_curve": [{"time": ISO 8601 UTC of the candle close, "equity": quote}],
       "pairs": {symbol: {trades, wins, win_rate_pct, pnl, fees, profit_factor, avg_pnl_pct}},
-      "decisions": {"rule:outcome": count, ...},
+      "decisions": {"rule:outcome": count, ...},            # every decision, counted
+      "decision_log": [{time, rule, outcome, reason, symbol}],  # the first DECISION_LOG_CAP, in time order
+      "decision_log_dropped": int,                           # decisions beyond the cap
       "open_deals": [...],            # deals still open at the end (marked to market in equity)
       "run": {strategy, params, symbols, timeframe, start, end, capital, fee_bps, slippage_bps,
               candles, candle_steps}
@@ -41,6 +43,7 @@ from strategies.registry import create_strategy
 
 MONEY_DECIMALS = 10
 METRIC_DECIMALS = 4
+DECISION_LOG_CAP = 5000  # decisions kept with their reasons in a report; the rest are counted
 
 
 class BacktestInputError(ValueError):
@@ -91,13 +94,15 @@ def run_backtest(
     *,
     progress: Callable[[int, int], None] | None = None,
     skip: bool = True,
+    decision_log_cap: int = DECISION_LOG_CAP,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run ``config`` over ``feed`` and return ``(result, report)``.
 
     ``feed`` may hold warm-up candles before ``config.start_ms`` (indicators use them; no
     trade happens before the start) and extra symbols such as BTC/USDT for market filters.
     ``markets`` are the traded markets; with ``config.fee_bps`` set their maker and taker fees
-    are overridden. Raises :class:`BacktestInputError` for bad parameters or an empty range.
+    are overridden; the report keeps the first ``decision_log_cap`` decisions with their
+    reasons. Raises :class:`BacktestInputError` for bad parameters or an empty range.
     """
     from strategies.base import ParamError
 
@@ -124,7 +129,7 @@ def run_backtest(
     result = engine.run(feed, start_ms=config.start_ms, end_ms=config.end_ms, progress=progress)
     if len(result.equity) == 0:
         raise BacktestInputError(f"no candles between {iso(config.start_ms)} and {iso(config.end_ms)}")
-    return result, report_build(result, config, timeframe_ms=feed.tf_ms)
+    return result, report_build(result, config, timeframe_ms=feed.tf_ms, decision_log_cap=decision_log_cap)
 
 
 def _exposure_mask(result: RunResult, timeframe_ms: int) -> np.ndarray:
@@ -180,8 +185,13 @@ def pairs_build(trades: list[dict[str, Any]], symbols: Iterable[str]) -> dict[st
     return out
 
 
-def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int) -> dict[str, Any]:
-    """The JSON-safe report of ``result`` (shape in the module docstring)."""
+def report_build(
+    result: RunResult, config: BacktestConfig, *, timeframe_ms: int, decision_log_cap: int = DECISION_LOG_CAP
+) -> dict[str, Any]:
+    """The JSON-safe report of ``result`` (shape in the module docstring); ``decision_log``
+    keeps the first ``decision_log_cap`` (≥ 0) decisions, ``decision_log_dropped`` counts the rest."""
+    if decision_log_cap < 0:
+        raise ValueError(f"decision_log_cap must be >= 0, got {decision_log_cap}")
     fees_paid = float(sum(f.fee for f in result.fills))
     metrics = compute_metrics(
         equity_times_ms=result.equity_time,
@@ -246,6 +256,11 @@ def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int
         ],
         "pairs": pairs_build(trades, config.symbols),
         "decisions": dict(sorted(Counter(d.key for d in result.decisions).items())),
+        "decision_log": [
+            {"time": iso(d.time), "rule": d.rule, "outcome": d.outcome, "reason": d.reason, "symbol": d.symbol}
+            for d in result.decisions[:decision_log_cap]
+        ],
+        "decision_log_dropped": max(0, len(result.decisions) - decision_log_cap),
         "open_deals": [
             {
                 "symbol": d["symbol"],

@@ -8,7 +8,7 @@ candles of its markets for the price chart); nothing writes. Runs are always rea
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -223,3 +223,45 @@ def trades_csv_rows(run: BacktestRun):
                 v = format(v.normalize(), "f")
             row.append(v)
         yield row
+
+
+DECISIONS_PAGE_SIZE = 50
+
+
+def decision_log_page(
+    run: BacktestRun,
+    *,
+    page: Any = 1,
+    rule: str = "",
+    outcome: str = "",
+    symbol: str = "",
+    per_page: int = DECISIONS_PAGE_SIZE,
+):
+    """One page of the run's stored decision log (``report["decision_log"]``, time order),
+    filtered by exact ``rule`` / ``outcome`` / ``symbol`` when given. Returns ``(page, facets)``:
+    a Django ``Page`` of ``{time: aware datetime UTC, rule, outcome, reason, symbol}`` and
+    ``{"rules": [...], "outcomes": [...], "dropped": int}`` (the choices in the whole log, and
+    how many decisions the run did not keep)."""
+    from django.core.paginator import Paginator
+
+    from strategies.charts import epoch_s
+
+    report = run.report or {}
+    log = report.get("decision_log") or []
+    rows = [
+        r
+        for r in log
+        if (not rule or r.get("rule") == rule)
+        and (not outcome or r.get("outcome") == outcome)
+        and (not symbol or r.get("symbol") == symbol)
+    ]
+    pg = Paginator(rows, per_page).get_page(page)
+    pg.object_list = [
+        {**r, "time": datetime.fromtimestamp(epoch_s(r.get("time")) or 0, tz=UTC)} for r in pg.object_list
+    ]
+    facets = {
+        "rules": sorted({r.get("rule", "") for r in log}),
+        "outcomes": sorted({r.get("outcome", "") for r in log}),
+        "dropped": int(report.get("decision_log_dropped") or 0),
+    }
+    return pg, facets

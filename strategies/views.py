@@ -23,6 +23,7 @@ from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
 from strategies.selectors import (
+    decision_log_page,
     metric_rows,
     pair_rows,
     param_rows,
@@ -132,12 +133,21 @@ def _progress_context(run: BacktestRun) -> dict:
     return {"run": run, "polling": run.status not in TERMINAL}
 
 
+def _decisions_context(request: HttpRequest, run: BacktestRun) -> dict:
+    """The decision log section: ``?rule=&outcome=&dsymbol=&dpage=``."""
+    flt = {k: request.GET.get(q) or "" for k, q in (("rule", "rule"), ("outcome", "outcome"), ("symbol", "dsymbol"))}
+    page, facets = decision_log_page(run, page=request.GET.get("dpage") or 1, **flt)
+    counts = (run.report or {}).get("decisions") or {}
+    return {"decisions": page, "decision_facets": facets, "decision_filter": flt, "decision_counts": counts}
+
+
 @login_required
 @require_GET
 def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """``/backtests/<pk>/``: progress while it runs; then metrics, charts, per-market table and
     the closed deals a page at a time (``?page=``, ``?symbol=``; an HTMX request targeting
-    ``#bt-trades`` gets only that section)."""
+    ``#bt-trades`` gets only that section) and the decision log (``?rule=&outcome=&dsymbol=
+    &dpage=``; HTMX target ``#bt-decisions``)."""
     run = _run_or_404(request, pk)
     symbol = request.GET.get("symbol") or ""
     trades = {"trades": trades_page(run, page=request.GET.get("page") or 1, symbol=symbol), "trades_symbol": symbol}
@@ -145,10 +155,16 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
         response = render(request, "strategies/_trades.html", {"run": run} | trades)
         patch_vary_headers(response, ("HX-Request",))
         return response
+    decisions = _decisions_context(request, run)
+    if _is_fragment(request) and request.htmx.target == "bt-decisions":
+        response = render(request, "strategies/_decisions.html", {"run": run} | decisions)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
     equity, drawdown = curves(run.equity_curve)
     context = (
         _progress_context(run)
         | trades
+        | decisions
         | {
             "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
             "params": param_rows(run.params or {}),

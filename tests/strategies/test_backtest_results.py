@@ -242,3 +242,66 @@ class TestPairs:
         expected = pair_rows(guarded_run)
         del guarded_run.report["pairs"]
         assert pair_rows(guarded_run) == expected
+
+
+REASON = "deal spend 63.6% > cap 56.37% (drawdown 1.82%); safety order 3 not placed"
+
+
+class TestDecisionLog:
+    def test_stored_with_reasons(self, guarded_run):
+        report = guarded_run.report
+        log = report["decision_log"]
+        assert report["decisions"] == {"spend_guard:block": 281}
+        assert len(log) == 281 and report["decision_log_dropped"] == 0
+        assert log[0] == {
+            "time": "2025-07-01T01:00:00Z",
+            "rule": "spend_guard",
+            "outcome": "block",
+            "reason": REASON,
+            "symbol": "BTC/USDT",
+        }
+        assert [d["time"] for d in log] == sorted(d["time"] for d in log)
+        assert sum(1 for d in log if d["symbol"] == "ETH/USDT") == 229
+
+    def test_cap_keeps_the_first_and_counts_the_rest(self, guarded_run):
+        from strategies.backtest import BacktestConfig, run_backtest
+        from strategies.services.backtests import _feed, _inputs_of
+        from trading.brokers import market_spec
+
+        inputs = _inputs_of(guarded_run)
+        config = BacktestConfig(
+            strategy="smart_dca",
+            params=inputs.params,
+            symbols=("BTC/USDT", "ETH/USDT"),
+            timeframe="1h",
+            start_ms=int(inputs.start.timestamp() * 1000),
+            end_ms=int(inputs.end.timestamp() * 1000),
+            capital=1000.0,
+        )
+        _, report = run_backtest(config, _feed(inputs), [market_spec(m) for m in inputs.markets], decision_log_cap=100)
+        assert report["decision_log"] == guarded_run.report["decision_log"][:100]
+        assert report["decision_log_dropped"] == 181
+        assert report["decisions"] == {"spend_guard:block": 281}  # counts keep every decision
+        with pytest.raises(ValueError, match="decision_log_cap must be >= 0, got -1"):
+            run_backtest(config, _feed(inputs), [market_spec(m) for m in inputs.markets], decision_log_cap=-1)
+
+    def test_run_page_filters_and_pages(self, client, user, guarded_run):
+        client.force_login(user)
+        url = reverse("backtests:detail", args=[guarded_run.pk])
+        body = client.get(url).content.decode()
+        assert body.count("<tr data-decision>") == 50 and "Page 1 of 6" in body
+        assert f'<td class="reason">{REASON}</td>' in body.replace("&gt;", ">")
+        assert "<code>spend_guard:block</code> 281" in body
+        hx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "bt-decisions"}
+        frag = client.get(url, {"dsymbol": "BTC/USDT", "dpage": 2}, **hx).content.decode()
+        assert "<html" not in frag and 'Decisions <span class="muted">(52)</span>' in frag
+        assert frag.count("<tr data-decision>") == 2 and "Page 2 of 2" in frag and "ETH/USDT</td>" not in frag
+        none = client.get(url, {"outcome": "allow"}, **hx).content.decode()
+        assert "No decisions match these filters." in none
+
+    def test_dropped_decisions_are_said(self, client, user, guarded_run):
+        guarded_run.report["decision_log_dropped"] = 1234
+        guarded_run.save(update_fields=["report"])
+        client.force_login(user)
+        body = client.get(reverse("backtests:detail", args=[guarded_run.pk])).content.decode()
+        assert "1,234 later decisions were not kept with the run" in body
