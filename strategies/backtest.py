@@ -8,7 +8,8 @@ Report shape (``report_build``)::
 
     {
       "metrics": {total_return_pct, cagr_pct, sharpe, sortino, max_drawdown_pct, win_rate_pct,
-                  profit_factor, trades, exposure_pct, fees_paid, final_equity},
+                  profit_factor, trades (closed), exposure_pct, fees_paid, final_equity,
+                  open_deals (count at the end), open_pnl (their unrealized P&L, quote)},
       "trades": [{symbol, side, opened_at, closed_at (ISO 8601 UTC), entry_price (average),
                   exit_price, amount, cost, fees, pnl, pnl_pct, exit_reason,
                   safety_orders_filled, tags, orders: [{time, side, type, tag, price, amount, fee}]}],
@@ -17,7 +18,9 @@ Report shape (``report_build``)::
       "decisions": {"rule:outcome": count, ...},            # every decision, counted
       "decision_log": [{time, rule, outcome, reason, symbol}],  # the first DECISION_LOG_CAP, in time order
       "decision_log_dropped": int,                           # decisions beyond the cap
-      "open_deals": [...],            # deals still open at the end (marked to market in equity)
+      "open_deals": [{symbol, side, opened_at, entry_price, amount, cost, fees, safety_orders_filled,
+                      mark_price (last close), unrealized_pnl (quote, no exit fee), unrealized_pnl_pct,
+                      orders: [...]}],          # deals still open at the end (marked to market in equity)
       "run": {strategy, params, symbols, timeframe, start, end, capital, fee_bps, slippage_bps,
               candles, candle_steps}
     }
@@ -129,7 +132,13 @@ def run_backtest(
     result = engine.run(feed, start_ms=config.start_ms, end_ms=config.end_ms, progress=progress)
     if len(result.equity) == 0:
         raise BacktestInputError(f"no candles between {iso(config.start_ms)} and {iso(config.end_ms)}")
-    return result, report_build(result, config, timeframe_ms=feed.tf_ms, decision_log_cap=decision_log_cap)
+    marks = {}
+    for sym in config.symbols:
+        c = feed.candles(sym)
+        i = int(np.searchsorted(c.time, config.end_ms, side="right")) - 1
+        if i >= 0:
+            marks[sym] = float(c.close[i])
+    return result, report_build(result, config, timeframe_ms=feed.tf_ms, decision_log_cap=decision_log_cap, marks=marks)
 
 
 def _exposure_mask(result: RunResult, timeframe_ms: int) -> np.ndarray:
@@ -185,11 +194,32 @@ def pairs_build(trades: list[dict[str, Any]], symbols: Iterable[str]) -> dict[st
     return out
 
 
+def unrealized_pnl(deal: dict[str, Any], amount: float, mark: float) -> float:
+    """Net P&L of an open deal if it were closed at ``mark`` with no exit fee (quote):
+    long ``exit_value + |amount|·mark − entry_cost − fees``, short mirrored — the closed-deal
+    formula of :class:`~strategies.engine.orders.ClosedTrade` on the still-held ``amount``.
+    ``deal`` is the portfolio's deal dict (``entry_cost, exit_value, fees, side``)."""
+    held = abs(float(amount)) * float(mark)
+    exit_value = float(deal.get("exit_value", 0.0))
+    cost, fees = float(deal.get("entry_cost", 0.0)), float(deal.get("fees", 0.0))
+    if deal.get("side") == "short":
+        return cost - exit_value - held - fees
+    return exit_value + held - cost - fees
+
+
 def report_build(
-    result: RunResult, config: BacktestConfig, *, timeframe_ms: int, decision_log_cap: int = DECISION_LOG_CAP
+    result: RunResult,
+    config: BacktestConfig,
+    *,
+    timeframe_ms: int,
+    decision_log_cap: int = DECISION_LOG_CAP,
+    marks: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The JSON-safe report of ``result`` (shape in the module docstring); ``decision_log``
-    keeps the first ``decision_log_cap`` (≥ 0) decisions, ``decision_log_dropped`` counts the rest."""
+    keeps the first ``decision_log_cap`` (≥ 0) decisions, ``decision_log_dropped`` counts the
+    rest. ``marks`` (``{symbol: last close, quote}``) value the deals still open: their
+    ``unrealized_pnl`` and the metrics ``open_deals`` / ``open_pnl``; without a mark a deal's
+    unrealized P&L is ``None`` (and left out of ``open_pnl``)."""
     if decision_log_cap < 0:
         raise ValueError(f"decision_log_cap must be >= 0, got {decision_log_cap}")
     fees_paid = float(sum(f.fee for f in result.fills))
@@ -228,6 +258,35 @@ def report_build(
                 )
         return rows
 
+    marks = marks or {}
+    pf_deals = (result.state.portfolio or {}).get("deals", {})
+    open_deals = []
+    for d in result.open_deals:
+        deal = pf_deals.get(d.get("deal_id"), {})
+        mark = marks.get(d["symbol"])
+        upnl = None if mark is None else unrealized_pnl(deal or d, d.get("amount", 0.0), mark)
+        cost = float(d.get("cost") or 0.0)
+        open_deals.append(
+            {
+                "symbol": d["symbol"],
+                "side": d["side"],
+                "opened_at": iso(int(d["opened_at"])),
+                "entry_price": _m(d.get("entry_price")),
+                "amount": _m(d.get("amount")),
+                "cost": _m(cost),
+                "fees": _m(d.get("fees")),
+                "safety_orders_filled": int(d.get("safety_orders_filled", 0)),
+                "mark_price": _m(mark),
+                "unrealized_pnl": _m(upnl),
+                "unrealized_pnl_pct": None if upnl is None or not cost else round(upnl / cost * 100, METRIC_DECIMALS),
+                "orders": order_rows(list(deal.get("orders", []))),
+            }
+        )
+    metrics["open_deals"] = len(open_deals)
+    metrics["open_pnl"] = round(
+        math.fsum(o["unrealized_pnl"] for o in open_deals if o["unrealized_pnl"] is not None), METRIC_DECIMALS
+    )
+
     trades = [
         {
             "symbol": t.symbol,
@@ -261,17 +320,7 @@ def report_build(
             for d in result.decisions[:decision_log_cap]
         ],
         "decision_log_dropped": max(0, len(result.decisions) - decision_log_cap),
-        "open_deals": [
-            {
-                "symbol": d["symbol"],
-                "side": d["side"],
-                "opened_at": iso(int(d["opened_at"])),
-                "entry_price": _m(d.get("entry_price")),
-                "amount": _m(d.get("amount")),
-                "safety_orders_filled": int(d.get("safety_orders_filled", 0)),
-            }
-            for d in result.open_deals
-        ],
+        "open_deals": open_deals,
         "run": {
             "strategy": config.strategy,
             "params": config.params,

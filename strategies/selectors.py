@@ -265,3 +265,19 @@ def decision_log_page(
         "dropped": int(report.get("decision_log_dropped") or 0),
     }
     return pg, facets
+
+
+def open_deal_rows(run: BacktestRun) -> tuple[list[dict[str, Any]], float]:
+    """The deals still open at the end (``report["open_deals"]`` with ``opened_at_dt`` an aware
+    datetime) and their summed unrealized P&L (quote; ``metrics["open_pnl"]``, else the sum)."""
+    from strategies.charts import epoch_s
+
+    report = run.report or {}
+    rows = [
+        {**d, "opened_at_dt": datetime.fromtimestamp(epoch_s(d.get("opened_at")) or 0, tz=UTC)}
+        for d in report.get("open_deals") or []
+    ]
+    total = (run.metrics or {}).get("open_pnl")
+    if total is None:
+        total = sum(float(d.get("unrealized_pnl") or 0.0) for d in rows)
+    return rows, float(total)

@@ -25,6 +25,7 @@ from strategies.models import BacktestRun
 from strategies.selectors import (
     decision_log_page,
     metric_rows,
+    open_deal_rows,
     pair_rows,
     param_rows,
     run_chart,
@@ -161,6 +162,7 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
         patch_vary_headers(response, ("HX-Request",))
         return response
     equity, drawdown = curves(run.equity_curve)
+    open_deals, open_pnl = open_deal_rows(run)
     context = (
         _progress_context(run)
         | trades
@@ -169,6 +171,8 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
             "params": param_rows(run.params or {}),
             "pairs": pair_rows(run),
+            "open_deals": open_deals,
+            "open_pnl": open_pnl,
             "equity": equity,
             "drawdown": drawdown,
             "equity_precision": axis_precision([p["value"] for p in equity], min_decimals=2),

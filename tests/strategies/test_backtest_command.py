@@ -49,6 +49,8 @@ REPORT_KEYS = {
     "run",
 }
 METRIC_KEYS = {
+    "open_deals",
+    "open_pnl",
     "total_return_pct",
     "cagr_pct",
     "sharpe",

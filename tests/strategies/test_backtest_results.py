@@ -305,3 +305,55 @@ class TestDecisionLog:
         client.force_login(user)
         body = client.get(reverse("backtests:detail", args=[guarded_run.pk])).content.decode()
         assert "1,234 later decisions were not kept with the run" in body
+
+
+class TestOpenDeals:
+    def test_marked_at_the_last_close(self, real_run):
+        report = real_run.report
+        (deal,) = report["open_deals"]
+        orders = deal.pop("orders")
+        assert deal == {
+            "symbol": "BTC/USDT",
+            "side": "long",
+            "opened_at": "2025-08-13T20:00:00Z",
+            "entry_price": 119424.1869975336,
+            "amount": 0.00184223,
+            "cost": 220.0068200125,
+            "fees": 0.22000682,
+            "safety_orders_filled": 5,
+            "mark_price": 108246.35,  # BTC/USDT close of 2025-08-31 23:00, the last candle
+            "unrealized_pnl": -20.812153472,
+            "unrealized_pnl_pct": -9.4598,
+        }
+        # 0.00184223 BTC at the last close, less what the deal cost and its entry fees
+        assert deal["unrealized_pnl"] == pytest.approx(0.00184223 * 108246.35 - 220.0068200125 - 0.22000682, abs=1e-9)
+        assert [o["tag"] for o in orders] == ["base_order"] + ["safety_order"] * 5
+        assert round(math.fsum(o["amount"] for o in orders), 10) == deal["amount"]
+        m = report["metrics"]
+        assert (m["trades"], m["win_rate_pct"], m["open_deals"], m["open_pnl"]) == (17, 100.0, 1, -20.8122)
+        # equity at the end = capital + closed P&L + open P&L
+        closed = math.fsum(t["pnl"] for t in report["trades"])
+        assert m["final_equity"] == pytest.approx(1000 + closed + deal["unrealized_pnl"], abs=1e-4)
+
+    def test_run_page_warns_about_the_open_loss(self, client, user, real_run):
+        client.force_login(user)
+        body = client.get(reverse("backtests:detail", args=[real_run.pk])).content.decode()
+        assert (
+            "1 deal still open at the end with an unrealized loss of -20.81 USDT (marked at the last close). "
+            "Win rate and profit factor count closed deals only."
+        ) in body
+        assert (
+            '<td class="num">119,424.19</td><td class="num">108,246.35</td><td class="num">0.001842</td>'
+            '<td class="num">220.01 USDT</td><td class="num">0.22 USDT</td><td>5</td>'
+            '<td class="num down">-20.81 USDT</td><td class="num">-9.46 %</td>'
+        ) in body.replace("\n    ", "")
+        assert 'data-metric="open_pnl"><dt>Open P&amp;L</dt><dd class="down">-20.81 USDT</dd>' in body
+        assert 'data-metric="open_deals"><dt>Open deals</dt><dd class="">1</dd>' in body
+
+    def test_no_warning_without_open_loss(self, client, user, real_run):
+        real_run.report["open_deals"][0]["unrealized_pnl"] = 3.5
+        real_run.metrics["open_pnl"] = 3.5
+        real_run.save()
+        client.force_login(user)
+        body = client.get(reverse("backtests:detail", args=[real_run.pk])).content.decode()
+        assert "data-open-loss" not in body and "<tr data-open-deal>" in body and "+3.50 USDT" in body
