@@ -281,3 +281,51 @@ def open_deal_rows(run: BacktestRun) -> tuple[list[dict[str, Any]], float]:
     if total is None:
         total = sum(float(d.get("unrealized_pnl") or 0.0) for d in rows)
     return rows, float(total)
+
+
+COMPARE_MAX = 8
+COMPARE_COLORS = ("#4c8dff", "#f0b90b", "#16c784", "#ea3943", "#a66cff", "#00c2d1", "#ff8a3d", "#9aa5b1")
+
+
+def runs_for_compare(user, ids: list[Any]) -> list[BacktestRun]:
+    """The runs ``ids`` (in the order given, duplicates dropped) if ``user`` may see every one.
+
+    Raises :class:`ValueError` for a non-integer id, fewer than 2 or more than
+    :data:`COMPARE_MAX` runs; :class:`Http404` when any run is missing or another user's."""
+    try:
+        pks = list(dict.fromkeys(int(i) for i in ids))
+    except (TypeError, ValueError):
+        raise ValueError("run ids must be integers") from None
+    if not 2 <= len(pks) <= COMPARE_MAX:
+        raise ValueError(f"select 2 to {COMPARE_MAX} runs to compare (got {len(pks)})")
+    found = BacktestRun.objects.for_user(user).in_bulk(pks)
+    if len(found) != len(pks):
+        raise Http404("no such backtest")
+    return [found[pk] for pk in pks]
+
+
+def compare_rows(runs: list[BacktestRun]) -> dict[str, Any]:
+    """Side-by-side view of ``runs``: ``{"metrics": [{key, label, cells: [{text, sign}]}],
+    "series": [{label, color, points: [{time: epoch s, value: quote}]}], "precision": int}`` —
+    metrics in :data:`METRIC_ORDER` then any other key a run has; equity curves from each
+    run's stored report; ``precision`` fits every curve (:func:`strategies.charts.axis_precision`)."""
+    from strategies.charts import axis_precision, curves
+
+    keys: list[str] = [k for k in METRIC_ORDER if any(k in (r.metrics or {}) for r in runs)]
+    for r in runs:
+        keys += [k for k in (r.metrics or {}) if k not in keys and isinstance(r.metrics[k], int | float | None)]
+    metrics = []
+    for key in keys:
+        cells = []
+        for r in runs:
+            value = (r.metrics or {}).get(key)
+            sign = (value > 0) - (value < 0) if value is not None and key in SIGNED_METRICS else 0
+            cells.append({"text": format_metric(key, value, r.quote), "sign": sign})
+        metrics.append({"key": key, "label": human_label(key), "cells": cells})
+    series, values = [], []
+    for i, r in enumerate(runs):
+        equity, _ = curves(r.equity_curve)
+        values += [p["value"] for p in equity]
+        label = f"#{r.pk}" + (f" {r.name}" if r.name else "")
+        series.append({"label": label, "color": COMPARE_COLORS[i % len(COMPARE_COLORS)], "points": equity})
+    return {"metrics": metrics, "series": series, "precision": axis_precision(values, min_decimals=2)}

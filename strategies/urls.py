@@ -13,6 +13,7 @@ urlpatterns = [
     path("", views.backtest_list, name="list"),
     path("new/", views.backtest_new, name="new"),
     path("_params/", views.backtest_params, name="params"),
+    path("compare/", views.backtest_compare, name="compare"),
     path("<int:pk>/", views.backtest_detail, name="detail"),
     path("<int:pk>/_progress/", views.backtest_progress, name="progress"),
     path("<int:pk>/chart.json", views.backtest_chart, name="chart"),

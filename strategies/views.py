@@ -23,6 +23,8 @@ from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
 from strategies.selectors import (
+    COMPARE_MAX,
+    compare_rows,
     decision_log_page,
     metric_rows,
     open_deal_rows,
@@ -30,6 +32,7 @@ from strategies.selectors import (
     param_rows,
     run_chart,
     run_for_user,
+    runs_for_compare,
     trades_csv_rows,
     trades_page,
 )
@@ -59,7 +62,12 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "strategies/list.html",
-        {"page": page, "runs": page.object_list, "can_add": request.user.has_perm(ADD_PERM)},
+        {
+            "page": page,
+            "runs": page.object_list,
+            "can_add": request.user.has_perm(ADD_PERM),
+            "compare_max": COMPARE_MAX,
+        },
     )
 
 
@@ -240,3 +248,17 @@ def backtest_report_json(request: HttpRequest, pk: int) -> JsonResponse:
     response = JsonResponse(body, json_dumps_params={"indent": 1})
     response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}-report.json"'
     return response
+
+
+@login_required
+@require_GET
+def backtest_compare(request: HttpRequest) -> HttpResponse:
+    """``/backtests/compare/?ids=1&ids=2``: 2 to ``COMPARE_MAX`` of the user's runs side by side
+    (metrics table, overlaid equity curves). A bad selection re-shows the form with the reason
+    (400); another user's run id is a 404."""
+    ids = request.GET.getlist("ids")
+    try:
+        runs = runs_for_compare(request.user, ids)
+    except ValueError as exc:
+        return render(request, "strategies/compare.html", {"error": str(exc), "compare_max": COMPARE_MAX}, status=400)
+    return render(request, "strategies/compare.html", {"runs": runs, "compare_max": COMPARE_MAX} | compare_rows(runs))

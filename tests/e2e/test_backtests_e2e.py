@@ -83,3 +83,27 @@ def test_backtest_charts_fit_whole_run_and_drawdown_axis_is_readable(
     assert not [x for x in labels[:-1] if x.strip("−-%0. ") == ""], labels  # only the top may be 0
     page.screenshot(path=artifact("backtest-charts.png"), full_page=True)
     assert page.m7_errors == []
+
+
+def test_compare_from_the_list(transactional_db, make_user, page, live_server_url, login, artifact):
+    owner = make_user("cora", "trader")
+    other = make_user("otto", "trader")
+    a = make_run(owner, "deep", equity_curve(depth=0.05))
+    b = make_run(owner, "shallow", equity_curve(n=2000, depth=0.004), total_return_pct=12.5)
+    theirs = make_run(other, "theirs", equity_curve(n=10))
+    login(page, "cora")
+    page.goto(f"{live_server_url}/backtests/")
+    page.check(f"input[name=ids][value='{a.pk}']")
+    page.check(f"input[name=ids][value='{b.pk}']")
+    page.click("#compare-button")
+    page.wait_for_url(lambda u: "/backtests/compare/" in u)
+    page.wait_for_function("() => document.querySelector('#compare-chart')._m7chart")
+    assert page.eval_on_selector("#compare-chart", "el => el.dataset.series") == "2"
+    rng = page.evaluate(VISIBLE, "#compare-chart")
+    assert rng["points"] == POINTS and rng["from"] <= 0 and rng["to"] >= POINTS - 1, rng
+    row = page.inner_text("tr[data-compare-metric=total_return_pct]").split("\t")
+    assert [c.strip() for c in row] == ["Total return", "12.50 %", "30.00 %"]  # list order: newest first
+    page.screenshot(path=artifact("backtest-compare.png"), full_page=True)
+    assert page.m7_errors == []
+    response = page.goto(f"{live_server_url}/backtests/compare/?ids={a.pk}&ids={theirs.pk}")
+    assert response.status == 404

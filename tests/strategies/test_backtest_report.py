@@ -97,3 +97,95 @@ def test_access(client, user, other_user, guarded_run, name):
     assert client.get(url).status_code == 404
     client.force_login(user)
     assert client.get(url).status_code == 200
+
+
+class TestCompare:
+    @pytest.fixture
+    def runs(self, db, user):
+        from tests.strategies.test_backtest_pages import make_run
+
+        a = make_run(user, name="a")
+        b = make_run(
+            user,
+            name="b",
+            metrics={
+                "total_return_pct": -1.5,
+                "trades": 7,
+                "win_rate_pct": 100.0,
+                "open_pnl": -20.81,
+                "cagr_pct": None,
+            },
+            report={
+                "equity_curve": [
+                    {"time": "2025-04-01T00:00:00Z", "equity": 10000.0},
+                    {"time": "2025-04-02T00:00:00Z", "equity": 9850.0},
+                ]
+            },
+        )
+        return a, b
+
+    def test_list_offers_the_selection(self, client, user, runs):
+        client.force_login(user)
+        body = client.get(reverse("backtests:list")).content.decode()
+        assert f'action="{reverse("backtests:compare")}"' in body
+        for run in runs:
+            assert f'<input type="checkbox" name="ids" value="{run.pk}" aria-label="Compare run #{run.pk}">' in body
+
+    def test_metrics_side_by_side_and_curves(self, client, user, runs):
+        a, b = runs
+        client.force_login(user)
+        r = client.get(reverse("backtests:compare"), {"ids": [b.pk, a.pk]})
+        assert r.status_code == 200
+        body = r.content.decode()
+        assert [s["label"] for s in r.context["series"]] == [f"#{b.pk} b", f"#{a.pk} a"]
+        assert r.context["series"][0]["points"] == [
+            {"time": 1743465600, "value": 10000.0},
+            {"time": 1743552000, "value": 9850.0},
+        ]
+        assert len(r.context["series"][1]["points"]) == 4 and r.context["precision"] == 2
+        assert (
+            '<tr data-compare-metric="total_return_pct"><td>Total return</td>'
+            '<td class="num down">-1.50 %</td><td class="num up">3.25 %</td></tr>'
+        ) in body
+        assert (
+            '<tr data-compare-metric="trades"><td>Trades</td><td class="num ">7</td><td class="num ">2</td></tr>'
+            in body
+        )
+        assert (
+            '<tr data-compare-metric="open_pnl"><td>Open P&amp;L</td><td class="num down">-20.81 USDT</td>'
+            '<td class="num ">—</td></tr>'
+        ) in body
+        assert (
+            '<tr data-compare-metric="cagr_pct"><td>CAGR</td><td class="num ">—</td><td class="num ">—</td></tr>'
+            in body
+        )
+        assert 'id="compare-data"' in body and "data-bt-compare" in body
+
+    @pytest.mark.parametrize(
+        "ids,message",
+        [
+            (["1"], "select 2 to 8 runs to compare (got 1)"),
+            ([], "select 2 to 8 runs to compare (got 0)"),
+            (["1", "x"], "run ids must be integers"),
+            ([str(i) for i in range(1, 10)], "select 2 to 8 runs to compare (got 9)"),
+        ],
+    )
+    def test_bad_selection_is_400_with_the_reason(self, client, user, runs, ids, message):
+        client.force_login(user)
+        r = client.get(reverse("backtests:compare"), {"ids": ids})
+        assert r.status_code == 400 and r.context["error"] == message
+        assert "Select 2 to 8 runs" in r.content.decode() or "Run ids must be integers" in r.content.decode()
+
+    def test_access(self, client, user, other_user, runs):
+        from tests.strategies.test_backtest_pages import make_run
+
+        a, b = runs
+        url = reverse("backtests:compare")
+        r = client.get(url, {"ids": [a.pk, b.pk]})
+        assert r.status_code == 302 and r["Location"].startswith("/accounts/login/")
+        theirs = make_run(other_user, name="theirs")
+        client.force_login(user)
+        assert client.get(url, {"ids": [a.pk, theirs.pk]}).status_code == 404
+        assert client.get(url, {"ids": [a.pk, 999_999]}).status_code == 404
+        client.force_login(other_user)
+        assert client.get(url, {"ids": [a.pk, b.pk]}).status_code == 404
