@@ -107,3 +107,23 @@ def test_compare_from_the_list(transactional_db, make_user, page, live_server_ur
     assert page.m7_errors == []
     response = page.goto(f"{live_server_url}/backtests/compare/?ids={a.pk}&ids={theirs.pk}")
     assert response.status == 404
+
+
+def test_real_run_page_price_chart_with_markers(transactional_db, make_user, page, live_server_url, login, artifact):
+    from tests.strategies.test_backtest_results import execute
+
+    owner = make_user("rita", "trader")
+    run = execute(owner, "summer")
+    login(page, "rita")
+    page.goto(f"{live_server_url}/backtests/{run.pk}/")
+    page.wait_for_function("() => document.querySelector('#price-chart').dataset.loaded === 'true'")
+    rng = page.evaluate(VISIBLE, "#price-chart")
+    assert rng["points"] == 62 * 24 and rng["from"] <= 0 and rng["to"] >= 62 * 24 - 1, rng
+    btc_fills = sum(len(t["orders"]) for t in run.report["trades"]) + len(run.report["open_deals"][0]["orders"])
+    assert page.eval_on_selector("#price-chart", "el => el.dataset.markers") == str(btc_fills)
+    page.select_option("[data-bt-symbol]", "ETH/USDT")
+    page.wait_for_function("() => document.querySelector('#price-chart').dataset.symbol === 'ETH/USDT'")
+    assert page.eval_on_selector("#price-chart", "el => el.dataset.markers") == "0"
+    assert page.is_visible("[data-open-loss]")
+    page.screenshot(path=artifact("backtest-run.png"), full_page=True)
+    assert page.m7_errors == []
