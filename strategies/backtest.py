@@ -8,13 +8,19 @@ Report shape (``report_build``)::
 
     {
       "metrics": {total_return_pct, cagr_pct, sharpe, sortino, max_drawdown_pct, win_rate_pct,
-                  profit_factor, trades, exposure_pct, fees_paid, final_equity},
+                  profit_factor, trades (closed), exposure_pct, fees_paid, final_equity,
+                  open_deals (count at the end), open_pnl (their unrealized P&L, quote)},
       "trades": [{symbol, side, opened_at, closed_at (ISO 8601 UTC), entry_price (average),
                   exit_price, amount, cost, fees, pnl, pnl_pct, exit_reason,
                   safety_orders_filled, tags, orders: [{time, side, type, tag, price, amount, fee}]}],
       "equity_curve": [{"time": ISO 8601 UTC of the candle close, "equity": quote}],
-      "decisions": {"rule:outcome": count, ...},
-      "open_deals": [...],            # deals still open at the end (marked to market in equity)
+      "pairs": {symbol: {trades, wins, win_rate_pct, pnl, fees, profit_factor, avg_pnl_pct}},
+      "decisions": {"rule:outcome": count, ...},            # every decision, counted
+      "decision_log": [{time, rule, outcome, reason, symbol}],  # the first DECISION_LOG_CAP, in time order
+      "decision_log_dropped": int,                           # decisions beyond the cap
+      "open_deals": [{symbol, side, opened_at, entry_price, amount, cost, fees, safety_orders_filled,
+                      mark_price (last close), unrealized_pnl (quote, no exit fee), unrealized_pnl_pct,
+                      orders: [...]}],          # deals still open at the end (marked to market in equity)
       "run": {strategy, params, symbols, timeframe, start, end, capital, fee_bps, slippage_bps,
               candles, candle_steps}
     }
@@ -25,6 +31,7 @@ Units: prices and money in quote currency (floats rounded to 10 decimals in the 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -34,11 +41,12 @@ from typing import Any
 import numpy as np
 
 from strategies.engine import Engine, Feed, MarketSpec, RunResult, SimulatedBroker
-from strategies.metrics import compute_metrics
+from strategies.metrics import compute_metrics, profit_factor, win_rate_pct
 from strategies.registry import create_strategy
 
 MONEY_DECIMALS = 10
 METRIC_DECIMALS = 4
+DECISION_LOG_CAP = 5000  # decisions kept with their reasons in a report; the rest are counted
 
 
 class BacktestInputError(ValueError):
@@ -88,13 +96,15 @@ def run_backtest(
     *,
     progress: Callable[[int, int], None] | None = None,
     skip: bool = True,
+    decision_log_cap: int = DECISION_LOG_CAP,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run ``config`` over ``feed`` and return ``(result, report)``.
 
     ``feed`` may hold warm-up candles before ``config.start_ms`` (indicators use them; no
     trade happens before the start) and extra symbols such as BTC/USDT for market filters.
     ``markets`` are the traded markets; with ``config.fee_bps`` set their maker and taker fees
-    are overridden. Raises :class:`BacktestInputError` for bad parameters or an empty range.
+    are overridden; the report keeps the first ``decision_log_cap`` decisions with their
+    reasons. Raises :class:`BacktestInputError` for bad parameters or an empty range.
     """
     from strategies.base import ParamError
 
@@ -121,7 +131,13 @@ def run_backtest(
     result = engine.run(feed, start_ms=config.start_ms, end_ms=config.end_ms, progress=progress)
     if len(result.equity) == 0:
         raise BacktestInputError(f"no candles between {iso(config.start_ms)} and {iso(config.end_ms)}")
-    return result, report_build(result, config, timeframe_ms=feed.tf_ms)
+    marks = {}
+    for sym in config.symbols:
+        c = feed.candles(sym)
+        i = int(np.searchsorted(c.time, config.end_ms, side="right")) - 1
+        if i >= 0:
+            marks[sym] = float(c.close[i])
+    return result, report_build(result, config, timeframe_ms=feed.tf_ms, decision_log_cap=decision_log_cap, marks=marks)
 
 
 def _exposure_mask(result: RunResult, timeframe_ms: int) -> np.ndarray:
@@ -145,8 +161,66 @@ def _exposure_mask(result: RunResult, timeframe_ms: int) -> np.ndarray:
     return np.cumsum(delta[:-1]) > 0
 
 
-def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int) -> dict[str, Any]:
-    """The JSON-safe report of ``result`` (shape in the module docstring)."""
+def pairs_build(trades: list[dict[str, Any]], symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Per-market breakdown of the report's closed ``trades`` (report trade dicts), one entry per
+    traded symbol (in ``symbols`` order, then any other symbol met, sorted)::
+
+        {symbol: {"trades": int, "wins": int, "win_rate_pct": float|None, "pnl": quote,
+                  "fees": quote, "profit_factor": float|None, "avg_pnl_pct": float|None}}
+
+    Win rate and profit factor are the run metrics' formulas (:mod:`strategies.metrics`)
+    applied to that symbol's trades; ``avg_pnl_pct`` is the mean of the trades' ``pnl_pct``.
+    """
+    symbols = list(symbols)
+    by: dict[str, list[dict[str, Any]]] = {s: [] for s in symbols}
+    for t in trades:
+        by.setdefault(t["symbol"], []).append(t)
+    out = {}
+    for sym in [*symbols, *sorted(set(by) - set(symbols))]:
+        rows = by.get(sym, [])
+        pnls = [float(t["pnl"]) for t in rows]
+        pf = profit_factor(pnls)
+        wr = win_rate_pct(pnls)
+        out[sym] = {
+            "trades": len(rows),
+            "wins": sum(1 for p in pnls if p > 0),
+            "win_rate_pct": None if wr is None else round(wr, METRIC_DECIMALS),
+            "pnl": _m(math.fsum(pnls)),
+            "fees": _m(math.fsum(float(t["fees"]) for t in rows)),
+            "profit_factor": None if pf is None else round(pf, METRIC_DECIMALS),
+            "avg_pnl_pct": round(sum(t["pnl_pct"] for t in rows) / len(rows), METRIC_DECIMALS) if rows else None,
+        }
+    return out
+
+
+def unrealized_pnl(deal: dict[str, Any], amount: float, mark: float) -> float:
+    """Net P&L of an open deal if it were closed at ``mark`` with no exit fee (quote):
+    long ``exit_value + |amount|·mark − entry_cost − fees``, short mirrored — the closed-deal
+    formula of :class:`~strategies.engine.orders.ClosedTrade` on the still-held ``amount``.
+    ``deal`` is the portfolio's deal dict (``entry_cost, exit_value, fees, side``)."""
+    held = abs(float(amount)) * float(mark)
+    exit_value = float(deal.get("exit_value", 0.0))
+    cost, fees = float(deal.get("entry_cost", 0.0)), float(deal.get("fees", 0.0))
+    if deal.get("side") == "short":
+        return cost - exit_value - held - fees
+    return exit_value + held - cost - fees
+
+
+def report_build(
+    result: RunResult,
+    config: BacktestConfig,
+    *,
+    timeframe_ms: int,
+    decision_log_cap: int = DECISION_LOG_CAP,
+    marks: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The JSON-safe report of ``result`` (shape in the module docstring); ``decision_log``
+    keeps the first ``decision_log_cap`` (≥ 0) decisions, ``decision_log_dropped`` counts the
+    rest. ``marks`` (``{symbol: last close, quote}``) value the deals still open: their
+    ``unrealized_pnl`` and the metrics ``open_deals`` / ``open_pnl``; without a mark a deal's
+    unrealized P&L is ``None`` (and left out of ``open_pnl``)."""
+    if decision_log_cap < 0:
+        raise ValueError(f"decision_log_cap must be >= 0, got {decision_log_cap}")
     fees_paid = float(sum(f.fee for f in result.fills))
     metrics = compute_metrics(
         equity_times_ms=result.equity_time,
@@ -183,6 +257,35 @@ def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int
                 )
         return rows
 
+    marks = marks or {}
+    pf_deals = (result.state.portfolio or {}).get("deals", {})
+    open_deals = []
+    for d in result.open_deals:
+        deal = pf_deals.get(d.get("deal_id"), {})
+        mark = marks.get(d["symbol"])
+        upnl = None if mark is None else unrealized_pnl(deal or d, d.get("amount", 0.0), mark)
+        cost = float(d.get("cost") or 0.0)
+        open_deals.append(
+            {
+                "symbol": d["symbol"],
+                "side": d["side"],
+                "opened_at": iso(int(d["opened_at"])),
+                "entry_price": _m(d.get("entry_price")),
+                "amount": _m(d.get("amount")),
+                "cost": _m(cost),
+                "fees": _m(d.get("fees")),
+                "safety_orders_filled": int(d.get("safety_orders_filled", 0)),
+                "mark_price": _m(mark),
+                "unrealized_pnl": _m(upnl),
+                "unrealized_pnl_pct": None if upnl is None or not cost else round(upnl / cost * 100, METRIC_DECIMALS),
+                "orders": order_rows(list(deal.get("orders", []))),
+            }
+        )
+    metrics["open_deals"] = len(open_deals)
+    metrics["open_pnl"] = round(
+        math.fsum(o["unrealized_pnl"] for o in open_deals if o["unrealized_pnl"] is not None), METRIC_DECIMALS
+    )
+
     trades = [
         {
             "symbol": t.symbol,
@@ -209,18 +312,14 @@ def report_build(result: RunResult, config: BacktestConfig, *, timeframe_ms: int
         "equity_curve": [
             {"time": iso(int(t)), "equity": _m(e)} for t, e in zip(result.equity_time, result.equity, strict=True)
         ],
+        "pairs": pairs_build(trades, config.symbols),
         "decisions": dict(sorted(Counter(d.key for d in result.decisions).items())),
-        "open_deals": [
-            {
-                "symbol": d["symbol"],
-                "side": d["side"],
-                "opened_at": iso(int(d["opened_at"])),
-                "entry_price": _m(d.get("entry_price")),
-                "amount": _m(d.get("amount")),
-                "safety_orders_filled": int(d.get("safety_orders_filled", 0)),
-            }
-            for d in result.open_deals
+        "decision_log": [
+            {"time": iso(d.time), "rule": d.rule, "outcome": d.outcome, "reason": d.reason, "symbol": d.symbol}
+            for d in result.decisions[:decision_log_cap]
         ],
+        "decision_log_dropped": max(0, len(result.decisions) - decision_log_cap),
+        "open_deals": open_deals,
         "run": {
             "strategy": config.strategy,
             "params": config.params,

@@ -57,6 +57,12 @@ class BacktestRun(OwnedModel):
         return f"#{self.pk} {self.strategy} {','.join(self.symbols)} {self.timeframe}"
 
     @property
+    def quote(self) -> str:
+        """Quote currency of the run's markets (``"USDT"`` for ``BTC/USDT``, ``BTC/USDT:USDT``)."""
+        symbol = self.symbols[0] if self.symbols else ""
+        return symbol.split("/", 1)[1].split(":", 1)[0] if "/" in symbol else ""
+
+    @property
     def equity_curve(self) -> list[dict]:
         return self.report.get("equity_curve", [])
 

@@ -8,39 +8,38 @@ user's run is a 404. Starting a run needs ``strategies.add_backtestrun`` (viewer
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
+import csv
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
+from strategies.charts import axis_precision, curves
 from strategies.forms import BacktestForm
 from strategies.models import BacktestRun
+from strategies.selectors import (
+    COMPARE_MAX,
+    compare_rows,
+    decision_log_page,
+    metric_rows,
+    open_deal_rows,
+    pair_rows,
+    param_rows,
+    run_chart,
+    run_for_user,
+    runs_for_compare,
+    trades_csv_rows,
+    trades_page,
+)
 
 ADD_PERM = "strategies.add_backtestrun"
 PAGE_SIZE = 30
 TERMINAL = (BacktestRun.Status.DONE, BacktestRun.Status.FAILED)
-# Metric keys shown first (if present), with units; the rest follow in the report's order.
-METRIC_ORDER = [
-    ("total_return_pct", "Total return", "%"),
-    ("net_profit", "Net profit", "quote"),
-    ("final_equity", "Final equity", "quote"),
-    ("trades", "Trades", ""),
-    ("win_rate_pct", "Win rate", "%"),
-    ("profit_factor", "Profit factor", ""),
-    ("sharpe", "Sharpe", ""),
-    ("sortino", "Sortino", ""),
-    ("max_drawdown_pct", "Max drawdown", "%"),
-    ("avg_trade_pct", "Avg trade", "%"),
-    ("exposure_pct", "Exposure", "%"),
-    ("fees", "Fees", "quote"),
-]
 
 
 def _is_fragment(request: HttpRequest) -> bool:
@@ -49,7 +48,7 @@ def _is_fragment(request: HttpRequest) -> bool:
 
 
 def _run_or_404(request: HttpRequest, pk: int) -> BacktestRun:
-    return get_object_or_404(BacktestRun.objects.for_user(request.user), pk=pk)
+    return run_for_user(request.user, pk)
 
 
 @login_required
@@ -63,7 +62,12 @@ def backtest_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "strategies/list.html",
-        {"page": page, "runs": page.object_list, "can_add": request.user.has_perm(ADD_PERM)},
+        {
+            "page": page,
+            "runs": page.object_list,
+            "can_add": request.user.has_perm(ADD_PERM),
+            "compare_max": COMPARE_MAX,
+        },
     )
 
 
@@ -133,89 +137,56 @@ def backtest_params(request: HttpRequest) -> HttpResponse:
     return render(request, "trading/bots/_params.html", {"form": form})
 
 
-def _epoch_s(value) -> int | None:
-    """Epoch seconds from epoch ms / s (numbers) or an ISO 8601 string."""
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return int(value / 1000) if value > 1e11 else int(value)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp())
-
-
-def curves(run: BacktestRun) -> tuple[list[dict], list[dict]]:
-    """Equity ``[{time: epoch s, value}]`` and drawdown ``[{time, value: % below the peak, ≤ 0}]``
-    from ``report["equity_curve"]`` (one point per time; the last one wins)."""
-    points: dict[int, float] = {}
-    for row in run.equity_curve or []:
-        if isinstance(row, dict):
-            t, v = _epoch_s(row.get("time")), row.get("equity")
-        else:
-            t, v = _epoch_s(row[0]), row[1]
-        if t is None or v is None or not math.isfinite(float(v)):
-            continue
-        points[t] = float(v)
-    equity = [{"time": t, "value": v} for t, v in sorted(points.items())]
-    drawdown, peak = [], -math.inf
-    for p in equity:
-        peak = max(peak, p["value"])
-        drawdown.append({"time": p["time"], "value": round((p["value"] / peak - 1) * 100, 4) if peak > 0 else 0.0})
-    return equity, drawdown
-
-
-def metric_rows(metrics: dict) -> list[dict]:
-    rows, seen = [], set()
-    for key, label, unit in METRIC_ORDER:
-        if key in metrics and (metrics[key] is None or isinstance(metrics[key], int | float | str)):
-            rows.append({"key": key, "label": label, "value": metrics[key], "unit": unit})
-            seen.add(key)
-    for key, value in metrics.items():
-        if key not in seen and isinstance(value, int | float | str) and not isinstance(value, bool):
-            rows.append(
-                {
-                    "key": key,
-                    "label": key.replace("_", " ").capitalize(),
-                    "value": value,
-                    "unit": "%" if key.endswith("_pct") else "",
-                }
-            )
-    for row in rows:
-        v = row["value"]
-        row["text"] = (
-            "—"
-            if v is None
-            else f"{v:,.4g}"
-            if isinstance(v, float) and abs(v) < 10
-            else (f"{v:,.2f}" if isinstance(v, float) else str(v))
-        )
-        row["sign"] = (v > 0) - (v < 0) if isinstance(v, int | float) else 0
-    return rows
-
-
 def _progress_context(run: BacktestRun) -> dict:
     run.progress_pct = round(min(max(run.progress or 0, 0), 1) * 100)
     return {"run": run, "polling": run.status not in TERMINAL}
 
 
+def _decisions_context(request: HttpRequest, run: BacktestRun) -> dict:
+    """The decision log section: ``?rule=&outcome=&dsymbol=&dpage=``."""
+    flt = {k: request.GET.get(q) or "" for k, q in (("rule", "rule"), ("outcome", "outcome"), ("symbol", "dsymbol"))}
+    page, facets = decision_log_page(run, page=request.GET.get("dpage") or 1, **flt)
+    counts = (run.report or {}).get("decisions") or {}
+    return {"decisions": page, "decision_facets": facets, "decision_filter": flt, "decision_counts": counts}
+
+
 @login_required
 @require_GET
 def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/backtests/<pk>/``: progress while it runs; then metrics, equity and drawdown curves,
-    and the trades."""
+    """``/backtests/<pk>/``: progress while it runs; then metrics, charts, per-market table and
+    the closed deals a page at a time (``?page=``, ``?symbol=``; an HTMX request targeting
+    ``#bt-trades`` gets only that section) and the decision log (``?rule=&outcome=&dsymbol=
+    &dpage=``; HTMX target ``#bt-decisions``)."""
     run = _run_or_404(request, pk)
-    equity, drawdown = curves(run)
-    context = _progress_context(run) | {
-        "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}),
-        "equity": equity,
-        "drawdown": drawdown,
-        "trades": run.trades.order_by("opened_at", "id")[:1000],
-        "trades_total": run.trades.count(),
-    }
+    symbol = request.GET.get("symbol") or ""
+    trades = {"trades": trades_page(run, page=request.GET.get("page") or 1, symbol=symbol), "trades_symbol": symbol}
+    if _is_fragment(request) and request.htmx.target == "bt-trades":
+        response = render(request, "strategies/_trades.html", {"run": run} | trades)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+    decisions = _decisions_context(request, run)
+    if _is_fragment(request) and request.htmx.target == "bt-decisions":
+        response = render(request, "strategies/_decisions.html", {"run": run} | decisions)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+    equity, drawdown = curves(run.equity_curve)
+    open_deals, open_pnl = open_deal_rows(run)
+    context = (
+        _progress_context(run)
+        | trades
+        | decisions
+        | {
+            "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
+            "params": param_rows(run.params or {}),
+            "pairs": pair_rows(run),
+            "open_deals": open_deals,
+            "open_pnl": open_pnl,
+            "equity": equity,
+            "drawdown": drawdown,
+            "equity_precision": axis_precision([p["value"] for p in equity], min_decimals=2),
+            "drawdown_precision": axis_precision([p["value"] for p in drawdown] + [0.0]),
+        }
+    )
     return render(request, "strategies/detail.html", context)
 
 
@@ -232,3 +203,62 @@ def backtest_progress(request: HttpRequest, pk: int) -> HttpResponse:
         response["HX-Refresh"] = "true"
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+@login_required
+@require_GET
+def backtest_chart(request: HttpRequest, pk: int) -> JsonResponse:
+    """``/backtests/<pk>/chart.json?symbol=``: candles and trade markers of one market of the
+    run (:func:`strategies.selectors.run_chart`); a symbol the run did not trade is a 400."""
+    run = _run_or_404(request, pk)
+    try:
+        return JsonResponse(run_chart(run, request.GET.get("symbol") or None))
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+
+
+@login_required
+@require_GET
+def backtest_trades_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/backtests/<pk>/trades.csv``: every closed deal (columns
+    :data:`strategies.selectors.TRADE_CSV_COLUMNS`), as an attachment."""
+    run = _run_or_404(request, pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}-trades.csv"'
+    csv.writer(response, lineterminator="\n").writerows(trades_csv_rows(run))
+    return response
+
+
+@login_required
+@require_GET
+def backtest_report_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """``/backtests/<pk>/report.json``: the stored report with the run's identity and inputs
+    (``{"id", "name", "status", "created_at", "finished_at", "exchange", "report"}``), as an
+    attachment."""
+    run = _run_or_404(request, pk)
+    body = {
+        "id": run.pk,
+        "name": run.name,
+        "status": run.status,
+        "exchange": run.exchange,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "report": run.report,
+    }
+    response = JsonResponse(body, json_dumps_params={"indent": 1})
+    response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}-report.json"'
+    return response
+
+
+@login_required
+@require_GET
+def backtest_compare(request: HttpRequest) -> HttpResponse:
+    """``/backtests/compare/?ids=1&ids=2``: 2 to ``COMPARE_MAX`` of the user's runs side by side
+    (metrics table, overlaid equity curves). A bad selection re-shows the form with the reason
+    (400); another user's run id is a 404."""
+    ids = request.GET.getlist("ids")
+    try:
+        runs = runs_for_compare(request.user, ids)
+    except ValueError as exc:
+        return render(request, "strategies/compare.html", {"error": str(exc), "compare_max": COMPARE_MAX}, status=400)
+    return render(request, "strategies/compare.html", {"runs": runs, "compare_max": COMPARE_MAX} | compare_rows(runs))

@@ -14,8 +14,7 @@
  *   [data-equity-chart]  area chart of {series: [{time, equity, pnl}]} from data-url;
  *                        data-field="equity"|"pnl"; re-fed on every live refresh
  *   [data-bot-chart]     candles + fill markers from data-url (?symbol= via [data-symbol-tab])
- *   [data-line-chart]    line/area from a json_script id (data-source), data-kind="area"|"line"|"baseline" (fill to 0),
- *                        data-color, data-percent (backtest equity and drawdown curves)
+ *   (backtest charts live in backtests.js)
  */
 (function () {
   "use strict";
@@ -119,30 +118,6 @@
     });
   }
 
-  // -- static line charts (backtests) ------------------------------------------------------------
-  function initLine(el) {
-    if (el._m7line || !LWC()) return;
-    var src = document.getElementById(el.dataset.source);
-    if (!src) return;
-    var rows = JSON.parse(src.textContent || "[]");
-    var chart = baseChart(el);
-    var color = el.dataset.color || "#4c8dff";
-    var opts = { lineColor: color, lineWidth: 2, priceFormat: { type: "price", precision: 2, minMove: 0.01 } };
-    if (el.dataset.percent) opts.priceFormat = { type: "percent", precision: 2 };
-    var series;
-    if (el.dataset.kind === "baseline") series = chart.addSeries(LWC().BaselineSeries, {
-      baseValue: { type: "price", price: 0 }, priceFormat: opts.priceFormat, lineWidth: 2,
-      topLineColor: "rgba(0,0,0,0)", topFillColor1: "rgba(0,0,0,0)", topFillColor2: "rgba(0,0,0,0)",
-      bottomLineColor: color, bottomFillColor1: color + "10", bottomFillColor2: color + "66" });
-    else if (el.dataset.kind === "line") series = chart.addSeries(LWC().LineSeries, { color: color, lineWidth: 2, priceFormat: opts.priceFormat });
-    else series = chart.addSeries(LWC().AreaSeries, Object.assign(opts, { topColor: color + "55", bottomColor: color + "05",
-      invertFilledArea: !!el.dataset.invert }));
-    series.setData(rows);
-    chart.timeScale().fitContent();
-    el._m7line = chart;
-    el.dataset.points = String(rows.length);
-  }
-
   // -- the live socket -----------------------------------------------------------------------------
   var inFlight = false, queued = false, connectedOnce = false;
 
@@ -199,7 +174,6 @@
   function init(root) {
     root.querySelectorAll("[data-equity-chart]").forEach(initEquity);
     root.querySelectorAll("[data-bot-chart]").forEach(initBotChart);
-    root.querySelectorAll("[data-line-chart]").forEach(initLine);
   }
   document.addEventListener("DOMContentLoaded", function () { init(document); });
 

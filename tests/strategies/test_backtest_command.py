@@ -37,8 +37,20 @@ ARGS = [
     "--capital",
     "1000",
 ]
-REPORT_KEYS = {"metrics", "trades", "equity_curve", "decisions", "open_deals", "run"}
+REPORT_KEYS = {
+    "metrics",
+    "trades",
+    "equity_curve",
+    "pairs",
+    "decisions",
+    "decision_log",
+    "decision_log_dropped",
+    "open_deals",
+    "run",
+}
 METRIC_KEYS = {
+    "open_deals",
+    "open_pnl",
     "total_return_pct",
     "cagr_pct",
     "sharpe",

@@ -123,7 +123,7 @@ def test_owner_list_and_run_page(client, user):
     run = make_run(user)
     client.force_login(user)
     body = client.get(reverse("backtests:list")).content.decode()
-    assert f"#{run.pk}</strong> nightly" in body and "3.25%" in body and "4.50%" in body
+    assert f"#{run.pk}</strong> nightly" in body and "+3.25 %" in body and "4.50 %" in body
     r = client.get(reverse("backtests:detail", args=[run.pk]))
     body = r.content.decode()
     assert r.status_code == 200
@@ -235,5 +235,42 @@ class TestForm:
         assert run.status == "done", run.error
         r = client.get(reverse("backtests:detail", args=[run.pk]))
         assert len(r.context["equity"]) > 100
-        assert r.context["trades_total"] == run.trades.count()
+        assert r.context["trades"].paginator.count == run.trades.count()
         assert "data-metric=" in r.content.decode()
+
+
+@pytest.mark.django_db
+def test_run_page_labels_and_units(client, user):
+    run = make_run(
+        user,
+        symbols=["ETH/USDC"],
+        metrics={
+            "total_return_pct": 3.25,
+            "cagr_pct": 12.3456,
+            "final_equity": 10325.0,
+            "fees_paid": 4.5,
+            "sharpe": 1.234,
+            "trades": 2,
+            "max_drawdown_pct": 4.5,
+        },
+        params={
+            "take_profit": 1.5,
+            "trailing_enabled": False,
+            "btc_market_filter_enabled": True,
+            "risk": {"max_positions": 3},
+        },
+    )
+    client.force_login(user)
+    body = client.get(reverse("backtests:detail", args=[run.pk])).content.decode()
+    assert 'data-metric="cagr_pct"><dt>CAGR</dt><dd class="up">12.35 %</dd>' in body
+    assert 'data-metric="final_equity"><dt>Final equity</dt><dd class="">10,325.00 USDC</dd>' in body
+    assert 'data-metric="fees_paid"><dt>Fees paid</dt><dd class="">4.50 USDC</dd>' in body
+    assert 'data-metric="max_drawdown_pct"><dt>Max drawdown</dt><dd class="down">4.50 %</dd>' in body
+    assert 'data-metric="sharpe"><dt>Sharpe</dt><dd class="up">1.23</dd>' in body
+    assert 'data-metric="trades"><dt>Trades</dt><dd class="">2</dd>' in body
+    assert "capital 10,000.00 USDC" in body and "+106.50 USDC" in body and "16.50 USDC" in body
+    assert 'data-param="trailing_enabled"><dt>Trailing</dt><dd>off</dd>' in body
+    assert 'data-param="btc_market_filter_enabled"><dt>BTC market filter</dt><dd>on</dd>' in body
+    assert 'data-param="risk.max_positions"><dt>Risk · Max positions</dt><dd>3</dd>' in body
+    for raw in ("Cagr pct", "True", "False", " quote<"):
+        assert raw not in body, raw
