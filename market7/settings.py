@@ -200,20 +200,47 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "market7.api_schema.Market7AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
+_SYSTEM_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 SPECTACULAR_SETTINGS = {
     "TITLE": "Market7 API",
-    "DESCRIPTION": "Bots, markets, candles, trades and backtests of Market7.",
+    "DESCRIPTION": (
+        "Your bots, their trades and orders, and the shared market data (exchanges, markets, candles).\n\n"
+        "**Authentication**: a logged-in browser session, or the header `Authorization: Token <key>` "
+        "with the key from your profile page (*Profile & API token*).\n\n"
+        "**Lists** are paginated with `limit` and `offset` (100 per page unless said otherwise) and answer "
+        "`{count, next, previous, results}`.\n\n"
+        '**Errors**: 400 with field errors (`{"params.take_profit": ["must be >= 0.1%"]}`), 403 without '
+        "credentials or when your role does not allow the action, 404 for an object that does not exist "
+        "or belongs to another user, 409 for a bot action its status does not allow.\n\n"
+        "Money, prices and amounts of bots, trades and orders are decimal strings (quote currency for "
+        "money and prices); market statistics and candles are numbers. Times are ISO 8601 in UTC; symbols "
+        "are ccxt unified symbols (`BTC/USDT`, `BTC/USDT:USDT` for USDT-M perpetuals)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and ReDoc assets come from drf-spectacular-sidecar: served locally, no CDN.
+    # Operations are grouped (tagged) by the first path segment after the prefix: bots, markets...
+    "SCHEMA_PATH_PREFIX": r"/api/v1/",
+    "TAGS": [
+        {"name": "bots", "description": "Create, change and operate your trading bots (paper or live)."},
+        {"name": "bot-trades", "description": "Deals of your bots: open and closed, with P&L and exit reason."},
+        {"name": "bot-orders", "description": "Orders your bots placed, with fills and reject reasons."},
+        {"name": "exchanges", "description": "Exchanges known to Market7 (ccxt ids). Shared, read-only."},
+        {"name": "markets", "description": "Markets with their 24 h statistics, and their candles. Shared, read-only."},
+    ],
+    # Swagger UI and ReDoc come from drf-spectacular-sidecar (served by whitenoise, no CDN);
+    # templates/drf_spectacular/redoc.html drops the Google Fonts links of the stock template.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": False},
+    "REDOC_UI_SETTINGS": {
+        "theme": {"typography": {"fontFamily": _SYSTEM_FONT, "headings": {"fontFamily": _SYSTEM_FONT}}},
+    },
 }
 
 # --- Market7 --------------------------------------------------------------------------------
