@@ -17,7 +17,7 @@ def test_trades_history_row_is_formatted(client, user, bot_with_trades):
     row = _row(body, f'id="hist-{bot_with_trades.closed_trade.pk}"')
     assert '<td class="num">40,000.00</td>' in row  # avg entry
     assert '<td class="num">42,080.00</td>' in row  # exit
-    assert '<td class="num">200.00</td>' in row  # cost
+    assert '<td class="num opt">200.00</td>' in row  # cost
     assert '<td class="num">0.4000</td>' in row  # fees
     assert ">+10.00 USDT</td>" in row  # P&L with its currency
     assert ">+5.00 %</td>" in row
