@@ -11,6 +11,7 @@ import os
 from enum import StrEnum
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "market7.settings")
@@ -36,6 +37,20 @@ app.conf.beat_schedule = {
         "options": {"queue": TaskQueue.TRADING.value, "expires": 55},
     },
 }
+
+
+@worker_process_init.connect
+def _own_process_group(**_kwargs) -> None:
+    """Move each prefork pool process into a process group of its own.
+
+    honcho (``make run``), foreman and similar supervisors stop a Procfile entry with
+    ``killpg(SIGTERM)``: without this, the pool processes get the SIGTERM meant for the worker,
+    die mid-task, and the worker prints a ``WorkerLostError`` traceback. In their own group only
+    the worker's main process gets it and shuts down warm: it stops taking tasks, lets the
+    running ones finish and closes the pool. Pool processes still die with the main process
+    (Celery sets PDEATHSIG=SIGKILL) and still ignore SIGINT (Ctrl-C in a terminal).
+    """
+    os.setpgid(0, 0)
 
 
 @app.task(name="market7.ping")

@@ -8,6 +8,7 @@ Set ``DATABASE_URL`` / ``REDIS_URL`` and the same code runs on Postgres and a re
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -21,25 +22,35 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MARKET7_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: with DEBUG on, an error or a 404 shows Django's technical page (settings,
+# the URL list). `DEBUG=1 make run` for development.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _secret_key() -> str:
+    """``SECRET_KEY`` from the environment; unset: a random key generated once into
+    ``var/secret_key`` (mode 600) and reused, so sessions survive restarts of the embedded setup.
+    Several hosts sharing one database must set the same ``SECRET_KEY``."""
     key = env_str("SECRET_KEY")
     if key:
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:  # O_EXCL: web, worker and beat starting together agree on the first key written
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty; delete it or set SECRET_KEY")
+    return key
 
 
 SECRET_KEY = _secret_key()
 PORT = env_int("PORT", 8000, min_value=1, max_value=65535)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] + (["testserver"] if DEBUG else []))
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"])
 
 INSTALLED_APPS = [
@@ -175,7 +186,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = DEBUG
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before the first collectstatic
+# `make run` collects into STATIC_ROOT; whitenoise also serves straight from the finders (the
+# vendored files under static/ and the apps'), so DEBUG off never means a page without its CSS
+# because collectstatic was not run. AUTOREFRESH (re-scan on every request) only when debugging.
+WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- API ------------------------------------------------------------------------------------
@@ -185,20 +200,47 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "market7.api_schema.Market7AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
+_SYSTEM_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 SPECTACULAR_SETTINGS = {
     "TITLE": "Market7 API",
-    "DESCRIPTION": "Bots, markets, candles, trades and backtests of Market7.",
+    "DESCRIPTION": (
+        "Your bots, their trades and orders, and the shared market data (exchanges, markets, candles).\n\n"
+        "**Authentication**: a logged-in browser session, or the header `Authorization: Token <key>` "
+        "with the key from your profile page (*Profile & API token*).\n\n"
+        "**Lists** are paginated with `limit` and `offset` (100 per page unless said otherwise) and answer "
+        "`{count, next, previous, results}`.\n\n"
+        '**Errors**: 400 with field errors (`{"params.take_profit": ["must be >= 0.1%"]}`), 403 without '
+        "credentials or when your role does not allow the action, 404 for an object that does not exist "
+        "or belongs to another user, 409 for a bot action its status does not allow.\n\n"
+        "Money, prices and amounts of bots, trades and orders are decimal strings (quote currency for "
+        "money and prices); market statistics and candles are numbers. Times are ISO 8601 in UTC; symbols "
+        "are ccxt unified symbols (`BTC/USDT`, `BTC/USDT:USDT` for USDT-M perpetuals)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and ReDoc assets come from drf-spectacular-sidecar: served locally, no CDN.
+    # Operations are grouped (tagged) by the first path segment after the prefix: bots, markets...
+    "SCHEMA_PATH_PREFIX": r"/api/v1/",
+    "TAGS": [
+        {"name": "bots", "description": "Create, change and operate your trading bots (paper or live)."},
+        {"name": "bot-trades", "description": "Deals of your bots: open and closed, with P&L and exit reason."},
+        {"name": "bot-orders", "description": "Orders your bots placed, with fills and reject reasons."},
+        {"name": "exchanges", "description": "Exchanges known to Market7 (ccxt ids). Shared, read-only."},
+        {"name": "markets", "description": "Markets with their 24 h statistics, and their candles. Shared, read-only."},
+    ],
+    # Swagger UI and ReDoc come from drf-spectacular-sidecar (served by whitenoise, no CDN);
+    # templates/drf_spectacular/redoc.html drops the Google Fonts links of the stock template.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": False},
+    "REDOC_UI_SETTINGS": {
+        "theme": {"typography": {"fontFamily": _SYSTEM_FONT, "headings": {"fontFamily": _SYSTEM_FONT}}},
+    },
 }
 
 # --- Market7 --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from trading.models.market import Candle, Exchange, Market
 
 
 def _signed_pct(x: float) -> str:
-    return f"{'+' if x > 0 else ''}{x:.2f}%"
+    return f"{'+' if x > 0 else ''}{x:,.2f} %"
 
 
 def _rows(html: str) -> list[str]:
@@ -66,7 +66,7 @@ def test_markets_page_shows_real_figures(client, user, real_markets):
     # last close formatted as displayed: thousands separator, 2 decimals for BTC
     assert f'<td class="num last-close">{exp["last_close"]:,.2f}</td>' in row
     assert _signed_pct(exp["change_pct"]) in row
-    assert f'title="{exp["quote_volume"]:,.0f} USDT"' in row
+    assert f'title="{exp["quote_volume"]:,.2f} USDT"' in row
     first = datetime.fromtimestamp(btc.open_time.iloc[0] / 1000, tz=UTC)
     last = datetime.fromtimestamp(btc.open_time.iloc[-1] / 1000, tz=UTC)
     assert (

@@ -35,13 +35,13 @@ def test_owner_sees_exact_values(client, user, bot_with_trades):
     # today (market day of 2024-01-01): equity 1012.5 - capital 1000 (no snapshot before the day)
     assert 'data-kpi="today_pnl">+12.50' in body
     # performance: one closed deal, +10 -> win rate 100 %, avg 10
-    assert 'data-perf="win_rate">100.0%' in body
-    assert ">10.00</dd>" in body
+    assert 'data-perf="win_rate">100.0 %' in body
+    assert ">+10.00 USDT</dd>" in body
     # max drawdown of 1000,1000,1004,1010,1008,1011,1012.5 = (1010-1008)/1010 = 0.198 %
-    assert 'data-perf="max_drawdown" class="down">0.20%' in body
+    assert 'data-perf="max_drawdown" class="down">0.20 %' in body
     # active trades: BTC/USDT, entry 41000, current 40800, SO 1 / 3, decisions with reasons
     assert f'id="active-trade-{bot_with_trades.open_trade.pk}"' in body
-    assert "1 / 3" in body and "40800" in body
+    assert "1 / 3" in body and ">41,000.00</td>" in body and ">40,800.00</td>" in body
     assert "spend_guard: deal spend 41.2% &gt; cap 40%" in body
     assert "score 0.71" not in body  # routine allow decisions are hidden
     assert 'ws-connect="/ws/live/"' in body and 'hx-ext="ws"' in body

@@ -21,7 +21,8 @@ Ownership: every queryset is ``Model.objects.for_user(request.user)`` through
 from __future__ import annotations
 
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
@@ -81,7 +82,8 @@ class BotSerializer(serializers.ModelSerializer):
 
 
 class BotWriteSerializer(serializers.Serializer):
-    """Input of create/update; validation of values happens in ``bot_create``/``bot_update``."""
+    """Bot settings to create (POST) or change (PATCH) a bot. ``params`` are checked against the
+    strategy's schema; errors name the field (``params.take_profit``)."""
 
     name = serializers.CharField(max_length=120)
     strategy = serializers.CharField(max_length=64)
@@ -166,26 +168,31 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     @extend_schema(request=None, responses=BotSerializer)
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
+        """Start a new bot (created → running); it takes its first step at once. 409 when the bot's status does not allow it."""
         return self._transition(request, "start")
 
     @extend_schema(request=None, responses=BotSerializer)
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
+        """Pause a running bot: no steps; its open orders and deals stay. 409 when the bot's status does not allow it."""
         return self._transition(request, "pause")
 
     @extend_schema(request=None, responses=BotSerializer)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
+        """Resume a paused bot. 409 when the bot's status does not allow it."""
         return self._transition(request, "resume")
 
     @extend_schema(request=None, responses=BotSerializer)
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
+        """Stop the bot (running, paused or error → stopped); open deals stay open (close them first with close_all). 409 when the bot's status does not allow it."""
         return self._transition(request, "stop")
 
     @extend_schema(request=None, responses=BotSerializer)
     @action(detail=True, methods=["post"])
     def restart(self, request, pk=None):
+        """Run a stopped or errored bot again, continuing from its saved state. 409 when the bot's status does not allow it."""
         return self._transition(request, "restart")
 
     @extend_schema(request=None, responses=BotSerializer)
@@ -203,13 +210,25 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         clone = _service_errors(presets_svc.bot_clone, user=request.user, bot=self._bot())
         return Response(BotSerializer(sel.bot_get(user=request.user, pk=clone.pk)).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        request=inline_serializer("CloseAll", {"stop": serializers.BooleanField(required=False, default=False)}),
+        responses={202: inline_serializer("CloseAllAccepted", {"open_deals": serializers.IntegerField()})},
+    )
     @action(detail=True, methods=["post"])
     def close_all(self, request, pk=None):
+        """Close every open deal at market on the bot's next step (running or paused bots, else
+        409); ``stop: true`` also stops the bot once they are closed. Answers the number of open deals."""
         n = _service_errors(svc.bot_close_all, user=request.user, bot=self._bot(), stop=bool(request.data.get("stop")))
         return Response({"open_deals": n}, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        request=inline_serializer("ClosePosition", {"trade": serializers.IntegerField(help_text="open trade id")}),
+        responses={202: TradeSerializer},
+    )
     @action(detail=True, methods=["post"])
     def close_position(self, request, pk=None):
+        """Close one open deal (``trade``: its id) at market on the bot's next step (running or paused
+        bots, else 409); 400 when the trade is not an open deal of this bot."""
         try:
             trade_id = int(request.data.get("trade"))
         except (TypeError, ValueError):
@@ -253,23 +272,41 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
             stop_loss=request.data.get("stop_loss"),
         )
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):
+        """Closed-deal statistics: ``trades``, ``wins``, ``losses``, ``win_rate_pct``, ``total_pnl``,
+        ``avg_pnl``, ``best``, ``worst`` (quote currency, decimal strings), ``profit_factor``,
+        ``sharpe``, ``max_drawdown_pct``, ``avg_duration_s``, ``equity``, ``return_pct``."""
         perf = sel.bot_performance(bot=self._bot())
         return Response({k: (str(v) if hasattr(v, "as_tuple") else v) for k, v in perf.items()})
 
+    @extend_schema(responses={200: {"type": "array", "items": {"type": "object"}}})
     @action(detail=True, methods=["get"])
     def active_trades(self, request, pk=None):
+        """Open deals with the current price, unrealized P&L, safety orders filled/max, take-profit
+        price, next safety order price and the ladder."""
         return Response(sel.bot_active_trades(bot=self._bot()))
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT, description="newest entries, default 100, at most 1000")
+        ],
+        responses={200: {"type": "array", "items": {"type": "object"}}},
+    )
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
+        """The bot's decision log, newest first: ``time``, ``kind``, ``rule``, ``outcome``,
+        ``reason``, ``symbol``, ``payload``."""
         limit = min(int(request.query_params.get("limit", 100) or 100), 1000)
         events = sel.bot_recent_events(bot=self._bot(), limit=limit, hide_allow=False)
         return Response([sel.event_data(e) for e in events])
 
+    @extend_schema(responses={200: {"type": "array", "items": {"type": "object"}}})
     @action(detail=True, methods=["get"])
     def equity(self, request, pk=None):
+        """Equity curve, oldest first, at most 1000 points: ``time_ms``, ``equity``, ``realized``,
+        ``unrealized`` (quote currency)."""
         return Response(sel.bot_equity_series(bot=self._bot()))
 
 
