@@ -8,6 +8,7 @@
  *   [data-candle-chart]    a chart fed from data-url?timeframe=…&limit=…; tabs [data-timeframe-tab]
  *                          switch timeframe without a reload (URL kept in sync with replaceState)
  *   [data-copy="#sel"]     button copying the text of #sel
+ *   #nav-toggle            the phone menu button: toggles aria-expanded and .topbar.nav-open
  *   "/" focuses [data-search]; Esc in it clears the search.
  *   HTMX GET requests drop empty parameters (short pushed URLs).
  */
@@ -189,6 +190,27 @@
   // Close the user menu when clicking elsewhere.
   document.addEventListener("click", function (ev) {
     document.querySelectorAll("details.usermenu[open]").forEach(function (d) { if (!d.contains(ev.target)) d.removeAttribute("open"); });
+  });
+
+  // Phone nav (#nav-toggle, shown below 760 px by market7.css): the button opens and closes the
+  // links it controls; Esc or a click outside the top bar closes them (Esc gives focus back).
+  function setNav(open) {
+    var btn = document.getElementById("nav-toggle");
+    if (!btn) return;
+    btn.setAttribute("aria-expanded", open ? "true" : "false");
+    btn.closest(".topbar").classList.toggle("nav-open", open);
+  }
+  document.addEventListener("click", function (ev) {
+    var btn = document.getElementById("nav-toggle");
+    if (!btn) return;
+    if (btn.contains(ev.target)) setNav(btn.getAttribute("aria-expanded") !== "true");
+    else if (!btn.closest(".topbar").contains(ev.target)) setNav(false);
+  });
+  document.addEventListener("keydown", function (ev) {
+    var btn = document.getElementById("nav-toggle");
+    if (ev.key !== "Escape" || !btn || btn.getAttribute("aria-expanded") !== "true") return;
+    setNav(false);
+    btn.focus();
   });
 
   function init(root) { initCharts(root); initCopy(root); }
