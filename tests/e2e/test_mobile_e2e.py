@@ -121,6 +121,7 @@ def test_phone_pages_do_not_scroll_sideways(transactional_db, bot_with_trades, b
     try:
         _login(page, live_server_url, "alice", "/bots/")
         pages = {
+            "dashboard": "/",
             "bots": "/bots/",
             "trades": "/trades/",
             "markets": "/markets/",

@@ -49,7 +49,7 @@ def table_rows(body: str, section_id: str, attr: str) -> list[tuple[str, str]]:
     """``[(kind, reason)]`` of the rows of the table inside ``id=section_id``, in page order."""
     section = body.split(f'id="{section_id}"', 1)[1]
     section = section.split("</table>", 1)[0]
-    return re.findall(rf'<tr {attr}="(\w+)">.*?<td class="reason">(.*?)</td>', section, flags=re.S)
+    return re.findall(rf'<tr {attr}="(\w+)">.*?<td [^>]*class="[^"]*reason">(.*?)</td>', section, flags=re.S)
 
 
 @pytest.mark.django_db

@@ -64,7 +64,7 @@ def test_markets_page_shows_real_figures(client, user, real_markets):
     row = html[html.index('<tr data-symbol="BTC/USDT">') :]
     row = row[: row.index("</tr>")]
     # last close formatted as displayed: thousands separator, 2 decimals for BTC
-    assert f'<td class="num last-close">{exp["last_close"]:,.2f}</td>' in row
+    assert f'<td data-label="Last close" class="num last-close">{exp["last_close"]:,.2f}</td>' in row
     assert _signed_pct(exp["change_pct"]) in row
     assert f'title="{exp["quote_volume"]:,.2f} USDT"' in row
     first = datetime.fromtimestamp(btc.open_time.iloc[0] / 1000, tz=UTC)

@@ -15,14 +15,15 @@ def test_trades_history_row_is_formatted(client, user, bot_with_trades):
     client.force_login(user)
     body = client.get(reverse("trading:trades")).content.decode()
     row = _row(body, f'id="hist-{bot_with_trades.closed_trade.pk}"')
-    assert '<td class="num">40,000.00</td>' in row  # avg entry
-    assert '<td class="num">42,080.00</td>' in row  # exit
-    assert '<td class="num opt">200.00</td>' in row  # cost
-    assert '<td class="num">0.4000</td>' in row  # fees
+    assert '<td data-label="Avg entry" class="num">40,000.00</td>' in row
+    assert '<td data-label="Exit" class="num">42,080.00</td>' in row
+    assert '<td data-label="Cost" class="num opt">200.00</td>' in row
+    assert '<td data-label="Fees" class="num">0.4000</td>' in row
     assert ">+10.00 USDT</td>" in row  # P&L with its currency
     assert ">+5.00 %</td>" in row
     open_row = _row(body, f'id="hist-{bot_with_trades.open_trade.pk}"')
-    assert '<td class="num">41,000.00</td>' in open_row and '<td class="num">—</td>' in open_row  # no exit yet
+    assert '<td data-label="Avg entry" class="num">41,000.00</td>' in open_row
+    assert '<td data-label="Exit" class="num">—</td>' in open_row  # no exit yet
     tracker = body[body.index(f'id="deal-{bot_with_trades.open_trade.pk}"') :]
     assert "entry <b>41,000.00</b>" in tracker and "now <b>40,800.00</b>" in tracker
 
