@@ -74,6 +74,9 @@ def _make_run(owner):
 
 
 def test_phone_menu_opens_and_navigates(transactional_db, bot_with_trades, browser, live_server_url, artifact):  # noqa: F811
+    alice = bot_with_trades.owner
+    alice.is_staff = True  # the nav then has its sixth link, Admin
+    alice.save(update_fields=["is_staff"])
     context, page = _context(browser, PHONE)
     try:
         _login(page, live_server_url, "alice", "/bots/")
@@ -89,10 +92,11 @@ def test_phone_menu_opens_and_navigates(transactional_db, bot_with_trades, brows
 
         toggle.click()
         assert toggle.get_attribute("aria-expanded") == "true"
-        for name in NAV_LINKS:
-            link = nav.get_by_role("link", name=name, exact=True)
-            assert link.is_visible(), name
-            assert _in_viewport(link.bounding_box(), 390, 844), (name, link.bounding_box())
+        links = nav.get_by_role("link")
+        assert links.all_inner_texts() == [*NAV_LINKS, "Admin"]
+        for link in links.all():
+            assert link.is_visible(), link.inner_text()
+            assert _in_viewport(link.bounding_box(), 390, 844), (link.inner_text(), link.bounding_box())
         assert page.evaluate(SCROLL_WIDTH) <= 390
         page.screenshot(path=artifact("e2e_mobile_menu_open.png"))
 
