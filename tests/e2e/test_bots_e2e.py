@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from market7.formatting import format_number
+from market7.formatting import format_money
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -117,7 +117,7 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     page.wait_for_function("document.body.dataset.liveConnected === 'true'")
     assert page.locator('[data-kpi="active_trades"]').inner_text() == "0"
     pnl_before = page.locator('[data-kpi="total_pnl"]').inner_text()
-    assert pnl_before == "0.00"
+    assert pnl_before == "0.00 USDT"
     page.evaluate("window.__m7_marker = 2")
     # every pushed event from now on (the connect-time snapshot has been counted already)
     page.evaluate(
@@ -144,7 +144,7 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
     # the KPI's rule: "+" on any gain, then the number, which never reads "-0.00" (fees of a
     # fill can leave a loss below half a cent: the page shows "0.00")
     pnl = bot.equity - bot.capital
-    shown_pnl = ("+" if pnl > 0 else "") + format_number(pnl, 2)
+    shown_pnl = format_money(pnl, "USDT", sign=True)
     wait_until(page, "total P&L KPI", kpi("total_pnl"), f"'{shown_pnl}'")
     wait_until(
         page, "equity chart points", "Number(document.querySelector('#equity-chart').dataset.points || 0)", "", ">"
