@@ -25,6 +25,7 @@ from rest_framework.exceptions import APIException, PermissionDenied, Validation
 from rest_framework.response import Response
 
 from accounts.mixins import OwnedViewSetMixin
+from trading.api import bot_events
 from trading.models import Bot, Order, Trade
 from trading.selectors import bots as sel
 from trading.services import bots as svc
@@ -198,11 +199,16 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     def active_trades(self, request, pk=None):
         return Response(sel.bot_active_trades(bot=self._bot()))
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        parameters=[bot_events.BotEventsQuery], responses=bot_events.BotEventSerializer(many=True), filters=False
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request, pk=None):
-        limit = min(int(request.query_params.get("limit", 100) or 100), 1000)
-        events = sel.bot_recent_events(bot=self._bot(), limit=limit, hide_allow=False)
-        return Response([sel.event_data(e) for e in events])
+        """The decision log (``?log=decisions``, market time) or the bot activity
+        (``?log=activity``, wall time) — one clock per list (``trading/api/bot_events.py``)."""
+        return Response(
+            bot_events.bot_events_response(user=request.user, bot=self._bot(), query_params=request.query_params)
+        )
 
     @action(detail=True, methods=["get"])
     def equity(self, request, pk=None):
