@@ -20,8 +20,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 
+from market7.pagination import LimitOffsetPagination
 from trading.models.market import Candle, Exchange, Market, Timeframe
 from trading.selectors import markets as selectors
 
