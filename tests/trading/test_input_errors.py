@@ -64,3 +64,37 @@ def test_good_limit_and_offset_still_page(api, market, bot_with_trades):
     assert (candles["count"], [c["close"] for c in candles["results"]]) == (10, [42300.0, 42600.0])
     # a limit above a page's maximum is cut to it, as before (candles: 5000)
     assert api.get(f"/api/v1/markets/{market.pk}/candles/?timeframe=1h&limit=999999").json()["count"] == 10
+
+
+# ============================================================================ candle dates
+@pytest.mark.parametrize(
+    ("param", "value", "errors"),
+    [
+        ("start", "2024-01-01T00:00:00+23:00", ["time-zone offset +23:00 is out of range (-15:59 to +15:59)"]),
+        ("end", "2024-01-01T00:00:00-16:00", ["time-zone offset -16:00 is out of range (-15:59 to +15:59)"]),
+        ("start", "0001-01-01T00:00:00+01:00", ["date/time is out of range once in UTC (years 1 to 9999)"]),
+        ("end", "9999-12-31T23:59:59-05:00", ["date/time is out of range once in UTC (years 1 to 9999)"]),
+        ("start", "yesterday", ["Enter a valid date/time."]),
+        ("start", "2024-13-45", ["Enter a valid date/time."]),
+        ("end", "2024-01-01T25:00:00", ["Enter a valid date/time."]),
+        ("start", "%00", ["Enter a valid date/time."]),
+        ("start", "9" * 300, ["Enter a valid date/time."]),
+    ],
+)
+def test_bad_candle_bounds_are_400_with_the_reason(api, market, param, value, errors):
+    response = api.get(f"/api/v1/markets/{market.pk}/candles/?timeframe=1h&{param}={value.replace('+', '%2B')}")
+    assert (response.status_code, response.json()) == (400, {param: errors})
+
+
+def test_candle_bounds_with_offsets_are_read_in_utc(api, market):
+    # 2024-01-01T05:30:00+05:30 is 00:00 UTC and 2024-01-01T01:00:00-02:00 is 03:00 UTC: candles
+    # open at 00:00, 01:00, 02:00 UTC (the fixture's closes 42000, 41800, 41500)
+    url = f"/api/v1/markets/{market.pk}/candles/?timeframe=1h&start=2024-01-01T05:30:00%2B05:30&end=2024-01-01T01:00:00-02:00"
+    body = api.get(url).json()
+    assert [(c["open_time"], c["close"]) for c in body["results"]] == [
+        ("2024-01-01T00:00:00Z", 42000.0),
+        ("2024-01-01T01:00:00Z", 41800.0),
+        ("2024-01-01T02:00:00Z", 41500.0),
+    ]
+    edge = f"/api/v1/markets/{market.pk}/candles/?timeframe=1h&start=2024-01-01T15:59:00%2B15:59"
+    assert api.get(edge).json()["count"] == 10
