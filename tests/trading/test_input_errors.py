@@ -4,8 +4,13 @@ nothing is written on a refused request."""
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 from rest_framework.test import APIClient
+
+from trading.models import Candle, Exchange, Market
+from trading.services.candles import CandleImportError, candles_import
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +103,76 @@ def test_candle_bounds_with_offsets_are_read_in_utc(api, market):
     ]
     edge = f"/api/v1/markets/{market.pk}/candles/?timeframe=1h&start=2024-01-01T15:59:00%2B15:59"
     assert api.get(edge).json()["count"] == 10
+
+
+# ============================================================================ candle import
+def _bundled_lines(bundled_data_dir, rows: int) -> list[str]:
+    with gzip.open(bundled_data_dir / "BTCUSDT-1h.csv.gz", "rt") as handle:
+        return handle.read().splitlines()[: rows + 1]
+
+
+def _set(lines: list[str], number: int, column: int, value: str) -> list[str]:
+    """Line ``number`` (1-based, 1 = header) with field ``column`` replaced."""
+    out = list(lines)
+    fields = out[number - 1].split(",")
+    fields[column] = value
+    out[number - 1] = ",".join(fields)
+    return out
+
+
+def _nothing_written():
+    return (Candle.objects.count(), Market.objects.count(), Exchange.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        (2, "1e300", "BTCUSDT-1h.csv line 7: high 1e+300 > 1e+15: not a plausible price"),
+        (1, "1e300", "BTCUSDT-1h.csv line 7: open 1e+300 > 1e+15: not a plausible price"),
+        (5, "1e300", "BTCUSDT-1h.csv line 7: volume 1e+300 > 1e+20: not a plausible volume"),
+        (4, "inf", "BTCUSDT-1h.csv line 7: close is inf"),
+        (4, "-inf", "BTCUSDT-1h.csv line 7: close is -inf"),
+        (3, "nan", "BTCUSDT-1h.csv line 7: low is NaN"),
+        (3, "-5", "BTCUSDT-1h.csv line 7: low -5.0 <= 0"),
+        (3, "0", "BTCUSDT-1h.csv line 7: low 0.0 <= 0"),
+    ],
+)
+def test_absurd_prices_refuse_the_file_naming_file_and_row(tmp_path, bundled_data_dir, column, value, message):
+    lines = _set(_bundled_lines(bundled_data_dir, 10), 7, column, value)
+    if column in (1, 2) and value == "1e300":
+        lines = _set(lines, 7, 2, "1e300")  # keep high >= open so the bound is what is named
+    path = tmp_path / "BTCUSDT-1h.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CandleImportError) as info:
+        candles_import(path=path, exchange="binance")
+    assert str(info.value) == message
+    assert _nothing_written()
+
+
+def test_a_1e300_row_is_not_imported_even_when_skipping_invalid_rows(tmp_path, bundled_data_dir):
+    lines = _set(_set(_bundled_lines(bundled_data_dir, 10), 7, 2, "1e300"), 7, 4, "1e300")
+    path = tmp_path / "BTCUSDT-1h.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = candles_import(path=path, exchange="binance", skip_invalid=True)
+    assert (report.rows, report.inserted, report.rejected) == (10, 9, 1)
+    assert [str(r) for r in report.rejections] == ["line 7: high 1e+300 > 1e+15: not a plausible price"]
+    assert Candle.objects.filter(high__gt=1e15).count() == 0
+
+
+def test_header_only_file_writes_nothing(tmp_path):
+    path = tmp_path / "ETHBTC-1d.csv"
+    path.write_text("open_time,open,high,low,close,volume\n")
+    with pytest.raises(CandleImportError) as info:
+        candles_import(path=path, exchange="binance")
+    assert str(info.value) == "ETHBTC-1d.csv line 2: no candle rows after the header; nothing imported"
+    assert _nothing_written()
+
+
+def test_every_row_rejected_with_skip_invalid_writes_nothing(tmp_path, bundled_data_dir):
+    lines = _bundled_lines(bundled_data_dir, 2)
+    lines = _set(_set(lines, 2, 5, "-1"), 3, 5, "-2")
+    path = tmp_path / "BTCUSDT-1h.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = candles_import(path=path, exchange="binance", skip_invalid=True)
+    assert (report.rows, report.imported, report.rejected, report.first_ms) == (2, 0, 2, None)
+    assert _nothing_written()
