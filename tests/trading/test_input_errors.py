@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from trading.models import Candle, Exchange, Market
@@ -176,3 +177,42 @@ def test_every_row_rejected_with_skip_invalid_writes_nothing(tmp_path, bundled_d
     report = candles_import(path=path, exchange="binance", skip_invalid=True)
     assert (report.rows, report.imported, report.rejected, report.first_ms) == (2, 0, 2, None)
     assert _nothing_written()
+
+
+# ============================================================================ open redirect
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "http://evil.example/bots/",
+        "/\\evil.example/x",
+        "javascript:alert(1)",
+        "https://testserver.evil.example/",
+    ],
+)
+def test_bot_action_never_redirects_off_site(client, user, bot_with_trades, next_url):
+    client.force_login(user)
+    url = reverse("trading:bot-action", args=[bot_with_trades.pk, "pause"])
+    response = client.post(url, {"next": next_url})
+    assert (response.status_code, response["Location"]) == (302, f"/bots/{bot_with_trades.pk}/")
+    bot_with_trades.refresh_from_db()
+    assert bot_with_trades.status == "paused"  # the action itself happened
+
+
+def test_bot_action_follows_a_next_on_this_site(client, user, bot_with_trades):
+    client.force_login(user)
+    pause = reverse("trading:bot-action", args=[bot_with_trades.pk, "pause"])
+    assert client.post(pause, {"next": "/bots/?x=1"})["Location"] == "/bots/?x=1"
+    resume = reverse("trading:bot-action", args=[bot_with_trades.pk, "resume"])
+    assert client.post(resume, {"next": "http://testserver/bots/"})["Location"] == "http://testserver/bots/"
+    # an https page is not sent back over plain http
+    pause_again = client.post(pause, {"next": "http://testserver/bots/"}, secure=True)
+    assert pause_again["Location"] == f"/bots/{bot_with_trades.pk}/"
+    close_all = reverse("trading:bot-close-all", args=[bot_with_trades.pk])
+    assert client.post(close_all, {"next": "//evil.example/x"})["Location"] == f"/bots/{bot_with_trades.pk}/"
+
+
+def test_login_next_stays_on_site(client, user):
+    response = client.post("/accounts/login/?next=//evil.example/x", {"username": "alice", "password": "pw-Market7!"})
+    assert (response.status_code, response["Location"]) == (302, reverse("trading:home"))
