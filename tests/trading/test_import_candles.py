@@ -571,10 +571,11 @@ def test_corrupt_gzip_and_empty_file(tmp_path):
 
 
 @pytest.mark.django_db
-def test_header_only_file_imports_zero_rows(tmp_path):
-    report = candles_import(path=write_lines(tmp_path / "ETHBTC-1d.csv", [HEADER]), exchange="binance")
-    assert (report.symbol, report.rows, report.inserted, report.first_ms) == ("ETH/BTC", 0, 0, None)
-    assert Market.objects.get().symbol == "ETH/BTC"
+def test_header_only_file_is_refused_and_creates_no_market(tmp_path):
+    # (was: imported zero rows and created an empty ETH/BTC market; see test_input_errors.py)
+    with pytest.raises(CandleImportError, match="^ETHBTC-1d.csv line 2: no candle rows after the header"):
+        candles_import(path=write_lines(tmp_path / "ETHBTC-1d.csv", [HEADER]), exchange="binance")
+    assert (Market.objects.count(), Exchange.objects.count()) == (0, 0)
 
 
 @pytest.mark.django_db

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts.mixins import OwnedViewSetMixin
+from trading.api import bot_events
 from trading.models import Bot, BotPreset, Order, Trade
 from trading.selectors import bots as sel
 from trading.selectors.risk import risk_status_data
@@ -289,18 +290,15 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         return Response(sel.bot_active_trades(bot=self._bot()))
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="newest entries, default 100, at most 1000")
-        ],
-        responses={200: {"type": "array", "items": {"type": "object"}}},
+        parameters=[bot_events.BotEventsQuery], responses=bot_events.BotEventSerializer(many=True), filters=False
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request, pk=None):
-        """The bot's decision log, newest first: ``time``, ``kind``, ``rule``, ``outcome``,
-        ``reason``, ``symbol``, ``payload``."""
-        limit = min(int(request.query_params.get("limit", 100) or 100), 1000)
-        events = sel.bot_recent_events(bot=self._bot(), limit=limit, hide_allow=False)
-        return Response([sel.event_data(e) for e in events])
+        """The decision log (``?log=decisions``, market time) or the bot activity
+        (``?log=activity``, wall time) — one clock per list (``trading/api/bot_events.py``)."""
+        return Response(
+            bot_events.bot_events_response(user=request.user, bot=self._bot(), query_params=request.query_params)
+        )
 
     @extend_schema(responses={200: {"type": "array", "items": {"type": "object"}}})
     @action(detail=True, methods=["get"])

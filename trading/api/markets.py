@@ -6,7 +6,9 @@
 - ``GET /api/v1/markets/{id}/``
 - ``GET /api/v1/markets/{id}/candles/?timeframe=1h&start=2025-08-01T00:00:00Z&end=...&limit=&offset=``
   — candles ``start <= open_time < end``, oldest first, paginated (limit/offset, default 100,
-  at most 5000 per page).
+  at most 5000 per page). A bound that does not parse, has a UTC offset beyond ±15:59 or leaves
+  years 1..9999 in UTC is a 400 naming it (``{"start": ["time-zone offset +23:00 is out of
+  range (-15:59 to +15:59)"]}``).
 
 Market data is shared, not user-owned, so there is no ownership scoping here; writes go
 through the import services and the admin.
@@ -14,14 +16,18 @@ through the import services and the admin.
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
+from django import forms
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 
+from market7.pagination import LimitOffsetPagination
 from trading.models.market import Candle, Exchange, Market, Timeframe
 from trading.selectors import markets as selectors
 
@@ -83,12 +89,51 @@ class MarketFilter(filters.FilterSet):
         fields = ["exchange", "type", "quote", "base", "symbol", "active"]
 
 
+#: The widest UTC offset a bound may carry: Postgres refuses a time-zone displacement of 16 h or
+#: more (``DataError``); offsets in use run from -12:00 to +14:00.
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
+
+
+def _offset_text(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date/time converted to UTC here, so the database only ever sees UTC: an
+    offset beyond :data:`MAX_UTC_OFFSET` or a time outside years 1..9999 once in UTC (e.g.
+    ``0001-01-01T00:00:00+01:00``) is a form error (400), not a ``DataError``/``OverflowError``."""
+
+    def to_python(self, value):
+        dt = super().to_python(value)
+        if dt is None:
+            return None
+        offset = dt.utcoffset() or timedelta(0)
+        if abs(offset) > MAX_UTC_OFFSET:
+            raise forms.ValidationError(
+                f"time-zone offset {_offset_text(offset)} is out of range (-15:59 to +15:59)", code="offset"
+            )
+        try:
+            return dt.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(
+                "date/time is out of range once in UTC (years 1 to 9999)", code="range"
+            ) from None
+
+
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class CandleFilter(filters.FilterSet):
     timeframe = filters.ChoiceFilter(choices=Timeframe.choices, required=True)
-    start = filters.IsoDateTimeFilter(
-        field_name="open_time", lookup_expr="gte", help_text="ISO 8601; open_time >= start"
+    start = UtcIsoDateTimeFilter(
+        field_name="open_time", lookup_expr="gte", help_text="ISO 8601; open_time >= start; offset within ±15:59"
     )
-    end = filters.IsoDateTimeFilter(field_name="open_time", lookup_expr="lt", help_text="ISO 8601; open_time < end")
+    end = UtcIsoDateTimeFilter(
+        field_name="open_time", lookup_expr="lt", help_text="ISO 8601; open_time < end; offset within ±15:59"
+    )
 
     class Meta:
         model = Candle

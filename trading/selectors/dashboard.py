@@ -92,8 +92,11 @@ def bot_equity_pnl_series(*, user, bot: Bot, max_points: int = 1500) -> list[dic
 
 
 def recent_decisions(user, limit: int = 15) -> list[BotEvent]:
-    """The user's newest ``limit`` decisions with reasons (routine ``allow`` outcomes left out),
-    trade opened/closed events and errors, over all bots, newest created first, bot joined."""
-    kinds = [BotEvent.Kind.DECISION, BotEvent.Kind.TRADE_OPENED, BotEvent.Kind.TRADE_CLOSED, BotEvent.Kind.ERROR]
+    """The user's newest ``limit`` decisions with reasons (routine ``allow`` outcomes left out)
+    and deals opened/closed, over all bots, newest **market time** first (then newest id), bot
+    joined. Market-time rows only: status events and step errors carry the wall-clock time and
+    would interleave with market times meaninglessly for a replay bot (they are on the bot
+    page's activity list, ``trading.selectors.events.bot_activity``). One query."""
+    kinds = [BotEvent.Kind.DECISION, BotEvent.Kind.TRADE_OPENED, BotEvent.Kind.TRADE_CLOSED]
     qs = BotEvent.objects.for_user(user).filter(kind__in=kinds).exclude(kind=BotEvent.Kind.DECISION, outcome="allow")
-    return list(qs.select_related("bot").order_by("-created_at", "-id")[:limit])
+    return list(qs.select_related("bot").order_by("-time", "-id")[:limit])

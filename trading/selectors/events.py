@@ -66,10 +66,13 @@ def bot_event_facets(*, user, bot: Bot) -> tuple[list[str], list[str]]:
     return rules, outcomes
 
 
-def bot_activity(*, user, bot: Bot, limit: int = 50) -> list[BotEvent]:
+def bot_activity(*, user, bot: Bot, kind: str = "", limit: int = 50) -> list[BotEvent]:
     """The bot's status events (start, pause, stop, manual close requests ...) and step errors,
-    newest **wall-clock** time first (then newest id); at most ``limit``. One query."""
+    newest **wall-clock** time first (then newest id); at most ``limit``. ``kind`` (``status``
+    or ``error``; empty means both) narrows it; a market-time kind matches nothing. One query."""
     qs = BotEvent.objects.for_user(user).filter(bot=bot, kind__in=WALL_TIME_KINDS)
+    if kind:
+        qs = qs.filter(kind=kind)
     return list(qs.order_by("-time", "-id")[:limit])
 
 

@@ -5,7 +5,7 @@ File format (the ``../shared/data`` format): ``<SYMBOL>-<timeframe>.csv.gz`` or 
 is the candle open in epoch **ms** UTC; prices in the quote currency, volume in base units.
 
 Every row is validated before anything is written (:func:`validate_candles`): numeric fields,
-no NaN/inf, ``low > 0``, ``high >= max(open, close)``, ``low <= min(open, close)``,
+no NaN/inf, prices at most 1e15 and volume at most 1e20, ``low > 0``, ``high >= max(open, close)``, ``low <= min(open, close)``,
 ``volume >= 0``, ``open_time`` aligned to the timeframe and strictly increasing. One bad row
 and the file imports nothing (:class:`CandleImportError` ``"BTCUSDT-1h.csv.gz line 42: high
 41000.5 < close 41200.0"``, line 1 = header) unless ``skip_invalid``.
@@ -55,6 +55,12 @@ HEADER = "open_time,open,high,low,close,volume"
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 SUPPORTED_TIMEFRAMES = tuple(choice.value for choice in Timeframe)
 MAX_OPEN_TIME_MS = 4_102_444_800_000  # 2100-01-01: beyond it a "time" is a unit mistake
+# Beyond these a value is a unit or parsing mistake, not a market: the dearest real quotes
+# (BTC in IDR/VND) are ~1e9-1e10 and the largest hourly volumes (meme coins) ~1e13. The bounds
+# also keep every product the pages and API compute (close * volume, P&L) finite: 1e300 would
+# make the 24 h quote volume inf, which JSON cannot carry.
+MAX_PRICE = 1e15
+MAX_VOLUME = 1e20
 FETCH_LIMIT = 1000  # Binance's maximum klines per request
 _FILE_RE = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)-(?P<rest>[A-Za-z0-9-]+)$")
 
@@ -324,7 +330,8 @@ def _parse_slow(text: str) -> tuple[CandleArrays, list[Rejection]]:
 def validate_candles(candles: CandleArrays, *, timeframe: str) -> tuple[np.ndarray, list[Rejection]]:
     """Vectorised row checks; returns (mask of valid rows, rejections of the others).
 
-    Rules, first failing one named: finite numbers; open_time in 1970..2100; ``low > 0``;
+    Rules, first failing one named: finite numbers; prices <= :data:`MAX_PRICE` and volume
+    <= :data:`MAX_VOLUME`; open_time in 1970..2100; ``low > 0``;
     ``high >= max(open, close)``; ``low <= min(open, close)``; ``volume >= 0``; open_time a
     multiple of the timeframe; open_time strictly greater than every earlier valid row's
     (duplicates and out-of-order rows are rejected, the first occurrence kept). Rows without
@@ -347,6 +354,13 @@ def validate_candles(candles: CandleArrays, *, timeframe: str) -> tuple[np.ndarr
         reject(
             ~np.isfinite(column),
             lambda i, name=name, column=column: f"{name} is {'NaN' if np.isnan(column[i]) else fmt_number(column[i])}",
+        )
+    for name, column in zip(VALUE_COLUMNS, (o, h, lo, c, v), strict=True):
+        what, limit = ("volume", MAX_VOLUME) if name == "volume" else ("price", MAX_PRICE)
+        with np.errstate(invalid="ignore"):
+            too_big = column > limit
+        reject(
+            too_big, lambda i, n=name, col=column, w=what, lim=limit: f"{n} {col[i]:g} > {lim:g}: not a plausible {w}"
         )
     reject((t < 0) | (t >= MAX_OPEN_TIME_MS), lambda i: f"open_time {t[i]} out of range (epoch ms 1970..2100)")
     with np.errstate(invalid="ignore"):
@@ -606,7 +620,8 @@ def candles_import(
     Raises CandleImportError (message ``"<file> line <n>: <reason>"`` for the first bad row;
     ``.rejections`` lists all) when a row is invalid and ``skip_invalid`` is false — nothing is
     written then. With ``skip_invalid`` the valid rows are imported and the report lists the
-    rejected ones. Bad file name / header / gzip: CandleImportError, nothing written.
+    rejected ones (every row rejected: nothing written, not even the Market row). Bad file name
+    / header / gzip, or a header without rows: CandleImportError, nothing written.
     """
     path = Path(path)
     if exchange not in ccxt.exchanges:
@@ -619,11 +634,17 @@ def candles_import(
     candles, rejections, rows = read_candle_file(path, timeframe=timeframe)
     if rejections and not skip_invalid:
         raise CandleImportError(f"{path.name} {rejections[0]}", rejections=rejections)
+    if not rows:
+        # A header and nothing else is a truncated download, not an empty market: refuse it
+        # before the Exchange/Market rows are written.
+        raise CandleImportError(f"{path.name} line 2: no candle rows after the header; nothing imported")
     report = ImportReport(path.name, exchange, parts.symbol, market_type, timeframe, rows=rows)
     report.rejected, report.rejections = len(rejections), rejections
     report.gaps = find_gaps(candles.time, timeframe=timeframe)
     if len(candles):
         report.first_ms, report.last_ms = int(candles.time[0]), int(candles.time[-1])
+    else:
+        return report  # skip_invalid and every row rejected: nothing written, no empty market
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # This transaction only holds re-importable market data: don't wait for the WAL

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from market7.redirects import safe_next_url
 from trading.forms import BotForm, EventFilterForm, strategy_schema
 from trading.models import Bot, Order, Trade
 from trading.selectors.bots import (
@@ -92,10 +93,8 @@ def _status_response(request: HttpRequest, bot: Bot, *, error: str = "") -> Http
         return response
     if error:
         messages.error(request, error)
-    next_url = request.POST.get("next") or reverse("trading:bot", args=[bot.pk])
-    if not next_url.startswith("/"):
-        next_url = reverse("trading:bot", args=[bot.pk])
-    return redirect(next_url)
+    # Only back to this site: a forged next=//evil.example/x falls back to the bot page.
+    return redirect(safe_next_url(request, request.POST.get("next"), reverse("trading:bot", args=[bot.pk])))
 
 
 # -- list -------------------------------------------------------------------------------------
