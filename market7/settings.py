@@ -229,7 +229,10 @@ SPECTACULAR_SETTINGS = {
         {"name": "bots", "description": "Create, change and operate your trading bots (paper or live)."},
         {"name": "bot-trades", "description": "Deals of your bots: open and closed, with P&L and exit reason."},
         {"name": "bot-orders", "description": "Orders your bots placed, with fills and reject reasons."},
-        {"name": "bot-presets", "description": "Your saved bot settings (strategy, parameters, risk) to start new bots from."},
+        {
+            "name": "bot-presets",
+            "description": "Your saved bot settings (strategy, parameters, risk) to start new bots from.",
+        },
         {"name": "exchanges", "description": "Exchanges known to Market7 (ccxt ids). Shared, read-only."},
         {"name": "markets", "description": "Markets with their 24 h statistics, and their candles. Shared, read-only."},
     ],
