@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from market7.timeframes import TIMEFRAME_MS, dt_to_ms, ms_to_dt
@@ -161,25 +162,48 @@ def _parse_capital(value: Any) -> Decimal:
     return capital
 
 
+def fmt_minute(when: datetime) -> str:
+    """``YYYY-MM-DD HH:MM`` with a four-digit year (``strftime("%Y")`` gives ``1`` for year 1)."""
+    return f"{when.year:04d}-{when:%m-%d %H:%M}"
+
+
+SYMBOL_HINT = "give ccxt symbols such as BTC/USDT (BTC/USDT:USDT for a USDT-M perpetual)"
+
+
 def _resolve_markets(markets: Iterable[Market | str | int], exchange: str) -> list[Market]:
-    """Market rows for symbols (``BTC/USDT``), ids or rows, in the order given, deduplicated."""
+    """Market rows for ccxt symbols (``"BTC/USDT"``; what users and the API give), Market rows
+    or integer Market ids (Python callers only), in the order given, deduplicated.
+
+    A string is always a symbol: ``"12"`` is refused, not read as an id. Errors:
+    ``BotValidationError({"markets": ...})`` naming the unknown entries and the expected form.
+    """
+    if isinstance(markets, str | bytes) or not isinstance(markets, Iterable):
+        raise BotValidationError({"markets": f"must be a list of market symbols; {SYMBOL_HINT}"})
     out: list[Market] = []
     missing: list[str] = []
+    not_symbols: list[str] = []
     for item in markets:
+        market = None
         if isinstance(item, Market):
             market = item
-        elif isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
-            market = Market.objects.filter(pk=int(item)).select_related("exchange").first()
-        else:
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if 0 < item < 2**63:
+                market = Market.objects.filter(pk=item).select_related("exchange").first()
+        elif isinstance(item, str) and "/" in item.strip():
             market = (
-                Market.objects.filter(exchange__code=exchange, symbol=str(item).strip())
-                .select_related("exchange")
-                .first()
+                Market.objects.filter(exchange__code=exchange, symbol=item.strip()).select_related("exchange").first()
             )
+        else:
+            not_symbols.append(repr(item) if not isinstance(item, str) else item)
+            continue
         if market is None:
             missing.append(str(item))
         elif market not in out:
             out.append(market)
+    if not_symbols:
+        raise BotValidationError(
+            {"markets": f"not a market symbol: {', '.join(not_symbols)}; {SYMBOL_HINT} (market ids are not accepted)"}
+        )
     if missing:
         raise BotValidationError({"markets": f"unknown market(s) on {exchange}: {', '.join(missing)}"})
     if not out:
@@ -249,11 +273,44 @@ def _check_replay(
     tf = TIMEFRAME_MS[timeframe]
     start_ms = dt_to_ms(replay_start)
     start_ms -= start_ms % tf  # align to a candle open
+    try:
+        start = ms_to_dt(start_ms)
+    except (OverflowError, ValueError):  # aligning year 1 can fall before datetime.min
+        raise BotValidationError({"replay_start": "is out of range"}) from None
     for market in markets:
-        if not Candle.objects.filter(market=market, timeframe=timeframe, open_time__gte=ms_to_dt(start_ms)).exists():
+        span = Candle.objects.filter(market=market, timeframe=timeframe).aggregate(
+            first=Min("open_time"), last=Max("open_time")
+        )
+        if span["last"] is None or span["last"] < start:
             raise BotValidationError(
                 {
-                    "replay_start": f"no stored {market.symbol} {timeframe} candles at or after {ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC"
+                    "replay_start": f"no stored {market.symbol} {timeframe} candles at or after {start:%Y-%m-%d %H:%M} UTC"
                 }
             )
-    return ms_to_dt(start_ms), speed
+        if start < span["first"]:
+            # A replay from before the data would step through years of missing candles.
+            raise BotValidationError(
+                {
+                    "replay_start": f"{fmt_minute(start)} UTC is before the first stored {market.symbol} {timeframe} "
+                    f"candle; stored: {fmt_minute(span['first'])} .. {fmt_minute(span['last'])} UTC"
+                }
+            )
+    return start, speed
+
+
+def watched_symbols_check(params: dict, given: dict | None, exchange_id: int | None, exchange: str) -> dict[str, str]:
+    """Check the market-naming strategy parameters (Smart DCA's ``btc_symbol``, the BTC market
+    filter's market) against the stored markets of the exchange (``exchange_id``; ``None``:
+    by code ``exchange``). Checked when the filter is enabled or the user gave the parameter
+    (``given``: the params before defaults). Returns ``{"params.btc_symbol": message}`` or ``{}``.
+    """
+    symbol = params.get("btc_symbol")
+    if not isinstance(symbol, str) or not (params.get("btc_market_filter_enabled") or "btc_symbol" in (given or {})):
+        return {}
+    markets = Market.objects.filter(symbol=symbol.strip())
+    markets = (
+        markets.filter(exchange_id=exchange_id) if exchange_id is not None else markets.filter(exchange__code=exchange)
+    )
+    if markets.exists():
+        return {}
+    return {"params.btc_symbol": f"unknown market {symbol!r} on {exchange}; {SYMBOL_HINT}"}

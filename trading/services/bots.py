@@ -61,6 +61,7 @@ from trading.services.bot_validation import (  # noqa: F401  (re-exported)
     _resolve_markets,
     bot_validate_risk,
     strategy_validate_params,
+    watched_symbols_check,
 )
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,9 @@ def bot_create(
         raise BotValidationError(errors)
     market_rows = _resolve_markets(markets, exchange)
     _check_order_sizes(validated, market_rows)
+    watched = watched_symbols_check(validated, params, market_rows[0].exchange_id, market_rows[0].exchange.code)
+    if watched:
+        raise BotValidationError(watched)
     start = None
     speed = float(replay_speed or 3600.0)
     if feed == Bot.FeedKind.REPLAY:
@@ -286,6 +290,12 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
         bot.quote = market_rows[0].quote
     if {"params", "strategy", "markets"} & set(changes):
         _check_order_sizes(bot.params, market_rows)
+        if market_rows:
+            watched = watched_symbols_check(
+                bot.params, changes.get("params"), market_rows[0].exchange_id, market_rows[0].exchange.code
+            )
+            if watched:
+                raise BotValidationError(watched)
     if "feed" in changes:
         if changes["feed"] not in Bot.FeedKind.values:
             raise BotValidationError({"feed": f"feed must be one of {', '.join(Bot.FeedKind.values)}"})
