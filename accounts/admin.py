@@ -1,12 +1,13 @@
 """Admin for users (with their role) and the read-only audit log.
 
-API tokens are in the admin through ``rest_framework.authtoken`` ("Auth Token").
+API tokens (``ApiToken``): listed with their first characters, deletable (revokes the key);
+never added here — a key is shown once, on the profile page or by ``drf_create_token``.
 """
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from accounts.models import AuditLog, User
+from accounts.models import ApiToken, AuditLog, User
 from accounts.roles import Role
 
 
@@ -61,4 +62,20 @@ class AuditLogAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Only the key's first characters and its SHA-256 are stored; delete to revoke."""
+
+    list_display = ("prefix", "user", "created")
+    search_fields = ("user__username", "prefix")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "prefix", "digest", "created")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -20,7 +20,23 @@ class OwnedObjectMixin(LoginRequiredMixin):
 
 
 class OwnedViewSetMixin:
-    """For DRF viewsets: scope ``queryset`` to the requesting user and set the owner on create."""
+    """For DRF viewsets: scope ``queryset`` to the requesting user and set the owner on create.
+
+    It also takes the router's format suffix (``/api/v1/bots/7/pause.json``) out of the
+    handler's keyword arguments: DRF passes it as ``format=`` to every handler, and an
+    ``@action`` method written as ``def pause(self, request, pk=None)`` would fail with a
+    ``TypeError`` (a 500) before ``get_object`` ran the ownership check. The suffix still
+    selects the renderer (``get_format_suffix``).
+    """
+
+    def dispatch(self, request, *args, **kwargs):
+        from rest_framework.settings import api_settings
+
+        self._format_suffix = kwargs.pop(api_settings.FORMAT_SUFFIX_KWARG, None)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_format_suffix(self, **kwargs):
+        return getattr(self, "_format_suffix", None)
 
     def get_queryset(self):
         return self.queryset.model.objects.for_user(self.request.user)

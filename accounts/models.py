@@ -61,3 +61,25 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.user or '-'} {self.action} {self.object_type}#{self.object_id}"
+
+
+class ApiToken(models.Model):
+    """A user's REST API token (at most one), stored as the SHA-256 of its key.
+
+    The key (40 hex characters, ``Authorization: Token <key>``) is shown once when it is
+    issued (``accounts.tokens.token_issue``) and never stored: only ``digest`` (its hex
+    SHA-256, unique) and ``prefix`` (its first 6 characters, so the profile page can tell the
+    user which key is current). A plain SHA-256 without salt is enough for a random 160-bit key
+    (nothing to brute-force) and lets authentication find the row with one indexed lookup.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=8, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

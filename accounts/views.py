@@ -3,9 +3,10 @@
 Login, logout and password change are Django's auth views (``accounts/urls.py``) with the
 templates in ``templates/registration/``.
 
-The user's DRF token is reached only through :func:`tokens_for` — the ownership gate
-(``accounts.ownership.OwnedQuerySet``) applied to ``rest_framework.authtoken``'s ``Token``,
-whose owner field is ``user``.
+The user's API token is reached only through :func:`accounts.tokens.tokens_for` — the
+ownership gate (``accounts.ownership.OwnedQuerySet``) applied to
+:class:`accounts.models.ApiToken` (stored as a SHA-256 of the key), whose owner field is
+``user``; it is issued and revoked by ``accounts.tokens.token_issue`` / ``token_revoke``.
 """
 
 from __future__ import annotations
@@ -18,46 +19,17 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.authtoken.models import Token
 
 from accounts.forms import SignupForm
 from accounts.models import AuditLog
-from accounts.ownership import OwnedQuerySet
 from accounts.roles import Role, user_set_role
+from accounts.tokens import token_issue, token_revoke, tokens_for  # noqa: F401  (tokens_for: re-exported)
 
 SIGNUP_ROLE = Role.VIEWER
 
 
-class TokenQuerySet(OwnedQuerySet):
-    owner_field = "user"
-
-
-def tokens_for(user) -> TokenQuerySet:
-    """The user's API tokens (at most one); none for anonymous or inactive users."""
-    return TokenQuerySet(model=Token).for_user(user)
-
-
-# Writes. They belong in accounts/services.py (not this engineer's file); kept here, private to
-# the views, until the lead moves them.
-
-
-@transaction.atomic
-def _token_rotate(*, user) -> Token:
-    """Replace the user's API token with a fresh one (create it when missing); audit-logged."""
-    had = tokens_for(user).delete()[0] > 0
-    token = Token.objects.create(user=user)
-    AuditLog.objects.create(
-        user=user, action="token_rotate" if had else "token_create", object_type="user", object_id=str(user.pk)
-    )
-    return token
-
-
-@transaction.atomic
-def _token_revoke(*, user) -> bool:
-    deleted = tokens_for(user).delete()[0] > 0
-    if deleted:
-        AuditLog.objects.create(user=user, action="token_revoke", object_type="user", object_id=str(user.pk))
-    return deleted
+# Writes. The sign-up belongs in accounts/services.py; kept here, private to the views, until
+# the lead moves it.
 
 
 @transaction.atomic
@@ -99,9 +71,9 @@ def token_action(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action")
     new_token = None
     if action == "rotate":
-        new_token = _token_rotate(user=request.user).key
+        _, new_token = token_issue(user=request.user)
     elif action == "revoke":
-        _token_revoke(user=request.user)
+        token_revoke(user=request.user)
     else:
         return HttpResponse("unknown action", status=400)
     context = _profile_context(request, new_token)

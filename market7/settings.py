@@ -63,7 +63,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -78,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "market7.csp.ContentSecurityPolicyMiddleware",  # see the security block at the end
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -197,7 +197,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.HashedTokenAuthentication",  # keys stored as SHA-256 (accounts.ApiToken)
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "market7.api_schema.Market7AutoSchema",
@@ -271,3 +271,22 @@ MARKET7_EXCHANGE_URLS = {code: url for code, url in {"binance": env_str("MARKET7
 # ccxt request timeout (ms): short, so an unreachable exchange fails fast.
 MARKET7_EXCHANGE_TIMEOUT_MS = env_int("MARKET7_EXCHANGE_TIMEOUT_MS", 10_000, min_value=100, max_value=120_000)
 # --- end market data ---
+
+# --- security (cookies, HSTS, headers, CSP) ---------------------------------------------------
+# `make run` serves plain http on 127.0.0.1: secure-only cookies would never come back there and
+# nobody could log in. So the https-only settings follow MARKET7_HTTPS (default off), which a
+# deployment behind a TLS-terminating proxy must set (README "Security"); they stay off with
+# DEBUG on. The proxy must set X-Forwarded-Proto (and strip it from clients).
+MARKET7_HTTPS = env_bool("MARKET7_HTTPS", False)
+_HTTPS = MARKET7_HTTPS and not DEBUG
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if MARKET7_HTTPS else None
+SECURE_HSTS_SECONDS = env_int("MARKET7_HSTS_SECONDS", 31_536_000 if _HTTPS else 0, min_value=0, max_value=63_072_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # other sites of the domain are not ours to pin
+# Always on (harmless over http): no MIME sniffing, no framing, no referrer to other sites.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy of every page: market7/csp.py. 1 = report only (try a change first).
+MARKET7_CSP_REPORT_ONLY = env_bool("MARKET7_CSP_REPORT_ONLY", False)

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from market7.timeframes import dt_to_ms, timeframe_ms
@@ -25,8 +26,9 @@ from strategies.backtest import BacktestConfig, BacktestInputError, run_backtest
 from strategies.engine import Candles, Feed
 from strategies.models import BacktestRun, BacktestTrade
 from trading.brokers import market_spec
-from trading.models import Market
+from trading.models import Candle, Market
 from trading.selectors.candles import candles_arrays
+from trading.services.bot_validation import fmt_minute, watched_symbols_check
 from trading.services.feeds import WARMUP_CANDLES  # the paper bots' warm-up: same first candle
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,9 @@ def backtest_validate(
 
     ``start``/``end`` are aware datetimes: open times of the first and last candle included.
     ``params`` may carry a ``"risk"`` section (a ``strategies.risk.RiskConfig`` dict).
+    The window must hold candles of every market and lie inside the days the stored candles
+    cover (:func:`_check_window`); a market-naming parameter (``btc_symbol``) must name a
+    stored market of ``exchange`` when the BTC filter is on or it is given.
     """
     from strategies.base import ParamError
     from strategies.registry import StrategyNotFound, get_strategy
@@ -80,6 +85,7 @@ def backtest_validate(
         raise BacktestError(str(exc.args[0])) from None
     params = dict(params or {})
     risk = params.pop("risk", None)
+    given_params = dict(params)
     try:
         params = cls.validate_params(params)
     except ParamError as exc:
@@ -126,9 +132,30 @@ def backtest_validate(
             raise BacktestError(
                 f"no {timeframe} candles for {market.symbol} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
             )
+    _check_window(markets, timeframe, start, end)
+    if watched := watched_symbols_check(params, given_params, markets[0].exchange_id, exchange):
+        raise BacktestError("invalid params: " + "; ".join(f"{k[7:]}: {v}" for k, v in watched.items()))
     return BacktestInputs(
         strategy, params, markets, timeframe, start, end, capital, fee_bps, slippage_bps, exchange, risk
     )
+
+
+def _check_window(markets: tuple[Market, ...], timeframe: str, start: datetime, end: datetime) -> None:
+    """The window must lie inside the days the stored candles of ``markets`` cover (from the
+    first candle's day to the last candle's day, UTC, over all the markets): a window of years
+    without data (``0001-01-01 .. 9999-12-31``) would be queued and then overflow or run for
+    hours on nothing. Raises :class:`BacktestError` naming the stored range."""
+    span = Candle.objects.filter(market__in=markets, timeframe=timeframe).aggregate(
+        first=Min("open_time"), last=Max("open_time")
+    )
+    first, last = span["first"], span["last"]
+    first_day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    after_last_day = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    if start < first_day or end >= after_last_day:
+        raise BacktestError(
+            f"the window {fmt_minute(start)} .. {fmt_minute(end)} UTC reaches outside the stored {timeframe} "
+            f"candles of {', '.join(m.symbol for m in markets)}: {fmt_minute(first)} .. {fmt_minute(last)} UTC"
+        )
 
 
 def backtest_create(*, user, enqueue: bool = True, name: str = "", **inputs: Any) -> BacktestRun:
@@ -301,5 +328,8 @@ def parse_day_range(start: str, end: str) -> tuple[datetime, datetime]:
     s, _ = parse(start, "start")
     e, date_only = parse(end, "end")
     if date_only:
-        e = e + timedelta(days=1) - timedelta(milliseconds=1)
+        try:
+            e = e + timedelta(days=1) - timedelta(milliseconds=1)
+        except OverflowError:  # 9999-12-31: its day ends at the last representable time
+            e = datetime.max.replace(tzinfo=UTC)
     return s, e

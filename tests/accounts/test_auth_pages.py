@@ -21,7 +21,7 @@ def test_anonymous_is_sent_to_login_with_next(client, db, url_name):
 
 
 def test_anonymous_token_post_redirects_and_creates_nothing(client, db):
-    from rest_framework.authtoken.models import Token
+    from accounts.models import ApiToken as Token
 
     response = client.post(reverse("accounts:token"), {"action": "rotate"})
     assert response.status_code == 302

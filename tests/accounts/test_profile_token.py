@@ -3,9 +3,11 @@ and the token really authenticates the API as that user."""
 
 from __future__ import annotations
 
-from rest_framework.authtoken.models import Token
+import re
 
+from accounts.models import ApiToken as Token
 from accounts.models import AuditLog
+from accounts.tokens import token_hash, token_issue
 from accounts.views import tokens_for
 
 
@@ -18,35 +20,36 @@ def test_profile_shows_role_and_no_token(client, viewer):
 
 
 def test_create_rotate_revoke_own_token_only(client, user, other_user):
-    bobs = Token.objects.create(user=other_user)
+    bobs, _ = token_issue(user=other_user)
     client.force_login(user)
 
     response = client.post("/accounts/profile/token/", {"action": "rotate"})
     assert response.status_code == 200
     first = Token.objects.get(user=user)
     html = response.content.decode()
-    assert f'<code class="token-key" id="token-key">{first.key}</code>' in html  # shown once, in full
+    key = re.search(r'<code class="token-key" id="token-key">([0-9a-f]{40})</code>', html).group(1)  # shown once
+    assert (first.digest, first.prefix) == (token_hash(key), key[:6])  # only its hash is stored
     assert "<html" in html  # plain POST: whole profile page
 
     # Later views show only a prefix.
     later = client.get("/accounts/profile/").content.decode()
-    assert first.key not in later
-    assert f"<code>{first.key[:6]}…</code>" in later
+    assert key not in later
+    assert f"<code>{key[:6]}…</code>" in later
 
     response = client.post("/accounts/profile/token/", {"action": "rotate"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     second = Token.objects.get(user=user)
-    assert second.key != first.key
     html = response.content.decode()
+    key2 = re.search(r'<code class="token-key" id="token-key">([0-9a-f]{40})</code>', html).group(1)
+    assert key2 != key and second.digest == token_hash(key2)
     assert '<section class="card" id="api-token">' in html
     assert "<html" not in html  # HTMX: the token section only
-    assert second.key in html
 
     response = client.post("/accounts/profile/token/", {"action": "revoke"})
     assert response.status_code == 200
     assert not Token.objects.filter(user=user).exists()
-    assert Token.objects.get(user=other_user).key == bobs.key  # untouched throughout
-    assert list(AuditLog.objects.order_by("id").values_list("action", "user__username")) == [
+    assert Token.objects.get(user=other_user).digest == bobs.digest  # untouched throughout
+    assert list(AuditLog.objects.filter(user=user).order_by("id").values_list("action", "user__username")) == [
         ("token_create", "alice"),
         ("token_rotate", "alice"),
         ("token_revoke", "alice"),
@@ -62,8 +65,8 @@ def test_unknown_action_is_400_and_changes_nothing(client, user):
 
 def test_token_authenticates_the_api_as_its_user(client, user):
     client.force_login(user)
-    client.post("/accounts/profile/token/", {"action": "rotate"})
-    key = Token.objects.get(user=user).key
+    html = client.post("/accounts/profile/token/", {"action": "rotate"}).content.decode()
+    key = re.search(r'id="token-key">([0-9a-f]{40})<', html).group(1)
     client.logout()
     from rest_framework.test import APIClient
 
@@ -82,8 +85,8 @@ def test_ownership_gate_on_tokens(user, other_user, django_user_model):
     or inactive users."""
     from django.contrib.auth.models import AnonymousUser
 
-    mine = Token.objects.create(user=user)
-    Token.objects.create(user=other_user)
+    mine, _ = token_issue(user=user)
+    token_issue(user=other_user)
     assert list(tokens_for(user)) == [mine]
     assert list(tokens_for(AnonymousUser())) == []
     assert list(tokens_for(None)) == []

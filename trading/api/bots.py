@@ -14,8 +14,12 @@
 - ``GET /api/v1/bot-trades/?bot=&status=``, ``GET /api/v1/bot-orders/?bot=&status=``
 
 Ownership: every queryset is ``Model.objects.for_user(request.user)`` through
-``accounts.mixins.OwnedViewSetMixin`` — another user's bot is a 404. All writes go through
-``trading.services.bots``.
+``accounts.mixins.OwnedViewSetMixin`` — another user's bot is a 404 (with or without a
+``.json`` format suffix). All writes go through ``trading.services.bots``.
+
+Bad input is a 400 naming the field, never a 500: every action body is read through a
+serializer (a JSON string or list instead of an object: ``{"non_field_errors": [...]}``); a
+bot deleted while a request on it runs (PATCH racing DELETE) is a 404.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts.mixins import OwnedViewSetMixin
@@ -47,6 +51,8 @@ class Conflict(APIException):
 def _service_errors(func, *args, **kwargs):
     try:
         return func(*args, **kwargs)
+    except Bot.DoesNotExist:  # gone (deleted by a concurrent request) or never the user's
+        raise NotFound("no such bot (it may just have been deleted)") from None
     except svc.BotValidationError as exc:
         raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
     except svc.BotPermissionDenied as exc:
@@ -95,7 +101,9 @@ class BotWriteSerializer(serializers.Serializer):
         default=None,
         help_text="portfolio risk block, validated like a backtest's (strategies.risk.RiskConfig); null = off",
     )
-    markets = serializers.ListField(child=serializers.CharField(), help_text='ccxt symbols, e.g. ["BTC/USDT"]')
+    markets = serializers.ListField(
+        child=serializers.CharField(max_length=64), max_length=100, help_text='ccxt symbols, e.g. ["BTC/USDT"]'
+    )
     timeframe = serializers.CharField(default="1h")
     mode = serializers.CharField(default="paper")
     capital = serializers.CharField(help_text="quote currency, e.g. '1000'")
@@ -103,6 +111,47 @@ class BotWriteSerializer(serializers.Serializer):
     feed = serializers.CharField(default="live")
     replay_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
     replay_speed = serializers.FloatField(required=False, default=3600.0)
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def _trade_id_field(help_text: str = "open trade id") -> serializers.IntegerField:
+    message = "give the open trade's id"
+    return serializers.IntegerField(
+        min_value=1,
+        max_value=BIGINT_MAX,
+        help_text=help_text,
+        error_messages={
+            k: message for k in ("required", "invalid", "null", "min_value", "max_value", "max_string_length")
+        },
+    )
+
+
+class CloseAllSerializer(serializers.Serializer):
+    stop = serializers.BooleanField(required=False, default=False, help_text="stop the bot once the deals are closed")
+
+
+class ClosePositionSerializer(serializers.Serializer):
+    trade = _trade_id_field()
+
+
+class AddFundsSerializer(ClosePositionSerializer):
+    # Text or a number; the deal service parses it (Decimal) and names what is wrong.
+    quote = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64, default=None)
+
+
+class SetExitsSerializer(ClosePositionSerializer):
+    take_profit = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64, default=None)
+    stop_loss = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64, default=None)
+
+
+def _body(serializer_class, request) -> dict:
+    """``request.data`` validated by ``serializer_class``; 400 with the field errors (a body
+    that is not a JSON object included)."""
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
 
 
 class TradeSerializer(serializers.ModelSerializer):
@@ -141,12 +190,19 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     def _bot(self) -> Bot:
         return self.get_object()
 
+    def _bot_data(self, request, pk: int) -> dict:
+        """The bot as answered after a write; 404 when a concurrent DELETE removed it since."""
+        try:
+            return BotSerializer(sel.bot_get(user=request.user, pk=pk)).data
+        except Bot.DoesNotExist:
+            raise NotFound("no such bot (it may just have been deleted)") from None
+
     @extend_schema(request=BotWriteSerializer, responses=BotSerializer)
     def create(self, request, *args, **kwargs):
         data = BotWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         bot = _service_errors(svc.bot_create, user=request.user, **data.validated_data)
-        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(self._bot_data(request, bot.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BotWriteSerializer, responses=BotSerializer)
     def update(self, request, *args, **kwargs):
@@ -156,7 +212,7 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         changes = {k: v for k, v in data.validated_data.items() if k in request.data}
         changes.pop("exchange", None)
         _service_errors(svc.bot_update, user=request.user, bot=bot, **changes)
-        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data)
+        return Response(self._bot_data(request, bot.pk))
 
     def destroy(self, request, *args, **kwargs):
         _service_errors(svc.bot_delete, user=request.user, bot=self._bot())
@@ -164,7 +220,7 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
 
     def _transition(self, request, name):
         bot = _service_errors(svc.BOT_ACTIONS[name], user=request.user, bot=self._bot())
-        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data)
+        return Response(self._bot_data(request, bot.pk))
 
     @extend_schema(request=None, responses=BotSerializer)
     @action(detail=True, methods=["post"])
@@ -202,38 +258,36 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         """Lift a drawdown pause / daily-loss halt of the bot's portfolio risk (409 when none holds)."""
         bot = self._bot()
         _service_errors(svc.bot_resume_trading, user=request.user, bot=bot)
-        return Response(BotSerializer(sel.bot_get(user=request.user, pk=bot.pk)).data)
+        return Response(self._bot_data(request, bot.pk))
 
     @extend_schema(request=None, responses=BotSerializer)
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
         """A new paper bot (not started) with this bot's settings, named "<name> (copy)"."""
         clone = _service_errors(presets_svc.bot_clone, user=request.user, bot=self._bot())
-        return Response(BotSerializer(sel.bot_get(user=request.user, pk=clone.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(self._bot_data(request, clone.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=inline_serializer("CloseAll", {"stop": serializers.BooleanField(required=False, default=False)}),
+        request=CloseAllSerializer,
         responses={202: inline_serializer("CloseAllAccepted", {"open_deals": serializers.IntegerField()})},
     )
     @action(detail=True, methods=["post"])
     def close_all(self, request, pk=None):
         """Close every open deal at market on the bot's next step (running or paused bots, else
         409); ``stop: true`` also stops the bot once they are closed. Answers the number of open deals."""
-        n = _service_errors(svc.bot_close_all, user=request.user, bot=self._bot(), stop=bool(request.data.get("stop")))
+        stop = _body(CloseAllSerializer, request)["stop"]
+        n = _service_errors(svc.bot_close_all, user=request.user, bot=self._bot(), stop=stop)
         return Response({"open_deals": n}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        request=inline_serializer("ClosePosition", {"trade": serializers.IntegerField(help_text="open trade id")}),
+        request=ClosePositionSerializer,
         responses={202: TradeSerializer},
     )
     @action(detail=True, methods=["post"])
     def close_position(self, request, pk=None):
         """Close one open deal (``trade``: its id) at market on the bot's next step (running or paused
         bots, else 409); 400 when the trade is not an open deal of this bot."""
-        try:
-            trade_id = int(request.data.get("trade"))
-        except (TypeError, ValueError):
-            raise ValidationError({"trade": ["give the open trade's id"]}) from None
+        trade_id = _body(ClosePositionSerializer, request)["trade"]
         bot = self._bot()
         try:
             trade = _service_errors(svc.bot_close_position, user=request.user, bot=bot, trade=trade_id)
@@ -241,13 +295,11 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
             raise ValidationError({"trade": ["no such open trade of this bot"]}) from None
         return Response(TradeSerializer(trade).data, status=status.HTTP_202_ACCEPTED)
 
-    def _deal_action(self, request, service, **kwargs):
-        """An action on one open deal (``trade`` id in the body) through the deal services:
-        202 with the deal; 400 bad input; 409 refused (bot not running, deal closed ...)."""
-        try:
-            trade_id = int(request.data.get("trade"))
-        except (TypeError, ValueError):
-            raise ValidationError({"trade": ["give the open trade's id"]}) from None
+    def _deal_action(self, request, service, body: dict):
+        """An action on one open deal (``trade`` id in the validated ``body``) through the deal
+        services: 202 with the deal; 400 bad input; 409 refused (bot not running, deal closed ...)."""
+        kwargs = dict(body)
+        trade_id = kwargs.pop("trade")
         try:
             trade = _service_errors(
                 getattr(deal_svc, service), user=request.user, bot=self._bot(), trade=trade_id, **kwargs
@@ -256,22 +308,19 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
             raise ValidationError({"trade": ["no such trade of this bot"]}) from None
         return Response(TradeSerializer(trade).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=AddFundsSerializer, responses={202: TradeSerializer})
     @action(detail=True, methods=["post"])
     def add_funds(self, request, pk=None):
         """Add ``quote`` (quote currency) to the open deal ``trade``: a manual safety order at
         market on the bot's next step."""
-        return self._deal_action(request, "deal_add_funds", quote=request.data.get("quote"))
+        return self._deal_action(request, "deal_add_funds", _body(AddFundsSerializer, request))
 
+    @extend_schema(request=SetExitsSerializer, responses={202: TradeSerializer})
     @action(detail=True, methods=["post"])
     def set_exits(self, request, pk=None):
         """Change the open deal ``trade``'s ``take_profit`` / ``stop_loss`` (percent from the
         average entry; omitted keeps it) on the bot's next step."""
-        return self._deal_action(
-            request,
-            "deal_set_exits",
-            take_profit=request.data.get("take_profit"),
-            stop_loss=request.data.get("stop_loss"),
-        )
+        return self._deal_action(request, "deal_set_exits", _body(SetExitsSerializer, request))
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])

@@ -18,6 +18,8 @@ Status machine (``docs/bots.md``)::
 Errors: :class:`BotValidationError` (``.errors`` = ``{field: message}``, nothing saved),
 :class:`BotTransitionError` (invalid transition, e.g. "cannot pause a stopped bot"),
 :class:`BotPermissionDenied`, :class:`LiveTradingDisabled` (live mode refuses to start).
+They, :data:`SYSTEM` and the input validators live in :mod:`trading.services.bot_validation`
+and are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,83 +27,44 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AuditLog
 from market7.events import publish
-from market7.timeframes import TIMEFRAME_MS, dt_to_ms, ms_to_dt
-from trading import brokers
-from trading.models import Bot, BotEvent, Candle, Market, Timeframe, Trade
+from market7.timeframes import dt_to_ms, ms_to_dt
+from trading.models import Bot, BotEvent, Market, Timeframe, Trade
+
+# Errors, SYSTEM, the permission check and the validators live one floor down; they stay
+# importable from here (``from trading.services.bots import BotValidationError``).
+from trading.services.bot_validation import (  # noqa: F401  (re-exported)
+    ADD_PERM,
+    CHANGE_PERM,
+    MAX_CAPITAL,
+    OPERATE_PERM,
+    ORDER_SIZE_PARAMS,
+    SYSTEM,
+    BotError,
+    BotPermissionDenied,
+    BotTransitionError,
+    BotValidationError,
+    LiveTradingDisabled,
+    _check_order_sizes,
+    _check_replay,
+    _is_system,
+    _json_safe,
+    _parse_capital,
+    _require,
+    _resolve_markets,
+    bot_validate_risk,
+    strategy_validate_params,
+    watched_symbols_check,
+)
 
 log = logging.getLogger(__name__)
-
-OPERATE_PERM = "trading.operate_bot"
-ADD_PERM = "trading.add_bot"
-CHANGE_PERM = "trading.change_bot"
-MAX_CAPITAL = Decimal("1e15")
-
-
-class _System:
-    """The acting "user" of operator tools (management commands, Celery tasks): may operate any
-    bot; audit entries have no user."""
-
-    pk = None
-    is_authenticated = True
-    is_active = True
-    username = "system"
-
-    def has_perm(self, perm: str) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return "SYSTEM"
-
-
-SYSTEM = _System()
-
-
-class BotError(Exception):
-    """Base of the bot service errors; ``str(exc)`` is a sentence for the user."""
-
-
-class BotValidationError(BotError):
-    """Invalid input. ``errors`` maps a field name (``params.take_profit`` for a strategy
-    parameter, ``__all__`` for the whole) to a message."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
-
-
-class BotTransitionError(BotError):
-    """The bot's status does not allow the operation."""
-
-
-class LiveTradingDisabled(BotError, brokers.LiveTradingDisabled):
-    """Live mode is not enabled in this version: a live bot refuses to start."""
-
-
-class BotPermissionDenied(PermissionDenied, BotError):
-    """The user's role lacks the permission (viewer trying to operate a bot)."""
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _is_system(user) -> bool:
-    return user is SYSTEM
-
-
-def _require(user, perm: str, action: str) -> None:
-    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
-        raise BotPermissionDenied(f"log in to {action}")
-    if not user.has_perm(perm):
-        raise BotPermissionDenied(f"your role cannot {action} (needs {perm})")
 
 
 def _locked_bot(user, bot: Bot | int) -> Bot:
@@ -164,180 +127,6 @@ def _run_replay_clock(bot: Bot, now: datetime) -> None:
         if bot.replay_clock is None:
             bot.replay_clock = bot.replay_start
         bot.replay_clock_wall = now
-
-
-# --- validation -----------------------------------------------------------------------------
-
-
-def strategy_validate_params(strategy: str, params: dict | None) -> dict:
-    """Validate ``params`` with the strategy's schema; returns the validated (defaulted) dict.
-
-    Unknown strategy: ``BotValidationError({"strategy": ...})``; invalid parameters:
-    ``BotValidationError({"params.<field>": message, ...})``.
-    """
-    from strategies.registry import get_strategy, list_strategies
-
-    # Only registered names: get_strategy() also imports dotted paths, which users must not reach.
-    known = [s["name"] for s in list_strategies()]
-    if strategy not in known:
-        raise BotValidationError(
-            {"strategy": f"unknown strategy {strategy!r}; known strategies: {', '.join(known) or 'none'}"}
-        )
-    cls = get_strategy(strategy)
-    if params is not None and not isinstance(params, dict):
-        raise BotValidationError({"params": "must be a JSON object"})
-    try:
-        validated = cls.validate_params(dict(params or {}))
-    except Exception as exc:  # ParamError({field: message}) and friends
-        errors = getattr(exc, "errors", None)
-        if errors is None and exc.args and isinstance(exc.args[0], dict):
-            errors = exc.args[0]
-        if isinstance(errors, dict) and errors:
-            raise BotValidationError({f"params.{k}": str(v) for k, v in errors.items()}) from None
-        if type(exc).__name__ == "ParamError" or isinstance(exc, ValueError | TypeError):
-            raise BotValidationError({"params": str(exc)}) from None
-        raise
-    return _json_safe(validated)
-
-
-def bot_validate_risk(risk: dict | None) -> dict | None:
-    """Validate a bot's ``risk`` block with the schema the backtest uses
-    (``strategies.risk.risk_config_validate``); returns it complete (defaults filled in), or
-    ``None`` for no portfolio risk. Errors: ``BotValidationError({"risk.<field>": message})``.
-    """
-    from strategies.risk import risk_config_validate
-
-    if risk is None:
-        return None
-    if not isinstance(risk, dict):
-        raise BotValidationError({"risk": "must be a JSON object (or null for no portfolio risk)"})
-    try:
-        return risk_config_validate(risk)
-    except ValueError as exc:
-        field, sep, message = str(exc).partition(": ")
-        raise BotValidationError({f"risk.{field}" if sep else "risk": message if sep else str(exc)}) from None
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Decimal):
-        return float(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    return value
-
-
-def _parse_capital(value: Any) -> Decimal:
-    try:
-        capital = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise BotValidationError({"capital": f"{value!r} is not a number"}) from None
-    if not capital.is_finite() or capital <= 0:
-        raise BotValidationError({"capital": "must be greater than 0"})
-    if capital >= MAX_CAPITAL:
-        raise BotValidationError({"capital": "is too large"})
-    return capital
-
-
-def _resolve_markets(markets: Iterable[Market | str | int], exchange: str) -> list[Market]:
-    """Market rows for symbols (``BTC/USDT``), ids or rows, in the order given, deduplicated."""
-    out: list[Market] = []
-    missing: list[str] = []
-    for item in markets:
-        if isinstance(item, Market):
-            market = item
-        elif isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
-            market = Market.objects.filter(pk=int(item)).select_related("exchange").first()
-        else:
-            market = (
-                Market.objects.filter(exchange__code=exchange, symbol=str(item).strip())
-                .select_related("exchange")
-                .first()
-            )
-        if market is None:
-            missing.append(str(item))
-        elif market not in out:
-            out.append(market)
-    if missing:
-        raise BotValidationError({"markets": f"unknown market(s) on {exchange}: {', '.join(missing)}"})
-    if not out:
-        raise BotValidationError({"markets": "choose at least one market"})
-    if len({m.exchange_id for m in out}) > 1:
-        raise BotValidationError({"markets": "all markets of a bot must be on one exchange"})
-    if len({m.quote for m in out}) > 1:
-        raise BotValidationError({"markets": "all markets of a bot must share one quote currency"})
-    return out
-
-
-ORDER_SIZE_PARAMS = ("base_order_size", "safety_order_size")
-
-
-def _check_order_sizes(params: dict, markets: list[Market]) -> None:
-    """Order sizes of the params (quote currency: ``base_order_size``; ``safety_order_size``
-    when the bot places safety orders) must be > 0 and at least each market's minimum order:
-    its min cost and its min amount at the last stored close (``Market.limits``; the broker's
-    defaults when unknown, as ``trading.brokers.market_spec`` applies them). Raises
-    ``BotValidationError({"params.<name>": ...})``."""
-    from trading.brokers import market_spec
-
-    errors: dict[str, str] = {}
-    for name in ORDER_SIZE_PARAMS:
-        if name not in params or (name == "safety_order_size" and not params.get("max_safety_orders", 1)):
-            continue
-        size = float(params[name])
-        if size <= 0:
-            errors[f"params.{name}"] = "must be greater than 0"
-            continue
-        for market in markets:
-            spec = market_spec(market)
-            minimum, why = spec.min_cost, "min cost"
-            if spec.min_amount:
-                close = (
-                    Candle.objects.filter(market=market).order_by("-open_time").values_list("close", flat=True).first()
-                )
-                if close is not None and spec.min_amount * float(close) > minimum:
-                    minimum, why = spec.min_amount * float(close), f"min amount {spec.min_amount:g} at {float(close):g}"
-            if size < minimum:
-                errors[f"params.{name}"] = (
-                    f"{size:g} {market.quote} is below the minimum order of {market.symbol} "
-                    f"({minimum:g} {market.quote}, {why}); the exchange would reject every order"
-                )
-                break
-    if errors:
-        raise BotValidationError(errors)
-
-
-def _check_replay(
-    markets: list[Market], timeframe: str, replay_start: datetime | None, replay_speed: Any
-) -> tuple[datetime, float]:
-    errors = {}
-    if replay_start is None:
-        errors["replay_start"] = "a replay bot needs a start time"
-    elif timezone.is_naive(replay_start):
-        errors["replay_start"] = "must be timezone-aware (UTC)"
-    try:
-        speed = float(replay_speed)
-        if not (speed > 0) or speed > 1e9:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["replay_speed"] = "must be a number of market seconds per wall second, > 0"
-        speed = 0.0
-    if errors:
-        raise BotValidationError(errors)
-    tf = TIMEFRAME_MS[timeframe]
-    start_ms = dt_to_ms(replay_start)
-    start_ms -= start_ms % tf  # align to a candle open
-    for market in markets:
-        if not Candle.objects.filter(market=market, timeframe=timeframe, open_time__gte=ms_to_dt(start_ms)).exists():
-            raise BotValidationError(
-                {
-                    "replay_start": f"no stored {market.symbol} {timeframe} candles at or after {ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC"
-                }
-            )
-    return ms_to_dt(start_ms), speed
 
 
 # --- create / update ------------------------------------------------------------------------
@@ -411,6 +200,9 @@ def bot_create(
         raise BotValidationError(errors)
     market_rows = _resolve_markets(markets, exchange)
     _check_order_sizes(validated, market_rows)
+    watched = watched_symbols_check(validated, params, market_rows[0].exchange_id, market_rows[0].exchange.code)
+    if watched:
+        raise BotValidationError(watched)
     start = None
     speed = float(replay_speed or 3600.0)
     if feed == Bot.FeedKind.REPLAY:
@@ -498,6 +290,12 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
         bot.quote = market_rows[0].quote
     if {"params", "strategy", "markets"} & set(changes):
         _check_order_sizes(bot.params, market_rows)
+        if market_rows:
+            watched = watched_symbols_check(
+                bot.params, changes.get("params"), market_rows[0].exchange_id, market_rows[0].exchange.code
+            )
+            if watched:
+                raise BotValidationError(watched)
     if "feed" in changes:
         if changes["feed"] not in Bot.FeedKind.values:
             raise BotValidationError({"feed": f"feed must be one of {', '.join(Bot.FeedKind.values)}"})
