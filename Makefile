@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
+# daphne (websockets) listens beside gunicorn (HTTP); pages connect to it on their own host.
+MARKET7_WS_PORT ?= $(shell expr $(PORT) + 1)
+export MARKET7_WS_PORT
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 WITH_REDIS := $(BIN)/python -m market7.embedded_redis run --
 
@@ -22,7 +25,8 @@ $(STAMP): requirements.txt
 	touch $@
 
 ## make run: install, migrate, import the bundled real data, create the demo user and bots,
-## then serve http://127.0.0.1:$(PORT) with daphne + Celery worker + beat (Ctrl-C stops all).
+## then serve http://127.0.0.1:$(PORT): gunicorn (HTTP) + daphne (websockets, :$(MARKET7_WS_PORT))
+## + Celery worker + beat (Ctrl-C stops all). Sizing and several hosts: docs/deploy.md.
 run: install
 	@$(WITH_REDIS) $(MAKE) --no-print-directory setup serve
 
@@ -33,7 +37,7 @@ setup:
 	$(BIN)/python manage.py demo_setup
 
 serve:
-	@echo "Market7 on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
+	@echo "Market7 on http://127.0.0.1:$(PORT)  (websockets on :$(MARKET7_WS_PORT); Ctrl-C to stop)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile start --port $(PORT)
 
 ## make test: the whole suite, on the embedded defaults or on DATABASE_URL / REDIS_URL.

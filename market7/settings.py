@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from market7 import embedded_redis
+from market7 import embedded_redis, serving
 from market7.channel_layers import CHANNEL_LAYER_KINDS, channel_layer_config
 from market7.env import env_bool, env_choice, env_db_url, env_int, env_list, env_redis_url, env_str, env_timezone
 
@@ -103,6 +103,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.market7",
+                "market7.context_processors.live_socket",
             ],
             "builtins": ["market7.templatetags.m7"],
         },
@@ -123,9 +124,21 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_market7.sqlite3")}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Each process borrows connections from ONE bounded psycopg pool (DB_POOL_MIN/MAX/TIMEOUT,
+    # market7/serving.py) and gives them back at the end of every request, task or consumer
+    # call, under WSGI and ASGI alike; Django requires CONN_MAX_AGE=0 with a pool. The total
+    # across web, websocket, worker and beat processes is in docs/deploy.md.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    _pool = serving.pool_options()
+    if _pool:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Serving (docs/deploy.md) ---------------------------------------------------------------
+# HTTP by gunicorn (market7/gunicorn_conf.py: WEB_WORKERS x WEB_THREADS), websockets by daphne.
+# MARKET7_WS_PORT set: pages open their websocket on that port of their own host (make run's
+# daphne); unset: on the page's origin (daphne alone, or a proxy sending /ws/ to daphne).
+MARKET7_WS_PORT = env_int("MARKET7_WS_PORT", 0, min_value=0, max_value=65535) or None
 
 # --- Redis: broker, result backend, channel layer, cache -------------------------------------
 REDIS_URL = env_redis_url("REDIS_URL") or embedded_redis.ensure_running(VAR_DIR / "redis")

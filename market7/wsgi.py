@@ -1,4 +1,7 @@
-"""WSGI entry point (HTTP only). The product is served by daphne through ``asgi.py``."""
+"""WSGI entry point (HTTP only): what gunicorn serves (``market7/gunicorn_conf.py``).
+
+Websockets are served by daphne through ``asgi.py`` (see ``docs/deploy.md``).
+"""
 
 import os
 
