@@ -25,6 +25,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 
+from market7.serving import LIVE_WS_PATH, live_ws_url
+
 PAGE_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -83,5 +85,8 @@ class ContentSecurityPolicyMiddleware:
                 ws = ""
             else:
                 ws = f"ws://{host} wss://{host}"
+                if settings.MARKET7_WS_PORT:  # daphne on its own port (market7/serving.py)
+                    live = live_ws_url(host=host, secure=request.is_secure(), ws_port=settings.MARKET7_WS_PORT)
+                    ws += " " + live.removesuffix(LIVE_WS_PATH)
             response[self.header] = PAGE_POLICY.format(ws=ws).replace("'self' ;", "'self';")
         return response

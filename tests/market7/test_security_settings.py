@@ -108,6 +108,15 @@ def test_headers_on_pages_and_the_api_docs():
 
 
 @pytest.mark.django_db
+def test_connect_src_names_daphne_on_its_own_port(settings):
+    """With MARKET7_WS_PORT (make run: gunicorn on PORT, daphne on PORT+1) the page's websocket
+    goes to another origin, which 'self' does not cover: the policy names it."""
+    settings.MARKET7_WS_PORT = 8001
+    csp = Client().get("/accounts/login/", HTTP_HOST="127.0.0.1:8000")["Content-Security-Policy"]
+    assert "connect-src 'self' ws://127.0.0.1:8000 wss://127.0.0.1:8000 ws://127.0.0.1:8001;" in csp
+
+
+@pytest.mark.django_db
 def test_over_https_behind_the_proxy_hsts_and_secure_cookies_are_sent():
     with override_settings(
         SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
