@@ -24,15 +24,7 @@
   }
 
   function baseChart(el) {
-    var t = window.Market7.theme;
-    return LWC().createChart(el, {
-      autoSize: true,
-      layout: { background: { type: "solid", color: t.bg }, textColor: t.text, fontSize: 12,
-        fontFamily: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif" },
-      grid: { vertLines: { color: t.grid }, horzLines: { color: t.grid } },
-      rightPriceScale: { borderColor: t.border },
-      timeScale: { borderColor: t.border, timeVisible: true, secondsVisible: false, minBarSpacing: MIN_BAR_SPACING },
-    });
+    return window.Market7.chart(el, { timeScale: { minBarSpacing: MIN_BAR_SPACING } });
   }
 
   /* A price format with `precision` decimals and an optional unit; "-0.0" prints as "0.0". */

@@ -2,6 +2,7 @@
  *
  *   Market7.candleChart(el, opts)  candlestick + volume chart (lightweight-charts 5), returns
  *                                  {chart, candles, volume, load(url), setData(rows), setMarkers(list)}
+ *   Market7.chart(el, extra)       a lightweight-charts chart in the site's theme (extra options merged)
  *   Market7.theme                  chart colours read from the CSS variables in market7.css
  *
  * Auto-wiring on page load and after every HTMX swap (htmx:load):
@@ -29,6 +30,32 @@
     get down() { return cssVar("--down", "#ea3943"); },
   };
 
+  /**
+   * A lightweight-charts chart in the site's theme (colours from market7.css, autosize, time
+   * axis in hours:minutes). extra: chart options merged over the base, one level deep
+   * (e.g. {timeScale: {minBarSpacing: 0.01}}). Returns the chart.
+   */
+  function baseChart(el, extra) {
+    var options = {
+      autoSize: true,
+      layout: {
+        background: { type: "solid", color: theme.bg },
+        textColor: theme.text,
+        fontFamily: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+        fontSize: 12,
+      },
+      grid: { vertLines: { color: theme.grid }, horzLines: { color: theme.grid } },
+      rightPriceScale: { borderColor: theme.border },
+      timeScale: { borderColor: theme.border, timeVisible: true, secondsVisible: false },
+    };
+    Object.keys(extra || {}).forEach(function (key) {
+      var value = extra[key];
+      options[key] = value && typeof value === "object" && !Array.isArray(value) && options[key]
+        ? Object.assign({}, options[key], value) : value;
+    });
+    return window.LightweightCharts.createChart(el, options);
+  }
+
   function decimalsFromFormat(fmt) {
     var n = parseInt(fmt, 10);
     return isNaN(n) ? 2 : n;
@@ -45,17 +72,8 @@
     opts = opts || {};
     var LWC = window.LightweightCharts;
     var precision = opts.precision != null ? opts.precision : 2;
-    var chart = LWC.createChart(el, {
-      autoSize: true,
-      layout: {
-        background: { type: "solid", color: theme.bg },
-        textColor: theme.text,
-        fontFamily: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
-        fontSize: 12,
-      },
-      grid: { vertLines: { color: theme.grid }, horzLines: { color: theme.grid } },
-      rightPriceScale: { borderColor: theme.border },
-      timeScale: { borderColor: theme.border, timeVisible: true, secondsVisible: false, rightOffset: 4 },
+    var chart = baseChart(el, {
+      timeScale: { rightOffset: 4 },
       crosshair: { mode: LWC.CrosshairMode.Normal },
     });
     var candles = chart.addSeries(LWC.CandlestickSeries, {
@@ -219,5 +237,5 @@
     if (window.htmx) document.body.addEventListener("htmx:load", function (ev) { init(ev.target); });
   });
 
-  window.Market7 = { candleChart: candleChart, theme: theme, init: init };
+  window.Market7 = { candleChart: candleChart, chart: baseChart, theme: theme, init: init };
 })();

@@ -161,9 +161,14 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    """A fresh context and page; ``page.m7_errors`` collects console errors and page errors."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def page(browser, request):
+    """A fresh context and page; ``page.m7_errors`` collects console errors and page errors.
+
+    The site's Content-Security-Policy (``market7/csp.py``) forbids eval, which Playwright's
+    polling ``wait_for_function`` needs, so the context bypasses it — except for tests marked
+    ``@pytest.mark.enforce_csp`` (tests/e2e/test_csp_e2e.py), which check the policy itself."""
+    enforce = request.node.get_closest_marker("enforce_csp") is not None
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=not enforce)
     pg = context.new_page()
     pg.set_default_timeout(15_000)
     errors: list[str] = []

@@ -36,6 +36,7 @@ def _run(owner):
     )  # fmt: skip
 
 
+@pytest.mark.enforce_csp
 def test_main_pages_have_no_csp_violation(transactional_db, bot_with_trades, page, live_server_url, login, artifact):  # noqa: F811
     run = _run(bot_with_trades.owner)
     page.add_init_script(WATCH)

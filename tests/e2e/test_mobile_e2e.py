@@ -32,7 +32,7 @@ OVERFLOWING = """() => Array.from(document.querySelectorAll('main *'))
 
 
 def _context(browser, viewport):
-    context = browser.new_context(viewport=viewport)
+    context = browser.new_context(viewport=viewport, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
     errors: list[str] = []

@@ -13,6 +13,7 @@ from tests.trading.conftest import bot_with_trades, market  # noqa: F401
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 
+@pytest.mark.enforce_csp  # the page policy is what keeps ReDoc from fetching its logo from cdn.redoc.ly
 @pytest.mark.parametrize(("path", "ready"), [("/api/docs/", ".swagger-ui .info .title"), ("/api/redoc/", "h1")])
 def test_api_docs_render_without_the_internet(transactional_db, page, live_server_url, path, ready, artifact):
     requested: list[str] = []
