@@ -21,10 +21,13 @@ Scheduling (no home-made loop — Celery beat and Celery workers do it):
 One step (:func:`bot_step`):
 
 1. **claim** — a conditional UPDATE sets ``claimed_at``/``claim_token`` only when the bot is
-   running and not claimed (or its claim is older than :data:`CLAIM_TTL`, i.e. its worker
-   died); a second worker gets 0 rows and skips. The claim is committed on its own.
-2. a live feed polls the exchange for new closed candles (outside the step's transaction);
-3. in **one transaction** (``select_for_update`` on the bot): build the feed from stored
+   running and not claimed (or its lease ran out: ``claimed_at`` older than
+   ``MARKET7_BOT_CLAIM_LEASE_S``, i.e. its worker died); a second worker gets 0 rows and
+   skips. The claim is committed on its own (:mod:`trading.services.claims`).
+2. under the claim's heartbeat (a thread renewing the lease): load the bot; a live feed polls
+   the exchange for new closed candles (outside the step's transaction);
+3. in **one transaction** (``select_for_update`` on the bot): re-check the claim token (a
+   worker that stalled past its lease while another took the bot over writes nothing), build the feed from stored
    candles, apply manual commands (close, add funds, change TP/SL: ``Engine.apply_commands``,
    each leaves a decision with its reason), run the *same* ``Engine`` as a backtest with the
    ``PaperBroker`` from the saved ``EngineState``, then write orders (upsert by the unique
@@ -52,7 +55,7 @@ from strategies.registry import create_strategy
 from strategies.risk import risk_manager_from_config
 from trading.brokers import broker_for, market_spec
 from trading.models import Bot, BotEvent, Market, Order
-from trading.services.claims import CLAIM_TTL, bot_claim, bot_release
+from trading.services.claims import bot_claim, bot_claim_renew, bot_release, claim_heartbeat, claim_lease
 from trading.services.feeds import (
     FeedError,
     feed_build,
@@ -63,11 +66,11 @@ from trading.services.feeds import (
     trade_start_ms,
     watched_markets,
 )
-from trading.services.scheduling import bot_step_enqueue, bots_due, bots_kick
+from trading.services.scheduling import bot_step_enqueue, bots_due, bots_kick, bots_kick_on_worker_start
 from trading.services.step_writer import MAX_EVENTS_PER_KIND, ROUTINE_CANCELS, StepWriter
 
 __all__ = [
-    "CLAIM_TTL",
+    "CLAIM_LOST",
     "END_OF_DATA",
     "MAX_EVENTS_PER_KIND",
     "REJECTION_STREAK",
@@ -76,12 +79,16 @@ __all__ = [
     "StepReport",
     "StepWriter",
     "bot_claim",
+    "bot_claim_renew",
     "bot_fail",
     "bot_release",
     "bot_step",
     "bot_step_enqueue",
     "bots_due",
     "bots_kick",
+    "bots_kick_on_worker_start",
+    "claim_heartbeat",
+    "claim_lease",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,7 @@ log = logging.getLogger(__name__)
 REPLAY_MIN_COUNTDOWN_S = 1.0
 END_OF_DATA = "replay reached the end of the stored data"
 REJECTION_STREAK = 3  # orders rejected in a row that put a bot in error
+CLAIM_LOST = "claim taken over by another worker (this one stalled past its lease)"
 
 _Writer = StepWriter  # the name tests and benchmarks patch
 
@@ -119,20 +127,21 @@ class StepReport:
 
 
 def bot_step(*, bot_id: int, now=None) -> StepReport:
-    """Run one step of bot ``bot_id`` (see the module doc). Never raises for a failing bot: it
-    goes to ``error`` and the report says so."""
+    """Run one step of bot ``bot_id`` (see the module doc). ``now``: the feed's clock (default
+    the wall clock; tests move it); the claim's lease always runs on the wall clock. Never
+    raises for a failing bot: it goes to ``error`` and the report says so."""
     wall = now or timezone.now()
-    token = bot_claim(bot_id=bot_id, now=wall)
+    token = bot_claim(bot_id=bot_id)
     if token is None:
         return StepReport(bot_id, "skipped", message="not running, or claimed by another worker")
     try:
-        bot = Bot.objects.get(pk=bot_id)
-        markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
-        if bot.feed == Bot.FeedKind.LIVE:
-            feed_live_poll(bot=bot, markets=markets + watched_markets(bot, markets), now=wall)
+        with claim_heartbeat(bot_id=bot_id, token=token):
+            bot, markets = _step_prepare(bot_id, wall)
         with transaction.atomic():
             bot = Bot.objects.select_for_update().get(pk=bot_id)
-            if bot.claim_token != token or bot.status != Bot.Status.RUNNING:
+            if bot.claim_token != token:  # our lease ran out and another worker took the bot over
+                return StepReport(bot_id, "skipped", message=CLAIM_LOST)
+            if bot.status != Bot.Status.RUNNING:
                 bot_release(bot_id=bot_id, token=token)
                 return StepReport(bot_id, "skipped", message=f"bot is {bot.status}")
             report = _step_locked(bot, markets, wall)
@@ -146,6 +155,16 @@ def bot_step(*, bot_id: int, now=None) -> StepReport:
     return report
 
 
+def _step_prepare(bot_id: int, wall) -> tuple[Bot, list[Market]]:
+    """The part of a step before its transaction (under the claim's heartbeat): the bot, its
+    markets in symbol order, and for a live feed the exchange poll for new closed candles."""
+    bot = Bot.objects.get(pk=bot_id)
+    markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
+    if bot.feed == Bot.FeedKind.LIVE:
+        feed_live_poll(bot=bot, markets=markets + watched_markets(bot, markets), now=wall)
+    return bot, markets
+
+
 def _error_message(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, FeedError):
@@ -155,12 +174,13 @@ def _error_message(exc: Exception) -> str:
 
 @transaction.atomic
 def bot_fail(*, bot_id: int, token: str, message: str) -> None:
-    """Put a bot whose step raised into ``error`` with ``message`` and release its claim."""
+    """Put a bot whose step raised into ``error`` with ``message`` and release its claim. A
+    worker whose claim was taken over meanwhile (its lease ran out) leaves the bot alone: its
+    view of the bot is stale and the new holder decides."""
     bot = Bot.objects.select_for_update().filter(pk=bot_id).first()
-    if bot is None:
+    if bot is None or bot.claim_token != token:
         return
-    if bot.claim_token == token:
-        bot.claimed_at, bot.claim_token = None, ""
+    bot.claimed_at, bot.claim_token = None, ""
     if bot.status == Bot.Status.RUNNING:
         if bot.feed == Bot.FeedKind.REPLAY and bot.replay_clock_wall is not None:
             bot.replay_clock, bot.replay_clock_wall = bot.replay_now(timezone.now()), None
