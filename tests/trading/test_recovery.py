@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from unittest import mock
 
@@ -24,7 +26,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.trading.conftest import REPLAY_START, counts, make_replay_bot
-from trading.models import Bot
+from trading.models import Bot, BotEvent
 from trading.services import runner
 from trading.services.claims import ClaimHeartbeat
 from trading.services.runner import CLAIM_LOST, bot_step, bots_due
@@ -224,3 +226,125 @@ def test_a_step_whose_worker_process_died_is_resent_after_the_lease():
         tasks.STEP_LOST_RETRIES,
         django_settings.MARKET7_BOT_CLAIM_LEASE_S + 1,
     )
+
+
+# --- enqueueing from a request while the broker is down -------------------------------------
+
+CLOSED_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
+REFUSED = "Error 111 connecting to 127.0.0.1:1. Connection refused."
+
+
+def _not_queued(error: str) -> str:
+    return (
+        f"not queued: the next step could not be queued (task broker unreachable: {error}); "
+        "the scheduler runs it when the broker is back"
+    )
+
+
+@contextmanager
+def _broker(url: str):
+    """Point the Celery app's broker at ``url`` for the block."""
+    from market7.celery import app
+
+    before = app.conf.broker_url
+    app.conf.broker_url = url
+    try:
+        yield
+    finally:
+        app.conf.broker_url = before
+
+
+@contextmanager
+def _hung_broker():
+    """A loopback port whose connections are accepted by the kernel (listen backlog) and never
+    answered, like a Redis that hangs: only the socket timeouts end a request to it."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+
+
+def _paused_bot(user):
+    from trading.services import bots as svc
+
+    bot = make_replay_bot(user, start=False)
+    with mock.patch("trading.services.runner.bots_kick"), mock.patch("market7.celery.app.send_task"):
+        svc.bot_start(user=user, bot=bot)
+        svc.bot_pause(user=user, bot=bot)
+    return bot
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resume_with_the_broker_down_answers_within_a_second_and_the_bot_says_its_step_was_not_queued(
+    make_user, candles
+):
+    from rest_framework.test import APIClient
+
+    user = make_user("resume", "trader")
+    bot = _paused_bot(user)
+    api = APIClient()
+    api.force_authenticate(user)
+    with _broker(CLOSED_BROKER):
+        t0 = time.monotonic()
+        r = api.post(f"/api/v1/bots/{bot.pk}/resume/")
+        elapsed = time.monotonic() - t0
+    assert elapsed <= 1.0, f"resume took {elapsed:.2f} s"
+    assert r.status_code == 200
+    assert (r.json()["status"], r.json()["status_message"]) == ("running", _not_queued(REFUSED))
+    bot.refresh_from_db()
+    assert (bot.status, bot.status_message) == ("running", _not_queued(REFUSED))
+    assert list(BotEvent.objects.filter(bot=bot, kind="error").values_list("rule", "outcome", "reason")) == [
+        ("enqueue", "not_queued", _not_queued(REFUSED))
+    ]
+    # the scheduler still lists it, and its next step clears the message
+    wall = bot.replay_clock_wall
+    assert bots_due(now=wall + timedelta(seconds=3.5)) == [bot.pk]
+    assert bot_step(bot_id=bot.pk, now=wall + timedelta(seconds=3.5)).outcome == "stepped"
+    bot.refresh_from_db()
+    assert (bot.status, bot.status_message) == ("running", "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_start_close_and_restart_with_a_hung_broker_answer_within_a_second(make_user, candles):
+    from trading.services import bots as svc
+
+    user = make_user("hung", "trader")
+    bot = make_replay_bot(user, start=False)
+    with _hung_broker() as url, _broker(url):
+        timings = {}
+        t0 = time.monotonic()
+        svc.bot_start(user=user, bot=bot)
+        timings["start"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        svc.bot_close_all(user=user, bot=bot)
+        timings["close_all"] = time.monotonic() - t0
+        svc.bot_stop(user=user, bot=bot)
+        t0 = time.monotonic()
+        svc.bot_restart(user=user, bot=bot)
+        timings["restart"] = time.monotonic() - t0
+    assert max(timings.values()) <= 1.0, timings
+    bot.refresh_from_db()
+    assert bot.status == "running"
+    reasons = list(BotEvent.objects.filter(bot=bot, kind="error").order_by("pk").values_list("rule", "reason"))
+    assert len(reasons) == 3 and {rule for rule, _ in reasons} == {"enqueue"}
+    assert all(
+        reason.startswith("not queued: the next step could not be queued (task broker unreachable: ")
+        for _, reason in reasons
+    )
+    assert bot.status_message == reasons[-1][1]  # restart cleared the old one, its own failure says so
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_is_up_queues_the_kick_and_leaves_the_bot_alone(make_user, candles):
+    from trading.services import bots as svc
+
+    user = make_user("up", "trader")
+    bot = _paused_bot(user)
+    with mock.patch("market7.celery.app.send_task") as send:
+        svc.bot_resume(user=user, bot=bot)
+    assert [(c.args[0], c.kwargs["queue"], c.kwargs["retry"]) for c in send.call_args_list] == [
+        ("trading.tasks.bots_due", "trading", False)
+    ]
+    bot.refresh_from_db()
+    assert (bot.status, bot.status_message) == ("running", "")
+    assert not BotEvent.objects.filter(bot=bot, kind="error").exists()

@@ -66,12 +66,20 @@ from trading.services.feeds import (
     trade_start_ms,
     watched_markets,
 )
-from trading.services.scheduling import bot_step_enqueue, bots_due, bots_kick, bots_kick_on_worker_start
+from trading.services.scheduling import (
+    NOT_QUEUED,
+    bot_step_enqueue,
+    bots_due,
+    bots_kick,
+    bots_kick_on_worker_start,
+    bots_not_queued,
+)
 from trading.services.step_writer import MAX_EVENTS_PER_KIND, ROUTINE_CANCELS, StepWriter
 
 __all__ = [
     "CLAIM_LOST",
     "END_OF_DATA",
+    "NOT_QUEUED",
     "MAX_EVENTS_PER_KIND",
     "REJECTION_STREAK",
     "REPLAY_MIN_COUNTDOWN_S",
@@ -84,9 +92,12 @@ __all__ = [
     "bot_release",
     "bot_step",
     "bot_step_enqueue",
+    "bot_step_enqueue_after_request",
     "bots_due",
     "bots_kick",
+    "bots_kick_after_request",
     "bots_kick_on_worker_start",
+    "bots_not_queued",
     "claim_heartbeat",
     "claim_lease",
 ]
@@ -121,6 +132,29 @@ class StepReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# --- enqueue from requests ------------------------------------------------------------------
+# On-commit callbacks of the bot services (start, resume, restart, closes, emergency stop).
+# They call the kick/enqueue through this module's names, which tests patch
+# (``trading.services.runner.bots_kick``) to keep requests off the real broker.
+
+
+def bots_kick_after_request(*, bot_ids: list[int]) -> None:
+    """Kick ``bots_due`` after a request changed bots ``bot_ids``; when the broker is
+    unreachable (bounded: ``MARKET7_ENQUEUE_TIMEOUT_MS``, no retries) say so on each bot
+    (:func:`bots_not_queued`). Never raises."""
+    error = bots_kick()
+    if isinstance(error, str):
+        bots_not_queued(bot_ids=bot_ids, error=error)
+
+
+def bot_step_enqueue_after_request(*, bot_id: int, countdown: float = 0.0) -> None:
+    """Enqueue a started bot's first step; when the broker is unreachable say so on the bot
+    (:func:`bots_not_queued`). Never raises."""
+    error = bot_step_enqueue(bot_id=bot_id, countdown=countdown)
+    if isinstance(error, str):
+        bots_not_queued(bot_ids=[bot_id], error=error)
 
 
 # --- the step -------------------------------------------------------------------------------
@@ -265,7 +299,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     bot.commands = []
     bot.claimed_at, bot.claim_token = None, ""
     status_changed = False
-    if bot.status_message.startswith(END_OF_DATA):
+    if bot.status_message.startswith((END_OF_DATA, NOT_QUEUED)):
         bot.status_message = ""
     rejected = _rejection_streak(bot) if result.orders else None
     if rejected is not None:
