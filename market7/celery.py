@@ -11,7 +11,7 @@ import os
 from enum import StrEnum
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "market7.settings")
@@ -51,6 +51,16 @@ def _own_process_group(**_kwargs) -> None:
     (Celery sets PDEATHSIG=SIGKILL) and still ignore SIGINT (Ctrl-C in a terminal).
     """
     os.setpgid(0, 0)
+
+
+@worker_ready.connect
+def _kick_due_bots(**_kwargs) -> None:
+    """A (re)started worker kicks the due bots at once, and again after one claim lease: a
+    killed worker took its queued steps and replay chains with it, and its claims run out after
+    ``MARKET7_BOT_CLAIM_LEASE_S`` (``trading.services.scheduling.bots_kick_on_worker_start``)."""
+    from trading.services.scheduling import bots_kick_on_worker_start
+
+    bots_kick_on_worker_start()
 
 
 @app.task(name="market7.ping")

@@ -176,6 +176,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_RESULT_EXPIRES = 24 * 3600
 
+# A bot step's claim is a lease renewed while it steps; a dead worker's claim is taken over this
+# many seconds after its last renewal (docs/bots.md, "Recovery").
+MARKET7_BOT_CLAIM_LEASE_S = env_int("MARKET7_BOT_CLAIM_LEASE_S", 15, min_value=2, max_value=600)
+# Broker socket connect/read timeout of an enqueue made from a request (no retries): with Redis
+# down a request answers within about twice this and the bot says its step was not queued.
+MARKET7_ENQUEUE_TIMEOUT_MS = env_int("MARKET7_ENQUEUE_TIMEOUT_MS", 400, min_value=50, max_value=10_000)
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"

@@ -56,10 +56,10 @@ def test_bots_due_lists_running_bots_with_a_new_closed_candle(user, candles, no_
     assert bots_due(now=wall + timedelta(seconds=1.5)) == [a.pk, b.pk]
     svc.bot_pause(user=user, bot=b)
     assert bots_due(now=wall + timedelta(seconds=1.5)) == [a.pk]
-    # a fresh claim hides a bot; a stale one (older than CLAIM_TTL) does not
+    # a fresh claim hides a bot; a stale one (its lease ran out) does not
     assert bot_claim(bot_id=a.pk, now=wall) is not None
     assert bots_due(now=wall + timedelta(seconds=1.5)) == []
-    assert bots_due(now=wall + runner.CLAIM_TTL + timedelta(seconds=1)) == [a.pk]
+    assert bots_due(now=wall + runner.claim_lease() + timedelta(seconds=1)) == [a.pk]
 
 
 def test_bots_due_task_enqueues_steps_on_the_trading_queue(user, candles, no_kick):
@@ -321,8 +321,8 @@ def test_claim_is_exclusive_until_it_expires(user, candles, no_kick):
     assert bot_claim(bot_id=bot.pk, now=wall + timedelta(seconds=10)) is None
     assert step_at(bot, 10).outcome == "skipped"
     assert counts(bot)["orders"] == 0
-    # a worker that died holding the claim: after CLAIM_TTL the next one takes over
-    stale = bot_claim(bot_id=bot.pk, now=wall + runner.CLAIM_TTL + timedelta(seconds=1))
+    # a worker that died holding the claim: after its lease the next one takes over
+    stale = bot_claim(bot_id=bot.pk, now=wall + runner.claim_lease() + timedelta(seconds=1))
     assert stale and stale != token
 
 

@@ -352,10 +352,11 @@ def _initial_last_candle(bot: Bot, now: datetime) -> datetime:
     return ms_to_dt(now_ms - now_ms % tf - tf)
 
 
-def _kick_after_commit() -> None:
-    from trading.services.runner import bots_kick
+def _kick_after_commit(*bots: Bot) -> None:
+    from trading.services import runner
 
-    transaction.on_commit(bots_kick)
+    bot_ids = [b.pk for b in bots]
+    transaction.on_commit(lambda: runner.bots_kick_after_request(bot_ids=bot_ids))
 
 
 @transaction.atomic
@@ -382,11 +383,11 @@ def bot_start(*, user, bot: Bot | int) -> Bot:
 def _step_after_commit(bot: Bot) -> None:
     """Enqueue the bot's first step once the start is committed: at once for a live feed (its
     first candle has closed), and when the first replay candle closes on the replay clock."""
-    from trading.services.runner import bot_step_enqueue
+    from trading.services.runner import bot_step_enqueue_after_request
 
     countdown = bot.timeframe_ms / 1000.0 / bot.replay_speed if bot.feed == Bot.FeedKind.REPLAY else 0.0
     bot_id = bot.pk
-    transaction.on_commit(lambda: bot_step_enqueue(bot_id=bot_id, countdown=countdown))
+    transaction.on_commit(lambda: bot_step_enqueue_after_request(bot_id=bot_id, countdown=countdown))
 
 
 @transaction.atomic
@@ -411,7 +412,7 @@ def bot_resume(*, user, bot: Bot | int) -> Bot:
     _run_replay_clock(bot, timezone.now())
     bot.status_message = ""
     _status_changed(user, bot, "bot_resume")
-    _kick_after_commit()
+    _kick_after_commit(bot)
     return bot
 
 
@@ -444,7 +445,7 @@ def bot_restart(*, user, bot: Bot | int) -> Bot:
     bot.claimed_at = None
     bot.claim_token = ""
     _status_changed(user, bot, "bot_restart")
-    _kick_after_commit()
+    _kick_after_commit(bot)
     return bot
 
 
@@ -533,7 +534,7 @@ def bot_close_position(*, user, bot: Bot | int, trade: Trade | int) -> Trade:
         reason=f"close requested for {trade.market.symbol} deal {trade.deal_id}", symbol=trade.market.symbol,
     )  # fmt: skip
     _audit(user, "bot_close_position", bot, f"close {trade.deal_id}", {"deal_id": trade.deal_id})
-    _kick_after_commit()
+    _kick_after_commit(bot)
     return trade
 
 
@@ -552,7 +553,7 @@ def bot_close_all(*, user, bot: Bot | int, stop: bool = False) -> int:
         reason=f"close all requested ({n} open deal{'s' if n != 1 else ''})" + ("; the bot stops afterwards" if stop else ""),
     )  # fmt: skip
     _audit(user, "bot_close_all", bot, f"close all ({n} open)", {"open": n, "stop": bool(stop)})
-    _kick_after_commit()
+    _kick_after_commit(bot)
     return n
 
 
@@ -587,7 +588,7 @@ def bots_emergency_stop(*, user, close_positions: bool = False) -> list[int]:
             _status_changed(user, bot, "bot_emergency_stop", "emergency stop")
         touched.append(bot.pk)
     if close_positions and touched:
-        _kick_after_commit()
+        _kick_after_commit(*(b for b in bots if b.status == Bot.Status.RUNNING))
     return touched
 
 

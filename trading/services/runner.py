@@ -1,4 +1,9 @@
-"""The bot runner: which bots are due, and one bot step (claim, run the engine, save).
+"""The bot runner: one bot step (claim, run the engine, save).
+
+Its parts live in three modules beside this one, re-exported here for callers:
+:mod:`trading.services.scheduling` (due bots, kicks, enqueueing steps),
+:mod:`trading.services.claims` (claim and release) and :mod:`trading.services.step_writer`
+(the step's rows and websocket events).
 
 Scheduling (no home-made loop — Celery beat and Celery workers do it):
 
@@ -16,10 +21,13 @@ Scheduling (no home-made loop — Celery beat and Celery workers do it):
 One step (:func:`bot_step`):
 
 1. **claim** — a conditional UPDATE sets ``claimed_at``/``claim_token`` only when the bot is
-   running and not claimed (or its claim is older than :data:`CLAIM_TTL`, i.e. its worker
-   died); a second worker gets 0 rows and skips. The claim is committed on its own.
-2. a live feed polls the exchange for new closed candles (outside the step's transaction);
-3. in **one transaction** (``select_for_update`` on the bot): build the feed from stored
+   running and not claimed (or its lease ran out: ``claimed_at`` older than
+   ``MARKET7_BOT_CLAIM_LEASE_S``, i.e. its worker died); a second worker gets 0 rows and
+   skips. The claim is committed on its own (:mod:`trading.services.claims`).
+2. under the claim's heartbeat (a thread renewing the lease): load the bot; a live feed polls
+   the exchange for new closed candles (outside the step's transaction);
+3. in **one transaction** (``select_for_update`` on the bot): re-check the claim token (a
+   worker that stalled past its lease while another took the bot over writes nothing), build the feed from stored
    candles, apply manual commands (close, add funds, change TP/SL: ``Engine.apply_commands``,
    each leaves a decision with its reason), run the *same* ``Engine`` as a backtest with the
    ``PaperBroker`` from the saved ``EngineState``, then write orders (upsert by the unique
@@ -34,15 +42,10 @@ One step (:func:`bot_step`):
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
-import numpy as np
 from django.db import transaction
-from django.db.models import Q, Sum
 from django.utils import timezone
 
 from market7.events import publish
@@ -50,9 +53,9 @@ from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
 from strategies.registry import create_strategy
 from strategies.risk import risk_manager_from_config
-from trading.brokers import amount_dec, avg_price_dec, broker_for, market_spec, money_dec, price_dec
-from trading.models import Bot, BotEvent, EquitySnapshot, Fill, Market, Order, PaperBalance, Trade
-from trading.selectors.bots import trade_data
+from trading.brokers import broker_for, market_spec
+from trading.models import Bot, BotEvent, Market, Order
+from trading.services.claims import bot_claim, bot_claim_renew, bot_release, claim_heartbeat, claim_lease
 from trading.services.feeds import (
     FeedError,
     feed_build,
@@ -63,24 +66,50 @@ from trading.services.feeds import (
     trade_start_ms,
     watched_markets,
 )
+from trading.services.scheduling import (
+    NOT_QUEUED,
+    bot_step_enqueue,
+    bots_due,
+    bots_kick,
+    bots_kick_on_worker_start,
+    bots_not_queued,
+)
+from trading.services.step_writer import MAX_EVENTS_PER_KIND, ROUTINE_CANCELS, StepWriter
+
+__all__ = [
+    "CLAIM_LOST",
+    "END_OF_DATA",
+    "NOT_QUEUED",
+    "MAX_EVENTS_PER_KIND",
+    "REJECTION_STREAK",
+    "REPLAY_MIN_COUNTDOWN_S",
+    "ROUTINE_CANCELS",
+    "StepReport",
+    "StepWriter",
+    "bot_claim",
+    "bot_claim_renew",
+    "bot_fail",
+    "bot_release",
+    "bot_step",
+    "bot_step_enqueue",
+    "bot_step_enqueue_after_request",
+    "bots_due",
+    "bots_kick",
+    "bots_kick_after_request",
+    "bots_kick_on_worker_start",
+    "bots_not_queued",
+    "claim_heartbeat",
+    "claim_lease",
+]
 
 log = logging.getLogger(__name__)
 
-CLAIM_TTL = timedelta(minutes=5)
 REPLAY_MIN_COUNTDOWN_S = 1.0
-MAX_EVENTS_PER_KIND = 50  # websocket pushes per step and kind (a catch-up step can fill a lot)
 END_OF_DATA = "replay reached the end of the stored data"
 REJECTION_STREAK = 3  # orders rejected in a row that put a bot in error
-ROUTINE_CANCELS = frozenset({"replaced", "deal_closed"})
+CLAIM_LOST = "claim taken over by another worker (this one stalled past its lease)"
 
-_ORDER_STATUS = {
-    "new": Order.Status.OPEN,
-    "open": Order.Status.OPEN,
-    "partially_filled": Order.Status.OPEN,
-    "filled": Order.Status.CLOSED,
-    "canceled": Order.Status.CANCELED,
-    "rejected": Order.Status.REJECTED,
-}
+_Writer = StepWriter  # the name tests and benchmarks patch
 
 
 @dataclass
@@ -105,108 +134,48 @@ class StepReport:
         return asdict(self)
 
 
-# --- scheduling -----------------------------------------------------------------------------
+# --- enqueue from requests ------------------------------------------------------------------
+# On-commit callbacks of the bot services (start, resume, restart, closes, emergency stop).
+# They call the kick/enqueue through this module's names, which tests patch
+# (``trading.services.runner.bots_kick``) to keep requests off the real broker.
 
 
-def bots_kick() -> None:
-    """Enqueue ``trading.tasks.bots_due`` now (on the trading queue). Errors are logged: a
-    missed kick only delays a bot to the next beat."""
-    from market7.celery import TaskQueue, app
-
-    try:
-        app.send_task("trading.tasks.bots_due", queue=TaskQueue.TRADING.value, expires=55)
-    except Exception:  # pragma: no cover - broker down
-        log.exception("bots_kick: cannot enqueue bots_due")
+def bots_kick_after_request(*, bot_ids: list[int]) -> None:
+    """Kick ``bots_due`` after a request changed bots ``bot_ids``; when the broker is
+    unreachable (bounded: ``MARKET7_ENQUEUE_TIMEOUT_MS``, no retries) say so on each bot
+    (:func:`bots_not_queued`). Never raises."""
+    error = bots_kick()
+    if isinstance(error, str):
+        bots_not_queued(bot_ids=bot_ids, error=error)
 
 
-def bot_step_enqueue(*, bot_id: int, countdown: float = 0.0) -> None:
-    """Enqueue ``trading.tasks.bot_step(bot_id)`` on the trading queue after ``countdown``
-    seconds (a bot that just started steps at once instead of waiting for the next beat).
-    Errors are logged: a missed enqueue only delays the bot to the next beat."""
-    from market7.celery import TaskQueue, app
-
-    try:
-        app.send_task(
-            "trading.tasks.bot_step", args=[bot_id], queue=TaskQueue.TRADING.value, countdown=countdown,
-            expires=countdown + 55,
-        )  # fmt: skip
-    except Exception:  # pragma: no cover - broker down
-        log.exception("bot_step_enqueue: cannot enqueue bot %s", bot_id)
-
-
-def bots_due(*, now=None) -> list[int]:
-    """Ids of running, unclaimed bots with a new closed candle at their feed's now (pk order).
-
-    Live: the wall clock is past the close of the candle after the last processed one.
-    Replay: the replay clock is, and a candle at or after that open time is stored (a replay at
-    the end of its data is not due).
-    """
-    wall = now or timezone.now()
-    bots = list(
-        Bot.objects.filter(status=Bot.Status.RUNNING)
-        .exclude(claimed_at__gte=wall - CLAIM_TTL)
-        .prefetch_related("markets")
-        .order_by("pk")
-    )
-    due = []
-    ends: dict[tuple, int | None] = {}
-    for bot in bots:
-        tf = bot.timeframe_ms
-        last = bot.last_candle_ms
-        if last is None:
-            continue
-        nxt = last + tf
-        if nxt + tf > dt_to_ms(feed_now(bot, wall)):
-            continue
-        if bot.feed == Bot.FeedKind.REPLAY:
-            markets = list(bot.markets.all())
-            key = (tuple(sorted(m.pk for m in markets)), bot.timeframe)
-            if key not in ends:
-                ends[key] = replay_end_ms(markets, bot.timeframe)
-            if ends[key] is None or ends[key] < nxt:
-                continue
-        due.append(bot.pk)
-    return due
-
-
-# --- claim ----------------------------------------------------------------------------------
-
-
-def bot_claim(*, bot_id: int, now=None) -> str | None:
-    """Claim a running bot for one step; returns the claim token, or None when the bot is not
-    running or another worker holds a fresh claim. One conditional UPDATE (committed)."""
-    wall = now or timezone.now()
-    token = secrets.token_hex(8)
-    n = (
-        Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=wall - CLAIM_TTL))
-        .update(claimed_at=wall, claim_token=token)
-    )
-    return token if n else None
-
-
-def bot_release(*, bot_id: int, token: str) -> None:
-    Bot.objects.filter(pk=bot_id, claim_token=token).update(claimed_at=None, claim_token="")
+def bot_step_enqueue_after_request(*, bot_id: int, countdown: float = 0.0) -> None:
+    """Enqueue a started bot's first step; when the broker is unreachable say so on the bot
+    (:func:`bots_not_queued`). Never raises."""
+    error = bot_step_enqueue(bot_id=bot_id, countdown=countdown)
+    if isinstance(error, str):
+        bots_not_queued(bot_ids=[bot_id], error=error)
 
 
 # --- the step -------------------------------------------------------------------------------
 
 
 def bot_step(*, bot_id: int, now=None) -> StepReport:
-    """Run one step of bot ``bot_id`` (see the module doc). Never raises for a failing bot: it
-    goes to ``error`` and the report says so."""
+    """Run one step of bot ``bot_id`` (see the module doc). ``now``: the feed's clock (default
+    the wall clock; tests move it); the claim's lease always runs on the wall clock. Never
+    raises for a failing bot: it goes to ``error`` and the report says so."""
     wall = now or timezone.now()
-    token = bot_claim(bot_id=bot_id, now=wall)
+    token = bot_claim(bot_id=bot_id)
     if token is None:
         return StepReport(bot_id, "skipped", message="not running, or claimed by another worker")
     try:
-        bot = Bot.objects.get(pk=bot_id)
-        markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
-        if bot.feed == Bot.FeedKind.LIVE:
-            feed_live_poll(bot=bot, markets=markets + watched_markets(bot, markets), now=wall)
+        with claim_heartbeat(bot_id=bot_id, token=token):
+            bot, markets = _step_prepare(bot_id, wall)
         with transaction.atomic():
             bot = Bot.objects.select_for_update().get(pk=bot_id)
-            if bot.claim_token != token or bot.status != Bot.Status.RUNNING:
+            if bot.claim_token != token:  # our lease ran out and another worker took the bot over
+                return StepReport(bot_id, "skipped", message=CLAIM_LOST)
+            if bot.status != Bot.Status.RUNNING:
                 bot_release(bot_id=bot_id, token=token)
                 return StepReport(bot_id, "skipped", message=f"bot is {bot.status}")
             report = _step_locked(bot, markets, wall)
@@ -220,6 +189,16 @@ def bot_step(*, bot_id: int, now=None) -> StepReport:
     return report
 
 
+def _step_prepare(bot_id: int, wall) -> tuple[Bot, list[Market]]:
+    """The part of a step before its transaction (under the claim's heartbeat): the bot, its
+    markets in symbol order, and for a live feed the exchange poll for new closed candles."""
+    bot = Bot.objects.get(pk=bot_id)
+    markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
+    if bot.feed == Bot.FeedKind.LIVE:
+        feed_live_poll(bot=bot, markets=markets + watched_markets(bot, markets), now=wall)
+    return bot, markets
+
+
 def _error_message(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, FeedError):
@@ -229,12 +208,13 @@ def _error_message(exc: Exception) -> str:
 
 @transaction.atomic
 def bot_fail(*, bot_id: int, token: str, message: str) -> None:
-    """Put a bot whose step raised into ``error`` with ``message`` and release its claim."""
+    """Put a bot whose step raised into ``error`` with ``message`` and release its claim. A
+    worker whose claim was taken over meanwhile (its lease ran out) leaves the bot alone: its
+    view of the bot is stale and the new holder decides."""
     bot = Bot.objects.select_for_update().filter(pk=bot_id).first()
-    if bot is None:
+    if bot is None or bot.claim_token != token:
         return
-    if bot.claim_token == token:
-        bot.claimed_at, bot.claim_token = None, ""
+    bot.claimed_at, bot.claim_token = None, ""
     if bot.status == Bot.Status.RUNNING:
         if bot.feed == Bot.FeedKind.REPLAY and bot.replay_clock_wall is not None:
             bot.replay_clock, bot.replay_clock_wall = bot.replay_now(timezone.now()), None
@@ -304,7 +284,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     if stopping:
         _cancel_resting_orders(result, "bot stopped after closing all positions")
 
-    ctx = _Writer(bot, {m.symbol: m for m in markets}, specs, result, feed)
+    ctx = StepWriter(bot, {m.symbol: m for m in markets}, specs, result, feed)
     ctx.write_trades()
     ctx.write_orders()
     ctx.write_fills()
@@ -319,7 +299,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     bot.commands = []
     bot.claimed_at, bot.claim_token = None, ""
     status_changed = False
-    if bot.status_message.startswith(END_OF_DATA):
+    if bot.status_message.startswith((END_OF_DATA, NOT_QUEUED)):
         bot.status_message = ""
     rejected = _rejection_streak(bot) if result.orders else None
     if rejected is not None:
@@ -417,382 +397,3 @@ def _merge_command_result(result, commanded) -> None:
     touched = {o.client_order_id for o in result.orders}
     result.orders[:0] = [o for o in commanded.orders if o.client_order_id not in touched]
     result.decisions[:0] = commanded.decisions
-
-
-def _field_differs(row, name: str, value) -> bool:
-    """Whether ``row.<name>`` differs from ``value`` (a foreign key by id: no query)."""
-    field = row._meta.get_field(name)
-    if field.is_relation:
-        return getattr(row, field.attname) != (value.pk if value is not None else None)
-    return getattr(row, name) != value
-
-
-class _Writer:
-    """Writes one step's engine result as Decimal rows (inside the step's transaction)."""
-
-    def __init__(self, bot: Bot, markets: dict[str, Market], specs: dict, result, feed) -> None:
-        self.bot, self.markets, self.specs, self.result = bot, markets, specs, result
-        # last close of each market the step saw: {symbol: (open time ms, close)}
-        self.price_points: dict[str, tuple[int, float]] = {}
-        for symbol in markets:
-            c = feed.candles(symbol)
-            if len(c):
-                self.price_points[symbol] = (int(c.time[-1]), float(c.close[-1]))
-        self.trades: dict[str, Trade] = {}
-        self.orders: dict[str, Order] = {}
-        self.opened: int = 0
-        self.new_trades: list[Trade] = []
-        self.closed_trades: list[Trade] = []
-        self.fills: list[tuple[Fill, Order]] = []
-        self.realized_delta = Decimal("0")
-        self.max_safety_orders = int((bot.params or {}).get("max_safety_orders") or 0)
-
-    # trades first, so orders can point at them
-    def write_trades(self) -> None:
-        bot, specs = self.bot, self.specs
-        open_deals = self.result.open_deals
-        # the open deals' rows in one query; a row whose values did not change is not written
-        # (most steps fill nothing, and update_or_create cost a locking SELECT and an UPDATE per
-        # open deal per step)
-        stored = (
-            {t.deal_id: t for t in Trade.objects.filter(bot=bot, deal_id__in=[d["deal_id"] for d in open_deals])}
-            if open_deals
-            else {}
-        )
-        for deal in open_deals:
-            spec = specs[deal["symbol"]]
-            values = {
-                "market": self.markets[deal["symbol"]],
-                "side": deal["side"],
-                "status": Trade.Status.OPEN,
-                "opened_at": ms_to_dt(int(deal["opened_at"])),
-                "closed_at": None,
-                "avg_entry": avg_price_dec(deal["entry_price"]),
-                "amount": amount_dec(spec, abs(deal["amount"])),
-                "cost": money_dec(deal["cost"]),
-                "fees": money_dec(deal["fees"]),
-                "take_profit_price": price_dec(spec, deal.get("take_profit_price")),
-                "stop_loss_price": price_dec(spec, deal.get("stop_loss_price")),
-                "safety_orders_filled": int(deal.get("safety_orders_filled") or 0),
-                "safety_orders_max": int(deal.get("max_safety_orders") or 0) or self.max_safety_orders,
-                "tags": list(deal.get("tags") or []),
-                "info": _json_safe({k: deal[k] for k in ("ladder", "next_so_price") if k in deal}),
-            }
-            trade = stored.get(deal["deal_id"])
-            if trade is None:
-                trade = Trade.objects.create(bot=bot, deal_id=deal["deal_id"], **values)
-                self.new_trades.append(trade)
-            else:
-                changed = [name for name, value in values.items() if _field_differs(trade, name, value)]
-                if changed:
-                    for name in changed:
-                        setattr(trade, name, values[name])
-                    trade.save(update_fields=[*changed, "updated_at"])
-            self.trades[trade.deal_id] = trade
-        for ct in self.result.trades:
-            spec = specs[ct.symbol]
-            existing = (
-                Trade.objects.filter(bot=bot, deal_id=ct.deal_id)
-                .only("safety_orders_max", "info", "take_profit_price")
-                .first()
-            )
-            values = {
-                "market": self.markets[ct.symbol],
-                "side": ct.side,
-                "status": Trade.Status.CLOSED,
-                "opened_at": ms_to_dt(int(ct.opened_at)),
-                "closed_at": ms_to_dt(int(ct.closed_at)),
-                "avg_entry": avg_price_dec(ct.entry_price),
-                "amount": amount_dec(spec, ct.amount),
-                "cost": money_dec(ct.cost),
-                "fees": money_dec(ct.fees),
-                "realized_pnl": money_dec(ct.pnl),
-                "exit_price": avg_price_dec(ct.exit_price),
-                "exit_reason": ct.exit_reason,
-                "safety_orders_filled": int(ct.safety_orders_filled),
-                # a deal opened and closed in one step has no open row to inherit it from
-                "safety_orders_max": (existing.safety_orders_max if existing else 0) or self.max_safety_orders,
-                "tags": list(ct.tags or []),
-            }
-            trade, created = Trade.objects.update_or_create(bot=bot, deal_id=ct.deal_id, defaults=values)
-            if existing is None:
-                self.new_trades.append(trade)
-            self.trades[trade.deal_id] = trade
-            self.closed_trades.append(trade)
-            self.realized_delta += trade.realized_pnl
-        self.opened = len(self.new_trades)
-
-    def write_orders(self) -> None:
-        bot = self.bot
-        for od in self.result.orders:
-            spec = self.specs[od.symbol]
-            trade = self.trades.get(od.deal_id) if od.deal_id else None
-            if od.deal_id and trade is None:
-                trade = Trade.objects.filter(bot=bot, deal_id=od.deal_id).first()
-            values = {
-                "bot": bot,
-                "market": self.markets[od.symbol],
-                "trade": trade,
-                "side": od.side,
-                "type": od.type,
-                "price": price_dec(spec, od.price),
-                "stop_price": price_dec(spec, od.stop_price),
-                "amount": amount_dec(spec, od.amount),
-                "filled": amount_dec(spec, od.filled),
-                "average": price_dec(spec, od.average),
-                "status": _ORDER_STATUS.get(od.status, Order.Status.OPEN),
-                "tag": (od.tag or "")[:64],
-                "deal_id": od.deal_id or "",
-                "reject_reason": (od.reject_reason or od.cancel_reason or "")[:300],
-                "placed_at": ms_to_dt(int(od.created_at)),
-            }
-            order, _ = Order.objects.update_or_create(client_order_id=od.client_order_id, defaults=values)
-            self.orders[od.client_order_id] = order
-
-    def write_fills(self) -> None:
-        seqs: dict[int, int] = {}
-        rows = []
-        for f in self.result.fills:
-            order = self.orders.get(f.client_order_id) or Order.objects.get(client_order_id=f.client_order_id)
-            if order.pk not in seqs:
-                seqs[order.pk] = Fill.objects.filter(order=order).count()
-            spec = self.specs[f.symbol]
-            fill = Fill(
-                order=order,
-                seq=seqs[order.pk],
-                price=price_dec(spec, f.price),
-                amount=amount_dec(spec, f.amount),
-                fee=money_dec(f.fee),
-                fee_currency=spec.quote,
-                time=ms_to_dt(int(f.time)),
-            )
-            seqs[order.pk] += 1
-            rows.append(fill)
-            self.fills.append((fill, order))
-        if rows:
-            Fill.objects.bulk_create(rows)
-
-    def write_events(self, extra: list[BotEvent]) -> None:
-        bot = self.bot
-        events = list(extra)
-        for d in self.result.decisions:
-            events.append(
-                BotEvent(
-                    bot=bot,
-                    time=ms_to_dt(int(d.time)),
-                    kind=BotEvent.Kind.DECISION,
-                    rule=d.rule[:64],
-                    outcome=d.outcome[:16],
-                    reason=d.reason,
-                    symbol=d.symbol,
-                    payload=_json_safe(d.payload),
-                )  # fmt: skip
-            )
-        for od in self.result.orders:
-            # Rejections always; cancels only when not routine (a TP replaced by a new one, the
-            # rest of a deal's orders canceled when it closes).
-            if od.status == "rejected" or (od.status == "canceled" and od.cancel_reason not in ROUTINE_CANCELS):
-                events.append(
-                    BotEvent(
-                        bot=bot,
-                        time=ms_to_dt(int(od.updated_at or od.created_at)),
-                        kind=BotEvent.Kind.ORDER,
-                        rule=od.tag or od.type,
-                        outcome=od.status,
-                        reason=f"{od.side} {od.symbol} {od.client_order_id} {od.status}: {od.reject_reason or od.cancel_reason}",
-                        symbol=od.symbol,
-                        payload={"client_order_id": od.client_order_id},
-                    )  # fmt: skip
-                )
-        for fill, order in self.fills:
-            events.append(
-                BotEvent(
-                    bot=bot,
-                    time=fill.time,
-                    kind=BotEvent.Kind.FILL,
-                    rule=order.tag or order.type,
-                    outcome="filled",
-                    reason=f"{order.side} {fill.amount} {order.market.symbol} @ {fill.price} ({order.tag or order.type})",
-                    symbol=order.market.symbol,
-                    payload={"client_order_id": order.client_order_id, "fee": str(fill.fee)},
-                )  # fmt: skip
-            )
-        for trade in self.new_trades:
-            events.append(
-                BotEvent(
-                    bot=bot,
-                    time=trade.opened_at,
-                    kind=BotEvent.Kind.TRADE_OPENED,
-                    rule="deal",
-                    outcome="opened",
-                    reason=f"opened {trade.side} {trade.market.symbol} deal {trade.deal_id} at {trade.avg_entry}",
-                    symbol=trade.market.symbol,
-                    payload={"deal_id": trade.deal_id},
-                )  # fmt: skip
-            )
-        for trade in self.closed_trades:
-            events.append(
-                BotEvent(
-                    bot=bot,
-                    time=trade.closed_at,
-                    kind=BotEvent.Kind.TRADE_CLOSED,
-                    rule=trade.exit_reason or "deal",
-                    outcome="closed",
-                    reason=f"closed {trade.market.symbol} deal {trade.deal_id} ({trade.exit_reason}): P&L {trade.realized_pnl} {bot.quote}",
-                    symbol=trade.market.symbol,
-                    payload={"deal_id": trade.deal_id, "pnl": str(trade.realized_pnl)},
-                )  # fmt: skip
-            )
-        if events:
-            BotEvent.objects.bulk_create(events)
-
-    def write_balances_and_equity(self) -> None:
-        bot, result = self.bot, self.result
-        realized_before = bot.realized_pnl
-        bot.realized_pnl = realized_before + self.realized_delta
-        times, equity = result.equity_time, result.equity
-        if len(equity):
-            bot.equity = money_dec(float(equity[-1]))
-            # realized P&L at each equity point: closed deals whose exit filled before its close
-            closed = sorted((int(ct.closed_at), money_dec(ct.pnl)) for ct in result.trades)
-            closed_t = np.array([c[0] for c in closed], dtype=np.int64)
-            cum = [realized_before]
-            for _, pnl in closed:
-                cum.append(cum[-1] + pnl)
-            idx = np.searchsorted(closed_t, times, side="left") if len(closed) else np.zeros(len(times), dtype=np.int64)
-            snaps = []
-            for t, e, k in zip(times.tolist(), equity.tolist(), idx.tolist(), strict=True):
-                eq = money_dec(e)
-                snaps.append(
-                    EquitySnapshot(
-                        bot=bot,
-                        time=ms_to_dt(t),
-                        equity=eq,
-                        realized_pnl=cum[k],
-                        unrealized_pnl=eq - bot.capital - cum[k],
-                    )
-                )
-            EquitySnapshot.objects.bulk_create(snaps, ignore_conflicts=True)
-        equity_now = bot.equity if bot.equity is not None else bot.capital
-        bot.unrealized_pnl = equity_now - bot.capital - bot.realized_pnl
-
-        pf = result.state.portfolio
-        reserved = sum(float(o.get("reserved") or 0.0) for o in result.state.open_orders)
-        cash = float(pf.get("cash", float(bot.capital)))
-        positions = pf.get("positions", {})
-        prices = self.last_closes()
-        realized_by_market = dict(
-            Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED)
-            .values_list("market_id")
-            .annotate(s=Sum("realized_pnl"))
-        )
-        deals_by_symbol = {d["symbol"]: d for d in result.open_deals}
-        rows = [
-            PaperBalance(
-                bot=bot,
-                asset=bot.quote,
-                free=money_dec(cash - reserved),
-                used=money_dec(reserved),
-                equity=equity_now,
-                realized_pnl=bot.realized_pnl,
-                unrealized_pnl=bot.unrealized_pnl,
-            )  # fmt: skip
-        ]
-        for symbol, market in self.markets.items():
-            amount = float(positions.get(symbol, {}).get("amount", 0.0))
-            price = prices.get(symbol)
-            value = money_dec(amount * price) if price is not None else Decimal("0")
-            deal = deals_by_symbol.get(symbol)
-            unreal = (
-                money_dec(amount * price - deal["cost"] - deal["fees"])
-                if (deal and price is not None and amount > 0)
-                else Decimal("0")
-            )
-            rows.append(
-                PaperBalance(
-                    bot=bot,
-                    asset=market.base,
-                    free=amount_dec(self.specs[symbol], amount),
-                    used=Decimal("0"),
-                    equity=value,
-                    realized_pnl=realized_by_market.get(market.pk) or Decimal("0"),
-                    unrealized_pnl=unreal,
-                )  # fmt: skip
-            )
-        PaperBalance.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["bot", "asset"],
-            update_fields=["free", "used", "equity", "realized_pnl", "unrealized_pnl", "updated_at"],
-        )  # fmt: skip
-
-    def last_closes(self) -> dict[str, float]:
-        return {s: close for s, (_, close) in self.price_points.items()}
-
-    def publish(self, status_changed: bool) -> None:
-        """Websocket events of this step (sent on commit). Schema: docs/bots.md."""
-        from trading.selectors.bots import bot_today_pnl
-        from trading.services.bots import bot_status_data
-
-        bot, owner = self.bot, self.bot.owner_id
-        for fill, order in self.fills[-MAX_EVENTS_PER_KIND:]:
-            publish(owner, "order_filled", {
-                "bot_id": bot.pk, "order_id": order.pk, "client_order_id": order.client_order_id, "symbol": order.market.symbol,
-                "side": order.side, "type": order.type, "tag": order.tag, "deal_id": order.deal_id, "price": _s(fill.price),
-                "amount": _s(fill.amount), "fee": _s(fill.fee), "fee_currency": fill.fee_currency, "time": fill.time.isoformat(),
-            })  # fmt: skip
-        closed_ids = {t.deal_id for t in self.closed_trades}
-        for trade in self.new_trades[-MAX_EVENTS_PER_KIND:]:
-            data = trade_data(trade)
-            if trade.deal_id in closed_ids:  # opened and closed in one step: announce the opening as it was
-                data.update(
-                    {
-                        "status": "open",
-                        "closed_at": None,
-                        "exit_price": None,
-                        "exit_reason": "",
-                        "realized_pnl": None,
-                        "pnl_pct": None,
-                    }
-                )
-            publish(owner, "trade_opened", data)
-        for trade in self.closed_trades[-MAX_EVENTS_PER_KIND:]:
-            publish(owner, "trade_closed", trade_data(trade))
-        market_time = bot.last_candle_at
-        for symbol, (t, close) in self.price_points.items():
-            publish(
-                owner,
-                "price",
-                {
-                    "bot_id": bot.pk,
-                    "symbol": symbol,
-                    "price": _s(Decimal(repr(close))),
-                    "time": ms_to_dt(t).isoformat(),
-                    "time_ms": t,
-                },
-            )
-        publish(owner, "pnl", {
-            "bot_id": bot.pk, "equity": _s(bot.equity), "realized": _s(bot.realized_pnl), "unrealized": _s(bot.unrealized_pnl),
-            "today": _s(bot_today_pnl(bot)), "capital": _s(bot.capital), "currency": bot.quote,
-            "time": market_time.isoformat() if market_time else None, "time_ms": bot.last_candle_ms,
-            "open_trades": len(self.result.open_deals),
-        })  # fmt: skip
-        if status_changed:
-            publish(owner, "bot_status", bot_status_data(bot))
-
-
-def _s(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    text = format(value.normalize(), "f")
-    return "0" if text == "-0" else text
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
