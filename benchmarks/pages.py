@@ -163,7 +163,7 @@ def worker(*, keep: bool, profile: bool) -> None:
             for _ in range(10):
                 client.get(url, **headers)
             prof.disable()
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
 
 
 class _QueryCounter:
