@@ -36,11 +36,12 @@ Reads of the HTMX bot pages (``trading.views.bots``; model instances, not ``*_da
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, DateTimeField, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDay
 from django.utils import timezone
 
 from market7.timeframes import TIMEFRAME_MS, dt_to_ms
@@ -49,6 +50,9 @@ from trading.selectors.events import bot_event_facets, bot_events_page  # the de
 
 ZERO = Decimal("0")
 MONEY_Q = Decimal("0.01")
+#: The bot's JSON columns a listing of deals or events never shows (the engine state alone is
+#: kilobytes per bot): ``.defer(*(f"bot__{f}" for f in BOT_BIG_FIELDS))`` where the bot is joined.
+BOT_BIG_FIELDS = ("params", "risk", "state", "commands")
 
 
 def _s(value: Decimal | float | None) -> str | None:
@@ -159,6 +163,33 @@ def bot_card_data(bot: Bot) -> dict[str, Any]:
 # --- dashboard ------------------------------------------------------------------------------
 
 
+def bots_with_day_figures(user) -> QuerySet[Bot]:
+    """The user's bots (JSON columns deferred) annotated with their market day's figures, in one
+    query whatever the number of bots: ``market_day`` (UTC midnight of ``last_candle_at``, or of
+    now before the first step — :func:`bot_market_day_start`), ``equity_before_day`` (Decimal
+    quote, the last equity snapshot before that day, None without one: :func:`bot_today_pnl`
+    falls back to the capital) and ``volume_day`` (Decimal quote, notional of the fills since
+    that day began, None without fills)."""
+    day = TruncDay(Coalesce("last_candle_at", Value(timezone.now(), output_field=DateTimeField())), tzinfo=UTC)
+    before = EquitySnapshot.objects.filter(bot=OuterRef("pk"), time__lt=OuterRef("market_day")).order_by("-time")
+    volume = (
+        Fill.objects.filter(order__bot=OuterRef("pk"), time__gte=OuterRef("market_day"))
+        .order_by()
+        .values("order__bot")
+        .annotate(v=Sum(F("price") * F("amount")))
+        .values("v")
+    )
+    return (
+        Bot.objects.for_user(user)
+        .defer(*BOT_BIG_FIELDS)
+        .annotate(market_day=day)
+        .annotate(
+            equity_before_day=Subquery(before.values("equity")[:1], output_field=DecimalField()),
+            volume_day=Subquery(volume, output_field=DecimalField()),
+        )
+    )
+
+
 def dashboard_summary(*, user) -> dict[str, Any]:
     """Totals over the user's bots (quote currency; assumes one quote, USDT by default).
 
@@ -167,7 +198,7 @@ def dashboard_summary(*, user) -> dict[str, Any]:
     "bots_total", "currency"}`` — Decimals (money) and ints. ``volume`` is the notional of all
     fills; ``volume_today`` of fills in each bot's market day.
     """
-    bots = list(Bot.objects.for_user(user))
+    bots = list(bots_with_day_figures(user))
     balance = capital = realized = unrealized = today = ZERO
     counts: dict[str, int] = {s: 0 for s in Bot.Status.values}
     volume_today = ZERO
@@ -177,10 +208,9 @@ def dashboard_summary(*, user) -> dict[str, Any]:
         capital += bot.capital
         realized += bot.realized_pnl
         unrealized += bot.unrealized_pnl
-        today += bot_today_pnl(bot)
-        day = bot_market_day_start(bot)
-        vt = Fill.objects.filter(order__bot=bot, time__gte=day).aggregate(v=Sum(F("price") * F("amount")))["v"]
-        volume_today += vt or ZERO
+        if bot.equity is not None:  # bot_today_pnl, from the annotation
+            today += bot.equity - (bot.equity_before_day if bot.equity_before_day is not None else bot.capital)
+        volume_today += bot.volume_day or ZERO
     volume = Fill.objects.for_user(user).aggregate(v=Sum(F("price") * F("amount")))["v"] or ZERO
     trades = Trade.objects.for_user(user).aggregate(
         open=Count("id", filter=Q(status=Trade.Status.OPEN)), closed=Count("id", filter=Q(status=Trade.Status.CLOSED))
@@ -451,8 +481,11 @@ def open_deal_counts(*, user, bots: list[Bot]) -> dict[int, int]:
 def bot_closed_trades(*, user, bot: Bot, limit: int = 50) -> list[Trade]:
     """The newest ``limit`` closed deals of ``bot`` (by open time, newest first), market and bot
     joined. Money fields are Decimal, quote currency."""
-    qs = Trade.objects.for_user(user).filter(bot=bot, status=Trade.Status.CLOSED).select_related("market", "bot")
-    return list(qs[:limit])
+    qs = Trade.objects.for_user(user).filter(bot=bot, status=Trade.Status.CLOSED).select_related("market")
+    trades = list(qs[:limit])
+    for trade in trades:  # the bot is the one given: no join of its row (and its state) per deal
+        trade.bot = bot
+    return trades
 
 
 def bot_chart(*, user, bot: Bot, market: Market, limit: int = 600) -> tuple[list[dict[str, Any]], list[Fill]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from market7.timeframes import dt_to_ms
 from trading.models import Bot, BotEvent, EquitySnapshot, Trade
-from trading.selectors.bots import max_drawdown_pct, sharpe_ratio
+from trading.selectors.bots import BOT_BIG_FIELDS, max_drawdown_pct, sharpe_ratio
 
 ZERO = Decimal("0")
 
@@ -32,22 +32,26 @@ def user_equity_series(user, max_points: int = 1500) -> list[dict[str, Any]]:
     latest = {pk: float(capital) for pk, capital in bots}
     capital = sum(latest.values())
     total = capital
-    series: list[dict] = []
+    # One pass over plain lists (no dict, no rounding per snapshot): the page and the JSON
+    # read every snapshot of every bot, thousands of rows; only the kept points are built.
+    secs: list[int] = []
+    totals: list[float] = []
     rows = EquitySnapshot.objects.for_user(user).order_by("time", "bot_id").values_list("time", "bot_id", "equity")
-    for t, bot_id, equity in rows.iterator(chunk_size=2000):
-        total += float(equity) - latest[bot_id]
-        latest[bot_id] = float(equity)
-        sec = dt_to_ms(t) // 1000
-        point = {"time": sec, "equity": round(total, 8), "pnl": round(total - capital, 8)}
-        if series and series[-1]["time"] == sec:
-            series[-1] = point
+    for t, bot_id, equity in rows:
+        value = float(equity)
+        total += value - latest[bot_id]
+        latest[bot_id] = value
+        sec = int(t.timestamp() * 1000) // 1000  # dt_to_ms(t) // 1000, inlined
+        if secs and secs[-1] == sec:
+            totals[-1] = total
         else:
-            series.append(point)
-    if len(series) > max_points:
-        step = len(series) / max_points
-        idx = sorted({int(i * step) for i in range(max_points)} | {len(series) - 1})
-        series = [series[i] for i in idx]
-    return series
+            secs.append(sec)
+            totals.append(total)
+    idx = range(len(secs))
+    if len(secs) > max_points:
+        step = len(secs) / max_points
+        idx = sorted({int(i * step) for i in range(max_points)} | {len(secs) - 1})
+    return [{"time": secs[i], "equity": round(totals[i], 8), "pnl": round(totals[i] - capital, 8)} for i in idx]
 
 
 def user_performance(user, series: list[dict] | None = None) -> dict[str, Any]:
@@ -86,9 +90,9 @@ def user_performance(user, series: list[dict] | None = None) -> dict[str, Any]:
 def bot_equity_pnl_series(*, user, bot: Bot, max_points: int = 1500) -> list[dict[str, Any]]:
     """One bot's equity snapshots, oldest first, the last ``max_points`` of them (not thinned):
     ``[{"time": epoch s, "equity": float, "pnl": float (equity - the bot's capital)}]``."""
-    rows = EquitySnapshot.objects.for_user(user).filter(bot=bot).order_by("time").values_list("time", "equity")
-    series = [{"time": dt_to_ms(t) // 1000, "equity": float(e), "pnl": float(e - bot.capital)} for t, e in rows]
-    return series[-max_points:]
+    rows = EquitySnapshot.objects.for_user(user).filter(bot=bot).order_by("-time").values_list("time", "equity")
+    rows = reversed(list(rows[:max_points]))  # only the newest max_points are read
+    return [{"time": dt_to_ms(t) // 1000, "equity": float(e), "pnl": float(e - bot.capital)} for t, e in rows]
 
 
 def recent_decisions(user, limit: int = 15) -> list[BotEvent]:
@@ -99,4 +103,6 @@ def recent_decisions(user, limit: int = 15) -> list[BotEvent]:
     page's activity list, ``trading.selectors.events.bot_activity``). One query."""
     kinds = [BotEvent.Kind.DECISION, BotEvent.Kind.TRADE_OPENED, BotEvent.Kind.TRADE_CLOSED]
     qs = BotEvent.objects.for_user(user).filter(kind__in=kinds).exclude(kind=BotEvent.Kind.DECISION, outcome="allow")
-    return list(qs.select_related("bot").order_by("-time", "-id")[:limit])
+    # The bot's name is shown, never its engine state (kilobytes of JSON per row).
+    qs = qs.select_related("bot").defer(*(f"bot__{f}" for f in BOT_BIG_FIELDS))
+    return list(qs.order_by("-time", "-id")[:limit])

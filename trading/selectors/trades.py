@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, FloatField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
-from trading.models import Bot, Order, Trade
+from trading.models import Bot, Candle, Order, Trade
+from trading.selectors.bots import BOT_BIG_FIELDS
+
+#: Stands for "no bound" where a bot has no market time yet (the newest candle counts).
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def trades_for_user(user, *, bot: Bot | None = None, status: str | None = None) -> QuerySet[Trade]:
@@ -42,6 +47,7 @@ def trades_history(
     symbol), ``side`` (long|short), ``status`` (open|closed), ``date_from``/``date_to`` (UTC
     dates, inclusive, on the deal's open time)."""
     qs = Trade.objects.for_user(user).select_related("bot", "market", "market__exchange")
+    qs = qs.defer(*(f"bot__{f}" for f in BOT_BIG_FIELDS))  # a row shows the bot's name only
     if bot:
         qs = qs.filter(bot_id=bot)
     if market:
@@ -55,6 +61,19 @@ def trades_history(
     if date_to:
         qs = qs.filter(opened_at__lt=datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC))
     return qs.order_by("-opened_at", "-id")
+
+
+def trades_with_current_price(qs: QuerySet[Trade]) -> QuerySet[Trade]:
+    """``qs`` with bot (its JSON columns deferred) and market joined and ``current_close``
+    annotated: the close (float, quote currency) of the last candle of the deal's market in the
+    bot's timeframe at or before the bot's market time (``last_candle_at``; the newest candle
+    before its first step), None without one — what :func:`trading.selectors.bots.last_prices`
+    gives per bot, for all the deals in the same query (one probe of the candle index each)."""
+    at = Coalesce(OuterRef("bot__last_candle_at"), Value(_END_OF_TIME, output_field=DateTimeField()))
+    last = Candle.objects.filter(market=OuterRef("market_id"), timeframe=OuterRef("bot__timeframe"), open_time__lte=at)
+    close = Subquery(last.order_by("-open_time").values("close")[:1], output_field=FloatField())
+    joined = qs.select_related("bot", "market").defer(*(f"bot__{f}" for f in BOT_BIG_FIELDS))
+    return joined.annotate(current_close=close)
 
 
 def trade_symbols(user) -> list[str]:

@@ -24,7 +24,13 @@ from django.views.decorators.http import require_GET
 from trading.forms import TradeFilterForm
 from trading.models import Order, Trade
 from trading.selectors.bots import bots_by_name, last_prices
-from trading.selectors.trades import orders_by_trade, trade_symbols, trades_for_user, trades_history
+from trading.selectors.trades import (
+    orders_by_trade,
+    trade_symbols,
+    trades_for_user,
+    trades_history,
+    trades_with_current_price,
+)
 from trading.views.bots import is_fragment
 
 PAGE_SIZE = 50
@@ -175,15 +181,21 @@ def ladder_svg(trade: Trade, width: int = 340, height: int = 150) -> dict:
 
 def decorate_trades(trades) -> list[Trade]:
     """Attach ``current_price``, ``unrealized_pnl``, ``unrealized_pct``, ``risk``, ``ladder``,
-    ``svg`` to open deals (price: the last close at the bot's market time)."""
-    trades = list(trades.select_related("bot", "market") if hasattr(trades, "select_related") else trades)
-    prices_by_bot: dict[int, dict] = {}
+    ``svg`` to open deals (price: the last close at the bot's market time). A queryset is read
+    in two queries whatever its length (deals with their prices, then their orders)."""
+    if hasattr(trades, "select_related"):
+        trades = list(trades_with_current_price(trades))
+        prices = {t.pk: t.current_close for t in trades}
+    else:  # deals already loaded: the prices per bot (one query per market of each bot)
+        trades, by_bot = list(trades), {}
+        for t in trades:
+            if t.bot_id not in by_bot:
+                by_bot[t.bot_id] = last_prices(t.bot)
+        prices = {t.pk: (by_bot[t.bot_id].get(t.market.symbol) or (None, None))[1] for t in trades}
     orders = orders_by_trade(trades)
     for trade in trades:
-        if trade.bot_id not in prices_by_bot:
-            prices_by_bot[trade.bot_id] = last_prices(trade.bot)
-        row = prices_by_bot[trade.bot_id].get(trade.market.symbol)
-        trade.current_price = Decimal(str(row[1])) if row else None
+        close = prices[trade.pk]
+        trade.current_price = Decimal(str(close)) if close is not None else None
         trade.unrealized_pnl = trade.unrealized_pct = None
         if trade.current_price is not None and trade.status == Trade.Status.OPEN:
             sign = 1 if trade.side == Trade.Side.LONG else -1
