@@ -16,6 +16,7 @@ from typing import Any
 
 from django import forms
 
+from market7.formatting import human_label
 from trading.forms_risk import RISK_PREFIX, RiskFieldsMixin
 from trading.models.bots import Bot, BotEvent, Trade
 from trading.models.market import Market, Timeframe
@@ -59,6 +60,15 @@ def strategy_class(name: str):
         return None
 
 
+def ordered_by_group(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``params`` stably sorted by their ``group``, groups in order of first appearance (a
+    schema may come back to a group, e.g. Smart DCA's "deal": one fieldset each, not two)."""
+    first: dict[str, int] = {}
+    for p in params:
+        first.setdefault(p.get("group") or "", len(first))
+    return sorted(params, key=lambda p: first[p.get("group") or ""])
+
+
 def strategy_schema(name: str) -> list[dict[str, Any]]:
     """The strategy's parameters as a list of dicts with at least ``name`` (empty if unknown).
 
@@ -75,7 +85,13 @@ def strategy_schema(name: str) -> list[dict[str, Any]]:
             schema = [{"name": k, **v} for k, v in schema["properties"].items()]
         else:
             schema = [{"name": k, **v} for k, v in schema.items() if isinstance(v, dict)]
-    return [dict(p) for p in schema]
+    params = [dict(p) for p in schema]
+    for p in params:
+        # the core's default label is the name capitalised ("Tp type"); pages show the
+        # field's terms ("TP type", "BTC market filter") unless the strategy set its own
+        if not p.get("label") or p["label"] == str(p["name"]).replace("_", " ").capitalize():
+            p["label"] = human_label(p["name"])
+    return params
 
 
 def param_error_map(exc: Exception) -> dict[str, str]:
@@ -176,9 +192,11 @@ class ParamFieldsMixin:
             self.fields[PARAM_PREFIX + param["name"]] = field
 
     def param_bound_fields(self):
-        """Bound fields of the params, with ``unit`` attached (for the template)."""
+        """Bound fields of the params, with ``unit`` attached (for the template), ordered by
+        group (groups in the order they first appear, params in schema order within a group)
+        so that each group is one fieldset."""
         out = []
-        for param in self.strategy_params:
+        for param in ordered_by_group(self.strategy_params):
             bf = self[PARAM_PREFIX + param["name"]]
             bf.unit = param.get("unit") or ""
             bf.param = param

@@ -296,3 +296,38 @@ def test_live_fragments_are_oob(client, user, bot_with_trades):
     body = client.get(reverse("trading:live-fragments"), {"view": "bot", "bot": bot_with_trades.pk}).content.decode()
     assert f'id="bot-open-{bot_with_trades.pk}" class="card" aria-labelledby="open-h" hx-swap-oob="true"' in body
     assert client.get(reverse("trading:live-fragments"), {"view": "nope"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_form_fieldsets_one_per_group_with_the_fields_terms(client, user, market):
+    """Issue 9: "Tp type" / "Btc market filter enabled" labels and two fieldsets both called
+    "deal" (Smart DCA's schema comes back to its deal group after the exits)."""
+    body = login(client, user).get(reverse("trading:bot-params"), {"strategy": "smart_dca"}).content.decode()
+    legends = [chunk.split("</legend>")[0] for chunk in body.split("<legend>")[1:]]
+    assert legends == ["deal", "safety orders", "take profit", "stop loss", "guards"]
+    assert ">TP type" in body and ">BTC market filter" in body and ">RSI below" in body
+    assert "Tp type" not in body and "Btc market filter enabled" not in body
+
+
+@pytest.mark.django_db
+def test_detail_parameters_panel_labels_on_off_and_groups(client, user, market):
+    bot = make_bot(
+        user,
+        market,
+        params={
+            "base_order_size": 20.0,
+            "tp_type": "total",
+            "btc_market_filter_enabled": False,
+            "trailing_enabled": True,
+        },
+    )
+    body = login(client, user).get(reverse("trading:bot", args=[bot.pk])).content.decode()
+    panel = body[body.index('id="bot-params"') :]
+    panel = panel[: panel.index("</section>")]
+    groups = [chunk.split("</h3>")[0] for chunk in panel.split('<h3 class="params-group">')[1:]]
+    assert groups == ["Deal", "Take profit", "Guards"]
+    assert '<dt title="tp_type">TP type</dt><dd data-param="tp_type"><code>total</code></dd>' in panel
+    assert '<dd data-param="btc_market_filter_enabled"><code>off</code></dd>' in panel
+    assert '<dd data-param="trailing_enabled"><code>on</code></dd>' in panel
+    assert '<dd data-param="base_order_size"><code>20.0</code> <span class="param-unit">quote</span></dd>' in panel
+    assert "True" not in panel and "False" not in panel

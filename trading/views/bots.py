@@ -22,8 +22,9 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from market7.formatting import human_label
 from market7.redirects import safe_next_url
-from trading.forms import BotForm, EventFilterForm, strategy_schema
+from trading.forms import BotForm, EventFilterForm, ordered_by_group, strategy_schema
 from trading.models import Bot, Order, Trade
 from trading.selectors.bots import (
     bot_chart,
@@ -305,11 +306,21 @@ def bot_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _params_display(bot: Bot) -> list[dict]:
-    units = {p["name"]: p for p in strategy_schema(bot.strategy)}
-    return [
-        {"name": k, "value": v, "unit": (units.get(k) or {}).get("unit") or ""}
-        for k, v in sorted((bot.params or {}).items())
-    ]
+    """The bot's parameters for the read-only panel, grouped as in the form: ``[{"group",
+    "params": [{"name", "label", "value", "unit"}]}]``; parameters the schema does not know
+    (an older version's) come last under "other"."""
+    schema = ordered_by_group(strategy_schema(bot.strategy))
+    params = dict(bot.params or {})
+    groups: dict[str, list[dict]] = {}
+    for p in schema:
+        if p["name"] in params:
+            row = {"name": p["name"], "label": p["label"], "value": params.pop(p["name"]), "unit": p.get("unit") or ""}
+            groups.setdefault(p.get("group") or "parameters", []).append(row)
+    for name in sorted(params):
+        groups.setdefault("other", []).append(
+            {"name": name, "label": human_label(name), "value": params[name], "unit": ""}
+        )
+    return [{"group": g, "params": rows} for g, rows in groups.items()]
 
 
 @login_required
