@@ -8,12 +8,12 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 from decimal import Decimal
-from unittest import mock
 
 import pytest
 from django.db import connection
 
 from market7.formatting import format_price
+from tests.trading.conftest import no_enqueue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -111,5 +111,5 @@ def test_deal_page_chart_and_actions(transactional_db, make_user, page, live_ser
 # keep the kick of the scheduler (a Celery send on commit) out of the test process
 @pytest.fixture(autouse=True)
 def _no_kick():
-    with mock.patch("trading.services.runner.bots_kick"):
+    with no_enqueue():
         yield

@@ -12,6 +12,7 @@ factories) are imported explicitly, e.g. ``from tests.trading.conftest import T0
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -225,8 +226,21 @@ def candles(db):
 
 @pytest.fixture
 def no_kick():
-    """Keep bot_start & co. from enqueueing bots_due on the real broker (they do it on commit)."""
-    with mock.patch("trading.services.runner.bots_kick") as kick:
+    """Keep bot_start & co. from enqueueing on the real broker (they do it on commit): the
+    ``bots_due`` kick (yielded) and a started bot's first step. A Celery worker another test
+    left running would otherwise step the bot behind the test's back."""
+    with no_enqueue() as kick:
+        yield kick
+
+
+@contextlib.contextmanager
+def no_enqueue():
+    """Patch the two enqueues of the bot services (``trading.services.runner.bots_kick`` and
+    ``bot_step_enqueue``); yields the ``bots_kick`` mock."""
+    with (
+        mock.patch("trading.services.runner.bots_kick") as kick,
+        mock.patch("trading.services.runner.bot_step_enqueue"),
+    ):
         yield kick
 
 
@@ -242,7 +256,7 @@ def make_replay_bot(
         risk=risk,
     )  # fmt: skip
     if start:
-        with mock.patch("trading.services.runner.bots_kick"):
+        with no_enqueue():
             bot = svc.bot_start(user=user, bot=bot)
     return Bot.objects.get(pk=bot.pk)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from tests.conftest import ws_connect
-from tests.trading.conftest import load_bundled, make_replay_bot
+from tests.trading.conftest import load_bundled, make_replay_bot, no_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +19,7 @@ def _setup(make_user):
     load_bundled("ETHUSDT-1h.csv.gz")
     alice = make_user("wsalice", "trader")
     bob = make_user("wsbob", "trader")
-    with mock.patch("trading.services.runner.bots_kick"):
+    with no_enqueue():
         mine = make_replay_bot(alice, name="mine")
         theirs = make_replay_bot(bob, name="theirs")
     return alice, bob, mine, theirs

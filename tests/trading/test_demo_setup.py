@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from unittest import mock
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from tests.trading.conftest import no_enqueue
 from trading.models import Bot, Candle
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def _var(settings, tmp_path, monkeypatch):
     settings.VAR_DIR = tmp_path
     monkeypatch.delenv("MARKET7_DEMO_PASSWORD", raising=False)
-    with mock.patch("trading.services.runner.bots_kick"):
+    with no_enqueue():
         yield
 
 
