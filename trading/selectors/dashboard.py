@@ -10,9 +10,13 @@ chart series; times in series are epoch **seconds** UTC (what the chart library 
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from decimal import Decimal
 from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count, Max, Sum
 
 from market7.timeframes import dt_to_ms
 from trading.models import Bot, BotEvent, EquitySnapshot, Trade
@@ -25,10 +29,40 @@ def user_equity_series(user, max_points: int = 1500) -> list[dict[str, Any]]:
     """The user's total equity over (market) time: at every snapshot time, the sum over bots of
     each bot's latest snapshot equity (its capital before its first snapshot). Oldest first,
     ``[{"time": epoch s, "equity": float, "pnl": float (equity - total capital)}]``, thinned
-    evenly to ``max_points`` (the last point kept). Quote currency. Two queries."""
-    bots = list(Bot.objects.for_user(user).values_list("pk", "capital"))
+    evenly to ``max_points`` (the last point kept). Quote currency.
+
+    Reading every snapshot is most of the dashboard's time (thousands of rows), so the result
+    is cached (Django's cache, Redis) under a key naming what it depends on: the user's bots
+    and capitals, and the count, newest id, newest time and sum of their snapshots (which are
+    only ever inserted, ``step_writer``). A new snapshot, bot or capital is a new key. Two
+    queries on a hit, three on a miss; a cache that is down only costs the recomputation."""
+    bots = list(Bot.objects.for_user(user).order_by("pk").values_list("pk", "capital"))
     if not bots:
         return []
+    version = EquitySnapshot.objects.for_user(user).aggregate(
+        n=Count("id"), last=Max("id"), at=Max("time"), total=Sum("equity")
+    )
+    digest = hashlib.sha1(repr((bots, sorted(version.items()))).encode()).hexdigest()
+    key = f"equity-series:{user.pk}:{max_points}:{digest}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # noqa: BLE001 - the cache is an optimisation: Redis down costs time only
+        cached = None
+    if cached is not None:
+        return cached
+    series = _equity_series(user, bots, max_points)
+    try:
+        cache.set(key, series, EQUITY_CACHE_S)
+    except Exception:  # noqa: BLE001
+        pass
+    return series
+
+
+EQUITY_CACHE_S = 3600  # seconds a computed series is kept (its key changes with every snapshot)
+
+
+def _equity_series(user, bots: list[tuple[int, Decimal]], max_points: int) -> list[dict[str, Any]]:
+    """:func:`user_equity_series` computed from the snapshots (one query)."""
     latest = {pk: float(capital) for pk, capital in bots}
     capital = sum(latest.values())
     total = capital

@@ -44,9 +44,9 @@ OPERATE_PERM = "trading.operate_bot"
 ADD_PERM = "trading.add_bot"
 CHANGE_PERM = "trading.change_bot"
 ACTIONS = ("start", "pause", "resume", "stop", "restart")
-EVENTS_PAGE = 100
+EVENTS_PAGE = 50
 ACTIVITY_ROWS = 50
-CLOSED_TRADES = 50
+CLOSED_TRADES = 25
 CHART_CANDLES = 600
 
 
