@@ -7,8 +7,8 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
 # daphne (websockets) listens beside gunicorn (HTTP); pages connect to it on their own host.
+# Given to `serve` only: the tests run their own servers (an inherited value is dropped there).
 MARKET7_WS_PORT ?= $(shell expr $(PORT) + 1)
-export MARKET7_WS_PORT
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 WITH_REDIS := $(BIN)/python -m market7.embedded_redis run --
 
@@ -38,11 +38,11 @@ setup:
 
 serve:
 	@echo "Market7 on http://127.0.0.1:$(PORT)  (websockets on :$(MARKET7_WS_PORT); Ctrl-C to stop)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile start --port $(PORT)
+	MARKET7_WS_PORT=$(MARKET7_WS_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile start --port $(PORT)
 
 ## make test: the whole suite, on the embedded defaults or on DATABASE_URL / REDIS_URL.
 test: install
-	@$(WITH_REDIS) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@unset MARKET7_WS_PORT; $(WITH_REDIS) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: speed and memory figures (printed, never asserted).
 bench: install
