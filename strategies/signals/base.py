@@ -157,7 +157,10 @@ def detect(name: str, data: DetectorInput, params: Mapping[str, Any] | None = No
     return get_detector(name).detect(data, params, **kw)
 
 
-_BUILTIN_MODULES: tuple[str, ...] = ()  # detector modules that register on import (filled as they land)
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "strategies.signals.fork_score",
+    "strategies.signals.scalping",
+)  # detector modules that register on import (filled as they land)
 _loaded = False
 
 
