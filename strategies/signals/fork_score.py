@@ -16,7 +16,7 @@ Components (each adds its weight, a fraction, when its rule holds at candle ``i`
   above its EMA(``btc_ema_period``), **or** BTC not in a sharp drop (its change over the last
   ``btc_drop_candles`` candles > −``btc_drop_pct`` %). value = BTC's distance to its EMA (%).
   Without BTC candles (None, or none at that open time) the component is 0 with value NaN
-  and the reason says so.
+  and the reason says so; during BTC's EMA warm-up the value is NaN and the drop test decides.
 
 score = min(Σ points, 1) (the weights must sum to ≤ 1). Exits from the recent swing over
 ``swing_lookback`` candles ``i−N+1..i``: TP = highest high, SL = lowest low; when the swing is
@@ -91,18 +91,18 @@ def _window(a: np.ndarray, k: int, how: str, *, lag: int = 0) -> np.ndarray:
     return out
 
 
-def _btc_aligned(c: Candles, btc: Candles | None, p: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(BTC close vs its EMA in %, BTC change over ``btc_drop_candles`` in %) at each of ``c``'s
-    open times; NaN where BTC has no candle at that time or is warming up."""
+def _btc_aligned(c: Candles, btc: Candles | None, p: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(BTC close vs its EMA in %, BTC change over ``btc_drop_candles`` in %, has-a-BTC-candle)
+    at each of ``c``'s open times; NaN where BTC has no candle at that time or is warming up."""
     n = len(c)
     if btc is None or len(btc) == 0:
-        return np.full(n, np.nan), np.full(n, np.nan)
+        return np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool)
     dist = (btc.close / ind.ema(btc.close, p["btc_ema_period"]) - 1.0) * 100.0
     change = (btc.close / shift(btc.close, p["btc_drop_candles"]) - 1.0) * 100.0
     j = np.searchsorted(btc.time, c.time)
     jc = np.minimum(j, len(btc) - 1)
     hit = (j < len(btc)) & (btc.time[jc] == c.time)
-    return np.where(hit, dist[jc], np.nan), np.where(hit, change[jc], np.nan)
+    return np.where(hit, dist[jc], np.nan), np.where(hit, change[jc], np.nan), hit
 
 
 def fork_arrays(data: DetectorInput, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -117,7 +117,7 @@ def fork_arrays(data: DetectorInput, p: Mapping[str, Any]) -> dict[str, np.ndarr
     e = ind.ema(close, p["ema_period"])
     above = close - e
     min_above = _window(above, p["ema_lookback"], "min", lag=1)
-    btc_dist, btc_change = _btc_aligned(c, data.btc, p)
+    btc_dist, btc_change, btc_hit = _btc_aligned(c, data.btc, p)
     atr = ind.atr(c.high, c.low, close, p["atr_period"])
     hi = _window(c.high, p["swing_lookback"], "max")
     lo = _window(c.low, p["swing_lookback"], "min")
@@ -126,7 +126,7 @@ def fork_arrays(data: DetectorInput, p: Mapping[str, Any]) -> dict[str, np.ndarr
         macd_ok = hist > prev_hist
         rsi_ok = (min_r < p["rsi_oversold"]) & (r > p["rsi_oversold"]) & (r > shift(r, 1))
         ema_ok = (above > 0) & (min_above < 0)
-        btc_ok = (btc_dist > 0) | (btc_change > -p["btc_drop_pct"])
+        btc_ok = btc_hit & ((btc_dist > 0) | (btc_change > -p["btc_drop_pct"]))
         tp = np.where(hi > close, hi, close + p["atr_tp_mult"] * atr)
         sl = np.where(lo < close, lo, close - p["atr_sl_mult"] * atr)
         risk = close - sl
@@ -157,6 +157,7 @@ def fork_arrays(data: DetectorInput, p: Mapping[str, Any]) -> dict[str, np.ndarr
         "ema_pct": above / e * 100.0,
         "btc_dist": btc_dist,
         "btc_change": btc_change,
+        "btc_hit": btc_hit,
         **{f"{k}_points": v for k, v in points.items()},
         "score": score,
         "tp": tp,
@@ -206,7 +207,7 @@ class ForkScore:
             parts.append(f"close reclaimed EMA{p['ema_period']}")
         if data.btc is None:
             parts.append("no BTC candles (BTC condition 0)")
-        elif not np.isfinite(a["btc_dist"][i]):
+        elif not a["btc_hit"][i]:
             parts.append("no BTC candle at this time (BTC condition 0)")
         elif comps["btc"].points:
             parts.append("BTC above its EMA" if a["btc_dist"][i] > 0 else "BTC not in a sharp drop")
