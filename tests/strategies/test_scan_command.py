@@ -273,3 +273,16 @@ def test_a_detector_crash_saves_nothing(candles, detectors):
 
 def test_scan_error_is_a_value_error_with_one_line():
     assert issubclass(ScanError, ValueError)
+
+
+def test_admin_lists_scans_read_only(candles, make_user, client):
+    scan("--all")
+    admin = make_user("root", None, is_superuser=True, is_staff=True)
+    client.force_login(admin)
+    saved = MarketScan.objects.get()
+    assert client.get("/admin/strategies/marketscan/").status_code == 200
+    page = client.get(f"/admin/strategies/marketscan/{saved.pk}/change/")
+    assert page.status_code == 200 and b"test_down" in page.content
+    assert client.get("/admin/strategies/scansignal/").status_code == 200
+    assert client.get("/admin/strategies/marketscan/add/").status_code == 403
+    assert client.get("/admin/strategies/scansignal/add/").status_code == 403
