@@ -41,6 +41,7 @@ class CandleDirection:
 
     def detect(self, data, params=None, *, since_ms=None, all_=False):
         self.seen.append(data)
+        self.params = params
         c, out = data.candles, []
         for i in range(len(c)):
             if since_ms is not None and c.time[i] < since_ms:
@@ -286,3 +287,17 @@ def test_admin_lists_scans_read_only(candles, make_user, client):
     assert client.get("/admin/strategies/scansignal/").status_code == 200
     assert client.get("/admin/strategies/marketscan/add/").status_code == 403
     assert client.get("/admin/strategies/scansignal/add/").status_code == 403
+
+
+def test_params_reach_their_detector_and_stray_ones_are_refused(candles, detectors, tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"test_up": {"min_body_pct": 0.5}}))
+    scan("--params", str(path), "--no-save")
+    assert detectors["test_up"].params == {"min_body_pct": 0.5} and detectors["test_down"].params is None
+    path.write_text(json.dumps({"swing": {"volume_mult": 2}}))
+    with pytest.raises(CommandError, match=r"^params given for strategies not scanned: swing$"):
+        scan("--params", str(path))
+    path.write_text("[1]")
+    with pytest.raises(CommandError, match="must hold a JSON object of objects"):
+        scan("--params", str(path))
+    assert MarketScan.objects.count() == 0
