@@ -1,8 +1,8 @@
-"""Admin for backtest runs and their trades."""
+"""Admin for backtest runs and their trades, and market scans with their signals (read-only)."""
 
 from django.contrib import admin
 
-from strategies.models import BacktestRun, BacktestTrade
+from strategies.models import BacktestRun, BacktestTrade, MarketScan, ScanSignal
 
 
 class BacktestTradeInline(admin.TabularInline):
@@ -30,3 +30,41 @@ class BacktestTradeAdmin(admin.ModelAdmin):
     list_filter = ("side", "exit_reason", "symbol")
     search_fields = ("symbol", "run__id")
     list_select_related = ("run",)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Scans are written by the scanner only: the admin lists and shows them, nothing else."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ScanSignalInline(admin.TabularInline):
+    model = ScanSignal
+    extra = 0
+    can_delete = False
+    fields = ("market", "strategy", "time", "side", "score", "entry", "stop_loss", "take_profit", "rrr", "passed")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MarketScan)
+class MarketScanAdmin(ReadOnlyAdmin):
+    list_display = ("id", "owner", "at", "exchange", "timeframe", "symbols_count", "signals_count", "duration_ms")
+    list_filter = ("timeframe", "exchange")
+    date_hierarchy = "at"
+    inlines = [ScanSignalInline]
+
+
+@admin.register(ScanSignal)
+class ScanSignalAdmin(ReadOnlyAdmin):
+    list_display = ("scan", "market", "strategy", "time", "side", "score", "rrr", "passed")
+    list_filter = ("strategy", "side", "passed")
+    search_fields = ("market__symbol", "strategy", "reason")
+    list_select_related = ("scan", "market")
+    ordering = ("-scan", "-score")

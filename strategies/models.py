@@ -1,4 +1,5 @@
-"""Django models of the strategies app: persisted backtest runs and their closed deals.
+"""Django models of the strategies app: persisted backtest runs and their closed deals, and
+market scans with the signals they found (issue 11 §4).
 
 The pure core (``strategies.engine``, ``strategies.library``, ``strategies.risk``) stays
 Django-free; these models only store what a run produced. Money is Decimal (NUMERIC).
@@ -6,6 +7,7 @@ Django-free; these models only store what a run produced. Money is Decimal (NUME
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from accounts.models import OwnedModel
@@ -92,3 +94,70 @@ class BacktestTrade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.side} {self.opened_at:%Y-%m-%d %H:%M} → {self.pnl}"
+
+
+class MarketScan(models.Model):
+    """One scan: every listed strategy's detector run on the newest closed candle of each market.
+
+    ``owner`` is None for system scans (Celery beat, ``manage.py scan`` without ``--owner``).
+    ``at``: the time scanned as of, UTC — the close time of the newest candle read (candles whose
+    close time ≤ ``at``). ``strategies``: the detector names run, in order. ``symbols_count``:
+    markets scanned. ``signals_count``: rows stored. ``duration_ms``: wall time of the scan.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    at = models.DateTimeField(help_text="scanned as of: close time of the newest candle read, UTC")
+    exchange = models.CharField(max_length=32, default="binance")
+    timeframe = models.CharField(max_length=4)
+    strategies = models.JSONField(default=list, help_text='detector names, e.g. ["fork_score", "swing"]')
+    symbols_count = models.PositiveIntegerField(default=0)
+    signals_count = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0, help_text="wall time of the scan, milliseconds")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["timeframe", "-at"], name="marketscan_tf_at")]
+
+    def __str__(self) -> str:
+        return f"scan #{self.pk} {self.timeframe} @ {self.at:%Y-%m-%d %H:%M} ({len(self.strategies)} strategies)"
+
+
+class ScanSignal(models.Model):
+    """One :class:`strategies.signals.Signal` found by a scan (the same fields, stored).
+
+    ``time``: open time of the candle the signal was seen at the close of (UTC). Prices are
+    quote currency stored as floats: they are the detectors' float64 indicator math, kept exactly
+    as computed (a float round-trips through the column); money held in accounts stays Decimal.
+    ``components``: ``{name: {"value", "points"}}``. ``passed``: False only for the rows a
+    ``--all`` scan keeps for candidates that missed their thresholds.
+    """
+
+    scan = models.ForeignKey(MarketScan, on_delete=models.CASCADE, related_name="signals")
+    market = models.ForeignKey("trading.Market", on_delete=models.CASCADE, related_name="+")
+    strategy = models.CharField(max_length=64)
+    time = models.DateTimeField(help_text="open time of the signal candle, UTC")
+    side = models.CharField(max_length=5)
+    score = models.FloatField(help_text="0..1")
+    components = models.JSONField(default=dict, blank=True)
+    entry = models.FloatField()
+    stop_loss = models.FloatField()
+    take_profit = models.FloatField(null=True, blank=True)
+    rrr = models.FloatField(null=True, blank=True, help_text="distance to TP / distance to SL")
+    reason = models.TextField(blank=True)
+    passed = models.BooleanField(default=True)
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["scan", "-score", "id"]
+        indexes = [
+            # latest scan per strategy: max(scan_id) WHERE strategy = s, read from the index
+            models.Index(fields=["strategy", "-scan"], name="scansignal_strategy_scan"),
+            # a scan's signals by score (the Scan Review table's default order)
+            models.Index(fields=["scan", "-score"], name="scansignal_scan_score"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} {self.side} {self.score:.2f} @ {self.time:%Y-%m-%d %H:%M}"
