@@ -157,7 +157,9 @@ def detect(name: str, data: DetectorInput, params: Mapping[str, Any] | None = No
     return get_detector(name).detect(data, params, **kw)
 
 
-_BUILTIN_MODULES: tuple[str, ...] = ()  # detector modules that register on import (filled as they land)
+_BUILTIN_MODULES: tuple[str, ...] = (  # detector modules that register on import (filled as they land)
+    "strategies.signals.dca_detector",
+)
 _loaded = False
 
 
