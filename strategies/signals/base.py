@@ -160,6 +160,7 @@ def detect(name: str, data: DetectorInput, params: Mapping[str, Any] | None = No
 _BUILTIN_MODULES: tuple[str, ...] = (  # detector modules that register on import (filled as they land)
     "strategies.signals.dca_detector",
     "strategies.signals.swing",
+    "strategies.signals.channel",
 )
 _loaded = False
 
