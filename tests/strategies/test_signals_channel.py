@@ -82,8 +82,7 @@ def test_rrr_and_confidence_boundaries():
     assert _run(_range(103.0)) == []  # 0.25 < 0.30
     (f,) = _run(_range(103.0), all_=True)
     assert f.passed is False and "confidence 0.25 (min 0.30)" in f.reason
-    # close 102.1: a long with RRR 7.9 / 2.6 = 3.04 -> RRR is no obstacle; near the support, RRR
-    # drops under 1.5 only when the stop buffer is wide: close 101, buffer 5 % -> 9 / 6 = 1.5
+    # the default min RRR 1.5: close 101 with a 5 % stop buffer -> SL 95, RRR 9 / 6 = 1.5 holds
     (b,) = _run(_range(101.0), {"stop_buffer_pct": 5.0})
     assert b.stop_loss == 95.0 and b.rrr == 1.5
     assert _run(_range(101.0), {"stop_buffer_pct": 5.01}) == []

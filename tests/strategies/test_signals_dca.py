@@ -94,7 +94,7 @@ def test_bad_params_are_refused():
         _run(_dip(95.0), {"drop_pct": -1, "nope": 1})
     assert set(exc.value.errors) == {"drop_pct", "nope"}
     assert [p["name"] for p in DCA.schema()][:2] == ["lookback_hours", "drop_pct"]
-    assert {p["name"]: p["default"] for p in DCA.schema()} | {} == {
+    assert {p["name"]: p["default"] for p in DCA.schema()} == {
         "lookback_hours": 4.0,
         "drop_pct": 5.0,
         "rsi_period": 14,
