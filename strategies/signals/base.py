@@ -157,10 +157,13 @@ def detect(name: str, data: DetectorInput, params: Mapping[str, Any] | None = No
     return get_detector(name).detect(data, params, **kw)
 
 
-_BUILTIN_MODULES: tuple[str, ...] = (
+_BUILTIN_MODULES: tuple[str, ...] = (  # detector modules that register on import
     "strategies.signals.fork_score",
     "strategies.signals.scalping",
-)  # detector modules that register on import (filled as they land)
+    "strategies.signals.dca_detector",
+    "strategies.signals.swing",
+    "strategies.signals.channel",
+)
 _loaded = False
 
 
