@@ -31,6 +31,7 @@ from market7.timeframes import dt_to_ms, ms_to_dt, timeframe_ms
 from strategies.engine.feed import Candles
 from strategies.models import MarketScan, ScanSignal
 from strategies.signals import Detector, DetectorInput, Signal, get_detector
+from strategies.signals.base import json_safe
 from trading.models import Candle, Market
 from trading.selectors.candles import candles_arrays
 from trading.services.bot_validation import fmt_minute
@@ -170,14 +171,14 @@ def scan_save(plan: ScanPlan, signals: Sequence[Signal], *, owner=None) -> Marke
                     time=ms_to_dt(s.time),
                     side=s.side,
                     score=s.score,
-                    components={k: {"value": c.value, "points": c.points} for k, c in s.components.items()},
+                    components=s.components_json(),
                     entry=s.entry,
                     stop_loss=s.stop_loss,
                     take_profit=s.take_profit,
                     rrr=s.rrr,
                     reason=s.reason,
                     passed=s.passed,
-                    extra=dict(s.extra),
+                    extra=json_safe(dict(s.extra)),
                 )
                 for s in signals
             ]
@@ -219,7 +220,7 @@ def scan_json(at_ms: int, signals: Sequence[Signal], *, all_: bool = False) -> d
             "time": _iso(s.time),
             "side": s.side,
             "score": s.score,
-            "components": {k: {"value": c.value, "points": c.points} for k, c in s.components.items()},
+            "components": s.components_json(),
             "entry": s.entry,
             "stop_loss": s.stop_loss,
             "take_profit": s.take_profit,

@@ -23,6 +23,7 @@ __all__ = [
     "Signal",
     "detect",
     "get_detector",
+    "json_safe",
     "register",
     "rrr",
 ]
@@ -80,11 +81,31 @@ class Signal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: the ``scan --json`` shape, ``components`` as
-        ``{name: {"value", "points"}}``, plus ``timeframe``, ``passed`` and ``extra``."""
+        ``{name: {"value", "points"}}``, plus ``timeframe``, ``passed`` and ``extra``; a
+        non-finite number (an input that could not be measured, e.g. no BTC candles: NaN)
+        becomes None, as JSON has no NaN."""
         d = asdict(self)
-        d["components"] = {k: {"value": c.value, "points": c.points} for k, c in self.components.items()}
-        d["extra"] = dict(self.extra)
-        return d
+        d["components"] = self.components_json()
+        d["extra"] = json_safe(dict(self.extra))
+        return json_safe(d)
+
+    def components_json(self) -> dict[str, dict[str, float | None]]:
+        """``{name: {"value", "points"}}`` with non-finite numbers as None (JSON-safe)."""
+        return {k: {"value": _finite(c.value), "points": _finite(c.points)} for k, c in self.components.items()}
+
+
+def _finite(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` (dicts, lists, tuples, numbers, strings) with every non-finite float replaced by
+    None, so ``json.dumps`` and JSON columns accept it."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return _finite(obj)
 
 
 def rrr(entry: float, stop_loss: float, take_profit: float | None) -> float | None:

@@ -61,3 +61,15 @@ def test_bad_signals_are_refused(kw, message):
 def test_unknown_detector_names_the_known_ones():
     with pytest.raises(KeyError, match="unknown detector 'nope'"):
         get_detector("nope")
+
+
+def test_non_finite_numbers_become_null_in_json():
+    s = _signal(
+        components={"btc": Component(float("nan"), 0.0)}, extra={"atr": float("inf"), "grid": [1.0, float("nan")]}
+    )
+    d = s.to_dict()
+    assert d["components"] == {"btc": {"value": None, "points": 0.0}}
+    assert d["extra"] == {"atr": None, "grid": [1.0, None]}
+    import json
+
+    assert "NaN" not in json.dumps(d, allow_nan=False)
