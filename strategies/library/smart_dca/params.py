@@ -87,7 +87,13 @@ _CORE_PARAMS = (
         "cooldown_unit", "choice", "candles", choices=("candles", "seconds"), group="deal", help="Unit of the cooldown."
     ),
     Param("max_active_deals", "int", 1, 1, 1000, "", "Open deals at most, across all symbols.", group="deal"),
-    Param("start_condition", "str", "asap", group="deal", help='"asap", "rsi", or "strategy:<name>".'),
+    Param(
+        "start_condition",
+        "str",
+        "asap",
+        group="deal",
+        help='"asap", "rsi", "fork_signal" (a passing fork_score signal, long only) or "strategy:<name>".',
+    ),
     Param("rsi_period", "int", 14, 2, 500, "candles", "RSI period for the rsi start condition.", group="deal"),
     Param("rsi_below", "float", 30.0, 0.0, 100.0, "", "Long deals start when RSI is below this.", group="deal"),
     Param("rsi_above", "float", 70.0, 0.0, 100.0, "", "Short deals start when RSI is above this.", group="deal"),

@@ -33,6 +33,7 @@ from .exits import DcaExitsMixin
 from .formulas import so_deviations, so_sizes, take_profit_price
 from .ladder import DcaLadderMixin
 from .params import _CORE_PARAMS
+from .start import fork_signal_mask
 from .state import DcaState, DcaSymbolState, _Arrays, _Scan
 
 __all__ = ["SmartDCA"]
@@ -77,8 +78,8 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
     def check_params(cls, p: dict[str, Any]) -> dict[str, str]:
         errors = {}
         sc = p["start_condition"]
-        if sc not in ("asap", "rsi") and not sc.startswith("strategy:"):
-            errors["start_condition"] = 'must be "asap", "rsi" or "strategy:<name>"'
+        if sc not in ("asap", "rsi", "fork_signal") and not sc.startswith("strategy:"):
+            errors["start_condition"] = 'must be "asap", "rsi", "fork_signal" or "strategy:<name>"'
         elif sc.startswith("strategy:"):
             from strategies.registry import StrategyNotFound, get_strategy
 
@@ -125,6 +126,8 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
             rsi = talib.RSI(c.close, p["rsi_period"]) if n > p["rsi_period"] else np.full(n, np.nan)
             with np.errstate(invalid="ignore"):
                 sig = rsi < p["rsi_below"] if self.long else rsi > p["rsi_above"]
+        elif sc == "fork_signal":
+            sig = fork_signal_mask(feed, symbol, n) if self.long else np.zeros(n, dtype=bool)
         else:
             from strategies.registry import get_strategy
 

@@ -1,0 +1,382 @@
+"""The detectors as tradable strategies (issue 11 §1–2): a signal plus an exit plan, on the ONE engine.
+
+Pure Python + numpy (no Django). :class:`SignalStrategy` runs its detector
+(:mod:`strategies.signals`) causally in batch over each symbol's feed arrays (element ``i``
+depends only on candles ``0..i``, so a backtest, a paper bot stepped many times and the
+scanner see the same signals) and trades every **passing** signal through the engine's order
+path:
+
+* **entry** at the close of the signal candle ``i``: a market order of ``base_order_size``
+  quote (buy for a long, sell for a short; it fills at the open of candle ``i + 1``), or for
+  ``dca_detector`` the grid ``extra["grid"]``: one limit buy per level at its price with
+  ``base_order_size × weight`` quote; unfilled grid levels are cancelled after
+  ``entry_timeout`` candles when none filled, and with the deal otherwise;
+* **exits**, placed on the candle the entry fills (live from the next candle; a level the
+  price already crossed fills at that candle's open): a reduce-only limit at the signal's
+  ``take_profit`` (tag ``take_profit``) and a reduce-only stop-market at its ``stop_loss``
+  (tag ``stop_loss``), both re-placed when a grid level adds to the position;
+* a **trailing stop** where the signal has ``extra["trailing_stop_pct"]`` > 0 (``swing``): at
+  each close the stop moves to ``peak × (1 − pct ÷ 100)`` (short: ``trough × (1 + pct ÷
+  100)``), peak = highest high since the entry fill, when that is tighter than the current
+  stop (tag ``trailing_stop`` once above the initial stop loss);
+* a **range-break exit** where the signal has ``extra["exit_on_break"]`` (``channel``): a
+  close below ``extra["support"]`` or above ``extra["resistance"]`` closes the deal at market
+  (tag ``range_break``).
+
+One deal per symbol; at most ``max_active_deals`` deals at once. Every entry, skipped signal
+and exit is a :class:`~strategies.engine.types.Decision` carrying the signal's reason.
+State is data (:class:`SignalState`, JSON round-trip). The five registered strategies
+(``fork_score``, ``scalping``, ``dca_detector``, ``swing``, ``channel``) take the detector's
+parameters plus ``base_order_size`` (quote), ``max_active_deals`` and ``entry_timeout``
+(candles).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from strategies.base import BaseStrategy, Param, StrategyState
+from strategies.engine.orders import OrderIntent, OrderStatus, OrderType, Side
+from strategies.engine.types import Outcome
+from strategies.registry import register
+from strategies.signals import DetectorInput, Signal, get_detector
+
+__all__ = ["BTC_SYMBOL", "SignalState", "SignalStrategy", "SymbolDeal", "detector_input", "passing_signals"]
+
+BTC_SYMBOL = "BTC/USDT"
+
+TRADING_PARAMS = (
+    Param("base_order_size", "float", 100.0, 0.0, 1e12, "quote", "Quote spent on each deal.", group="deal"),
+    Param("max_active_deals", "int", 1, 1, 1000, "", "Deals open at once (one per symbol).", group="deal"),
+    Param("entry_timeout", "int", 24, 1, 100000, "candles", "Cancel unfilled limit entries after this.", group="deal"),
+)
+
+
+def detector_input(feed, symbol: str) -> DetectorInput:
+    """The detector's view of ``symbol`` in ``feed``: its candles, and BTC/USDT's as the market
+    condition when the feed holds them (None for BTC itself)."""
+    btc = feed.candles(BTC_SYMBOL) if symbol != BTC_SYMBOL and BTC_SYMBOL in feed else None
+    return DetectorInput(symbol, feed.timeframe, feed.candles(symbol), btc)
+
+
+def detector_params(det) -> tuple[Param, ...]:
+    """The detector's :class:`Param` schema (its ``PARAMS``, or its module's)."""
+    return tuple(getattr(det, "PARAMS", None) or sys.modules[type(det).__module__].PARAMS)
+
+
+def passing_signals(name: str, params: dict[str, Any], feed, symbol: str) -> dict[int, Signal]:
+    """``{candle index: Signal}`` of the passing signals of detector ``name`` over ``symbol``'s
+    candles in ``feed`` (``params``: the detector's own; other keys are ignored)."""
+    det = get_detector(name)
+    own = {p.name for p in detector_params(det)}
+    data = detector_input(feed, symbol)
+    sigs = det.detect(data, {k: v for k, v in params.items() if k in own})
+    idx = np.searchsorted(data.candles.time, [s.time for s in sigs])
+    return {int(i): s for i, s in zip(idx, sigs, strict=True) if s.passed}
+
+
+@dataclass
+class SymbolDeal:
+    """One symbol's deal (JSON-safe). Prices in quote, ``signal_time`` epoch ms (candle open)."""
+
+    phase: str = "idle"  # idle | entering | open | closing
+    deal_id: str = ""
+    side: str = ""  # long | short
+    signal_time: int = 0
+    signal_i: int = 0  # index of the signal candle in the feed it was seen on
+    reason: str = ""
+    take_profit: float | None = None
+    stop_loss: float = 0.0
+    trailing_pct: float = 0.0
+    exit_on_break: bool = False
+    support: float = 0.0
+    resistance: float = 0.0
+    amount: float = 0.0  # position the exits were placed for (base units)
+    peak: float = 0.0  # highest high (long) / lowest low (short) since the entry fill
+    stop: float = 0.0  # price of the live stop order
+    tp_id: str = ""
+    sl_id: str = ""
+
+
+@dataclass
+class SignalState(StrategyState):
+    symbols: dict[str, SymbolDeal] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbols": {k: asdict(v) for k, v in sorted(self.symbols.items())}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SignalState:
+        return cls({k: SymbolDeal(**v) for k, v in (d.get("symbols") or {}).items()})
+
+    def active(self) -> int:
+        return sum(1 for v in self.symbols.values() if v.phase != "idle")
+
+
+class SignalStrategy(BaseStrategy):
+    """A detector's passing signals traded with the signal's exit plan (see the module doc).
+    Subclasses set ``name`` (= the detector's name) and ``PARAMS``."""
+
+    State = SignalState
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self._feed = None
+        self._sig: dict[str, tuple[dict[int, Signal], np.ndarray]] = {}
+
+    @classmethod
+    def for_detector(cls, name: str, title: str) -> type[SignalStrategy]:
+        """A registered subclass trading detector ``name``."""
+        det = get_detector(name)
+        doc = (sys.modules[type(det).__module__].__doc__ or "").strip()
+        sub = type(
+            f"{name.title().replace('_', '')}Strategy",
+            (cls,),
+            {
+                "name": name,
+                "title": title,
+                "description": doc.split("\n")[0].replace("``", ""),
+                "PARAMS": detector_params(det) + TRADING_PARAMS,
+                "__module__": __name__,
+            },
+        )
+        return register(sub)
+
+    # -- signals ----------------------------------------------------------------------------
+    def prepare(self, feed) -> None:
+        if feed is not self._feed:
+            self._feed, self._sig = feed, {}
+
+    def _signals(self, feed, symbol: str) -> tuple[dict[int, Signal], np.ndarray]:
+        x = self._sig.get(symbol)
+        if x is None:
+            by_i = passing_signals(self.name, self.params, feed, symbol)
+            x = self._sig[symbol] = (by_i, np.array(sorted(by_i), dtype=np.int64))
+        return x
+
+    def entry_signals(self, candles, symbol: str = "") -> np.ndarray:
+        """Causal boolean array of the passing signals on ``candles`` (no BTC condition)."""
+        det = get_detector(self.name)
+        own = {p.name for p in detector_params(det)}
+        sigs = det.detect(
+            DetectorInput(symbol, self._feed.timeframe if self._feed else "1h", candles),
+            {k: v for k, v in self.params.items() if k in own},
+        )
+        out = np.zeros(len(candles), dtype=bool)
+        idx = np.searchsorted(candles.time, [s.time for s in sigs if s.passed and s.side == "long"])
+        out[idx.astype(np.int64)] = True
+        return out
+
+    # -- state ------------------------------------------------------------------------------
+    def initial_state(self) -> SignalState:
+        return SignalState()
+
+    def state_from_dict(self, d):
+        return SignalState.from_dict(d) if d else SignalState()
+
+    # -- per candle -------------------------------------------------------------------------
+    def on_candle(self, ctx) -> None:
+        state: SignalState = ctx.state
+        st = state.symbols.get(ctx.symbol)
+        if st is None:
+            st = state.symbols[ctx.symbol] = SymbolDeal()
+        sigs, _ = self._signals(ctx.feed, ctx.symbol)
+        if st.phase != "idle":
+            self._manage(ctx, st)
+        sig = sigs.get(ctx.i)
+        if sig is None:
+            return
+        if st.phase != "idle":
+            ctx.decide(self.name, Outcome.BLOCK, f"signal skipped: a deal is open on {ctx.symbol}; {sig.reason}")
+            return
+        if state.active() >= self.params["max_active_deals"]:
+            ctx.decide(
+                self.name,
+                Outcome.BLOCK,
+                f"signal skipped: {self.params['max_active_deals']} deals active (max); {sig.reason}",
+            )
+            return
+        self._enter(ctx, st, sig)
+
+    def _enter(self, ctx, st: SymbolDeal, sig: Signal) -> None:
+        quote = self.params["base_order_size"]
+        ok, quote = ctx.check_entry(sig.side, quote, sig.entry, sig.stop_loss, sig.score)
+        if not ok:
+            return
+        deal_id = ctx.new_deal_id()
+        long = sig.side == "long"
+        grid = sig.extra.get("grid") if long else None
+        if grid:
+            intents = [
+                OrderIntent(
+                    ctx.symbol,
+                    Side.BUY,
+                    OrderType.LIMIT,
+                    quote_amount=quote * lvl["weight"],
+                    price=lvl["price"],
+                    tag="grid" if k else "entry",
+                    so_index=k,
+                    deal_id=deal_id,
+                )
+                for k, lvl in enumerate(grid)
+            ]
+        else:
+            intents = [
+                OrderIntent(
+                    ctx.symbol,
+                    Side.BUY if long else Side.SELL,
+                    OrderType.MARKET,
+                    quote_amount=quote,
+                    tag="entry",
+                    deal_id=deal_id,
+                )
+            ]
+        placed = [ctx.place(it) for it in intents]
+        rejected = [o for o in placed if o.status == OrderStatus.REJECTED]
+        if len(rejected) == len(placed):
+            ctx.decide(self.name, Outcome.BLOCK, f"entry rejected: {rejected[0].reject_reason}; {sig.reason}")
+            return
+        x = sig.extra
+        st.__init__(
+            phase="entering",
+            deal_id=deal_id,
+            side=sig.side,
+            signal_time=sig.time,
+            signal_i=ctx.i,
+            reason=sig.reason,
+            take_profit=sig.take_profit,
+            stop_loss=sig.stop_loss,
+            trailing_pct=float(x.get("trailing_stop_pct") or 0.0),
+            exit_on_break=bool(x.get("exit_on_break")),
+            support=float(x.get("support") or 0.0),
+            resistance=float(x.get("resistance") or 0.0),
+        )
+        what = f"grid of {len(grid)} limit buys" if grid else f"market {'buy' if long else 'sell'}"
+        tp = "none" if sig.take_profit is None else f"{sig.take_profit:g}"
+        ctx.decide(
+            self.name,
+            Outcome.INFO,
+            f"{sig.side} entry ({what}, {quote:g} quote, score {sig.score:.2f}): {sig.reason}; "
+            f"TP {tp}, SL {sig.stop_loss:g}",
+            {"deal_id": deal_id, "signal": sig.to_dict()},
+        )
+
+    def _manage(self, ctx, st: SymbolDeal) -> None:
+        amt = abs(ctx.position.amount)
+        if st.phase == "entering" and amt == 0.0:
+            if ctx.i - st.signal_i >= self.params["entry_timeout"]:
+                for o in list(ctx.orders):
+                    ctx.cancel(o, "entry_timeout")
+                ctx.decide(self.name, Outcome.INFO, f"entry expired after {self.params['entry_timeout']} candles")
+                self._done(ctx, st)
+            return
+        if amt == 0.0:  # an exit filled: the engine closed the deal and cancelled its orders
+            fill = next((f for f in reversed(ctx.fills) if f.deal_id == st.deal_id), None)
+            how = f"by {fill.tag.replace('_', ' ')} at {fill.price:g}" if fill is not None else "outside the strategy"
+            ctx.decide(self.name, Outcome.EXIT, f"deal closed {how}; it was opened on: {st.reason}")
+            self._done(ctx, st)
+            return
+        if st.phase == "closing":
+            return
+        long = st.side == "long"
+        if st.phase == "entering":
+            st.phase = "open"
+            st.peak = ctx.position.entry_price
+        i = ctx.i
+        close = ctx.close
+        if st.exit_on_break and (close < st.support or close > st.resistance):
+            for o in list(ctx.orders):
+                ctx.cancel(o, "range_break")
+            ctx.place(
+                OrderIntent(
+                    ctx.symbol,
+                    Side.SELL if long else Side.BUY,
+                    OrderType.MARKET,
+                    tag="range_break",
+                    deal_id=st.deal_id,
+                    reduce_only=True,
+                )
+            )
+            side = "below support" if close < st.support else "above resistance"
+            ctx.decide(
+                self.name,
+                Outcome.EXIT,
+                f"range break: close {close:g} {side} ({st.support:g}..{st.resistance:g}); closing at market",
+            )
+            st.phase = "closing"
+            return
+        if amt != st.amount:
+            self._place_exits(ctx, st, amt, st.stop or st.stop_loss)
+        if st.trailing_pct > 0:
+            m = ctx.market
+            if long:
+                st.peak = max(st.peak, float(ctx.candles.high[i]))
+                trail = m.round_price(st.peak * (1.0 - st.trailing_pct / 100.0))
+                tighter = trail > st.stop
+            else:
+                st.peak = min(st.peak, float(ctx.candles.low[i]))
+                trail = m.round_price(st.peak * (1.0 + st.trailing_pct / 100.0))
+                tighter = trail < st.stop
+            if tighter:
+                self._place_exits(ctx, st, amt, trail, only_stop=True)
+
+    def _place_exits(self, ctx, st: SymbolDeal, amt: float, stop: float, only_stop: bool = False) -> None:
+        long = st.side == "long"
+        side = Side.SELL if long else Side.BUY
+        for o in list(ctx.orders):
+            if o.client_order_id == st.sl_id or (not only_stop and o.client_order_id == st.tp_id):
+                ctx.cancel(o, "exits_moved")
+        if not only_stop and st.take_profit is not None:
+            tp = ctx.place(
+                OrderIntent(
+                    ctx.symbol,
+                    side,
+                    OrderType.LIMIT,
+                    amount=amt,
+                    price=st.take_profit,
+                    tag="take_profit",
+                    deal_id=st.deal_id,
+                    reduce_only=True,
+                )
+            )
+            st.tp_id = tp.client_order_id
+        trailing = (stop > st.stop_loss) if long else (stop < st.stop_loss)
+        sl = ctx.place(
+            OrderIntent(
+                ctx.symbol,
+                side,
+                OrderType.STOP,
+                amount=amt,
+                stop_price=stop,
+                tag="trailing_stop" if trailing else "stop_loss",
+                deal_id=st.deal_id,
+                reduce_only=True,
+            )
+        )
+        st.sl_id, st.stop, st.amount = sl.client_order_id, float(sl.stop_price or stop), amt
+
+    def _done(self, ctx, st: SymbolDeal) -> None:
+        st.__init__()
+        ctx.notify("slot")
+
+    def next_wake(self, ctx) -> int | None:
+        st = ctx.state.symbols.get(ctx.symbol)
+        if st is not None and st.phase != "idle":
+            return ctx.i + 1
+        idx = self._signals(ctx.feed, ctx.symbol)[1]
+        k = int(np.searchsorted(idx, ctx.i + 1))
+        return int(idx[k]) if k < len(idx) else None
+
+
+for _name, _title in (
+    ("fork_score", "Fork score"),
+    ("scalping", "Scalping (ULTIMATE)"),
+    ("dca_detector", "DCA dip grid"),
+    ("swing", "Swing breakout"),
+    ("channel", "Channel range"),
+):
+    SignalStrategy.for_detector(_name, _title)
