@@ -67,3 +67,20 @@ def test_swing_paper_bot_replay_makes_exactly_the_backtests_trades(user, candles
     assert json.dumps(bot.state, sort_keys=True, separators=(",", ":")) == result.state.to_json()
     logged = sorted(BotEvent.objects.filter(bot=bot, kind="decision").values_list("rule", "outcome", "reason"))
     assert logged == sorted((d.rule, d.outcome, d.reason) for d in result.decisions)
+
+
+def test_backtest_command_runs_a_signal_strategy(user, candles, tmp_path):  # noqa: F811
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from strategies.models import BacktestRun, BacktestTrade
+
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps(PARAMS))
+    argv = ["--strategy", "swing", "--symbols", "BTC/USDT,ETH/USDT", "--start", "2025-04-01", "--end", "2025-04-29"]
+    call_command("backtest", *argv, "--params", str(params), stdout=StringIO())
+    run = BacktestRun.objects.get()
+    trades = BacktestTrade.objects.filter(run=run)
+    assert run.strategy == "swing" and trades.count() == EXPECTED_TRADES
+    assert sorted(set(trades.values_list("exit_reason", flat=True))) == EXPECTED_REASONS
