@@ -162,7 +162,14 @@ class ScalpingTick:
         )
         self._nf, self._nm, self._ns, self._nb = p["sma_fast"], p["sma_mid"], p["sma_slow"], p["bb_period"]
         self._rn, self._an = p["rsi_period"], p["atr_period"]
-        self._kfast = self._kslow = self._ksig = 0.0  # set at the first MACD output
+        # everything _score reads, unpacked in one go (faster than dict / attribute look-ups)
+        self._c = (
+            *(float(p[k]) for k in ("momentum_pct", "rsi_oversold", "rsi_overbought", "rsi_neutral_low")),
+            *(float(p[k]) for k in ("rsi_neutral_high", "bb_dev", "bb_narrow", "bb_wide", "flow_threshold")),
+            *(float(p[k]) for k in ("volume_mult", "sl_pct", "tp_pct", "atr_sl_mult", "reward_risk", "min_strength")),
+            *(p[k] for k in ("sma_fast", "sma_mid", "sma_slow", "bb_period", "rsi_period", "atr_period")),
+            *(2.0 / (p[k] + 1) for k in ("macd_fast", "macd_slow", "macd_signal")),  # EMA.k
+        )
 
     def symbols(self) -> list[str]:
         return list(self._syms)
@@ -258,8 +265,6 @@ class ScalpingTick:
             if st.count < self._need or out is None:
                 return
             st.ready = True
-            m = st.macd
-            self._kfast, self._kslow, self._ksig = m.fast_ema.k, m.slow_ema.k, m.signal_ema.k
         self._prepare(st, out)
 
     def _prepare(self, st: _Sym, out) -> None:
@@ -284,12 +289,13 @@ class ScalpingTick:
     # --- the score -------------------------------------------------------------------------
 
     def _score(self, st: _Sym, o: float, h: float, lo: float, c: float, v: float) -> TickScore:
-        p = self.params
+        mp, ros, rob, rnl, rnh, dev, narrow, wide, thr, vmult, slp, tpp, slm, rr, mins = self._c[:15]
+        nf, nm, ns, nb, rn, an, kfa, ksl, ksg = self._c[15:]
         tot = lg = sh = 0.0
         # sma_alignment
-        f = (st.fA + c) / self._nf
-        m = (st.mA + c) / self._nm
-        s = (st.sA + c) / self._ns
+        f = (st.fA + c) / nf
+        m = (st.mA + c) / nm
+        s = (st.sA + c) / ns
         if f > m > s:
             tot += 0.30
             lg += 0.30
@@ -298,33 +304,32 @@ class ScalpingTick:
             sh += 0.30
         # momentum (%)
         mom = (c / st.mref - 1.0) * 100.0
-        if mom > p["momentum_pct"]:
+        if mom > mp:
             tot += 0.25
             lg += 0.25
-        elif mom < -p["momentum_pct"]:
+        elif mom < -mp:
             tot += 0.25
             sh += 0.25
         # rsi (Wilder, TA-Lib's operation order)
-        n = self._rn
         ch = c - st.rprev
         if ch < 0:
-            g, los = st.rG / n, (st.rL - ch) / n
+            g, los = st.rG / rn, (st.rL - ch) / rn
         else:
-            g, los = (st.rG + ch) / n, st.rL / n
+            g, los = (st.rG + ch) / rn, st.rL / rn
         den = g + los
         r = 100.0 * (g / den) if den != 0.0 else 0.0
-        if r < p["rsi_oversold"]:
+        if r < ros:
             tot += 0.20
             lg += 0.20
-        elif r > p["rsi_overbought"]:
+        elif r > rob:
             tot += 0.20
             sh += 0.20
-        elif p["rsi_neutral_low"] < r < p["rsi_neutral_high"]:
+        elif rnl < r < rnh:
             tot -= 0.10
         # macd_cross, macd_hist
         ef, es, eg, ph = st.ef, st.es, st.eg, st.ph
-        line = ((c - ef) * self._kfast + ef) - ((c - es) * self._kslow + es)
-        hist = line - ((line - eg) * self._ksig + eg)
+        line = ((c - ef) * kfa + ef) - ((c - es) * ksl + es)
+        hist = line - ((line - eg) * ksg + eg)
         if ph <= 0 < hist:
             tot += 0.25
             lg += 0.25
@@ -338,15 +343,15 @@ class ScalpingTick:
             elif hist < 0:
                 sh += 0.10
         # bollinger, band_width (population std)
-        bK, nb = st.bK, self._nb
+        bK = st.bK
         d = c - bK
         s1 = st.bA + d
         mid = bK + s1 / nb
         mu = s1 / nb
         var = (st.bB + d * d) / nb - mu * mu
         sd = math.sqrt(var) if var > 0.0 else 0.0
-        up = mid + p["bb_dev"] * sd
-        low = mid - p["bb_dev"] * sd
+        up = mid + dev * sd
+        low = mid - dev * sd
         if c <= low:
             tot += 0.20
             lg += 0.20
@@ -354,31 +359,31 @@ class ScalpingTick:
             tot += 0.20
             sh += 0.20
         width = (up - low) / mid
-        if width < p["bb_narrow"]:
+        if width < narrow:
             tot += 0.15
-        elif width > p["bb_wide"]:
+        elif width > wide:
             tot -= 0.10
         # order_flow over the closed part + the forming candle
         total = st.fv + v
         if total > 0:
             flow = (st.fs + (v if c > o else (-v if c < o else 0.0))) / total
-            if flow > p["flow_threshold"]:
+            if flow > thr:
                 tot += 0.20
                 lg += 0.20
-            elif flow < -p["flow_threshold"]:
+            elif flow < -thr:
                 tot += 0.20
                 sh += 0.20
         # volume ÷ mean of the candles before
         vm = st.vmean
-        if vm > 0 and v / vm > p["volume_mult"]:
+        if vm > 0 and v / vm > vmult:
             tot += 0.15
         # direction, strength, exits
         diff = lg - sh
         side = 1 if diff > _TIE else (-1 if diff < -_TIE else 0)
         strength = round(tot, 12)
         strength = 0.0 if strength < 0.0 else (1.0 if strength > 1.0 else strength)
-        if p["sl_pct"] > 0:
-            sl_dist = c * p["sl_pct"] / 100.0
+        if slp > 0:
+            sl_dist = c * slp / 100.0
         else:
             pc = st.pc
             tr = h - lo
@@ -388,8 +393,8 @@ class ScalpingTick:
             x = abs(pc - lo)
             if x > tr:
                 tr = x
-            sl_dist = p["atr_sl_mult"] * ((st.aA + tr) / self._an)
-        tp_dist = c * p["tp_pct"] / 100.0 if p["tp_pct"] > 0 else p["reward_risk"] * sl_dist
+            sl_dist = slm * ((st.aA + tr) / an)
+        tp_dist = c * tpp / 100.0 if tpp > 0 else rr * sl_dist
         dd = side or 1
-        passed = side != 0 and strength >= p["min_strength"]
+        passed = side != 0 and strength >= mins
         return _new(TickScore, (side, strength, c, c - dd * sl_dist, c + dd * tp_dist, passed, lg, sh))
