@@ -33,29 +33,25 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from strategies.engine.feed import Candles
 from strategies.indicators.incremental import ATR, MACD, RSI, SMA
 
 from ._paramcheck import validate
-from .scalping import PARAMS, _check
+from .base import DetectorInput, Signal
+from .scalping import COMPONENTS, PARAMS, Scalping, _check
 
 __all__ = ["POINTS_INLINED", "ScalpingTick", "TickScore"]
 
 # The seed's points, written as literals in :meth:`ScalpingTick._score` (fast); a test checks
 # they are still :data:`strategies.signals.scalping.POINTS`.
 POINTS_INLINED = {
-    "sma_alignment": 0.30,
-    "momentum": 0.25,
-    "rsi_extreme": 0.20,
-    "rsi_neutral": -0.10,
-    "macd_cross": 0.25,
-    "macd_hist": 0.10,
-    "bollinger": 0.20,
-    "band_narrow": 0.15,
-    "band_wide": -0.10,
-    "order_flow": 0.20,
-    "volume": 0.15,
-}
+    "sma_alignment": 0.30, "momentum": 0.25, "rsi_extreme": 0.20, "rsi_neutral": -0.10, "macd_cross": 0.25,
+    "macd_hist": 0.10, "bollinger": 0.20, "band_narrow": 0.15, "band_wide": -0.10, "order_flow": 0.20, "volume": 0.15,
+}  # fmt: skip
 
+_BATCH = Scalping()  # for its Signal wording (explain)
 _TIE = 5e-13  # |long − short| below this is a tie (the batch rounds to 12 decimals)
 
 
@@ -185,6 +181,22 @@ class ScalpingTick:
         st = self._syms.get(symbol)
         return (st.o, st.h, st.l, st.c, st.v) if st is not None and st.has else None
 
+    def explain(self, symbol: str, time_ms: int, timeframe: str = "1m") -> Signal | None:
+        """The forming candle's current score as a full :class:`Signal` — each component's value
+        and points and the batch detector's reason line — for a candle opening at ``time_ms``
+        (epoch ms UTC); ``None`` without a forming candle or during warm-up. Slow path (a few
+        numpy arrays): call it for the ticks that pass, not for every tick."""
+        st = self._syms.get(symbol)
+        if st is None or not st.has or not st.ready:
+            return None
+        d: dict[str, float] = {}
+        sc = self._score(st, st.o, st.h, st.l, st.c, st.v, d)
+        a = {k: np.array([x]) for k, x in d.items()}
+        for k in ("side", "strength", "long", "short", "passed"):
+            a[k] = np.array([getattr(sc, k)])
+        one = [np.array([x]) for x in (time_ms, st.o, st.h, st.l, st.c, st.v)]
+        return _BATCH._signal(DetectorInput(symbol, timeframe, Candles.from_arrays(*one)), self.params, a, 0)
+
     # --- ticks -----------------------------------------------------------------------------
 
     def tick(self, symbol: str, price: float, volume: float = 0.0) -> TickScore | None:
@@ -288,27 +300,32 @@ class ScalpingTick:
 
     # --- the score -------------------------------------------------------------------------
 
-    def _score(self, st: _Sym, o: float, h: float, lo: float, c: float, v: float) -> TickScore:
+    def _score(
+        self, st: _Sym, o: float, h: float, lo: float, c: float, v: float, detail: dict | None = None
+    ) -> TickScore:
+        """The score of candle ``o h lo c v`` as the next one; ``detail`` (a dict) receives each
+        component's ``<name>_value`` / ``<name>_points`` and ``sl_dist`` / ``tp_dist``."""
         mp, ros, rob, rnl, rnh, dev, narrow, wide, thr, vmult, slp, tpp, slm, rr, mins = self._c[:15]
         nf, nm, ns, nb, rn, an, kfa, ksl, ksg = self._c[15:]
-        tot = lg = sh = 0.0
+        lg = sh = 0.0
+        p_sma = p_mom = p_rsi = p_cross = p_hist = p_boll = p_width = p_flow = p_vol = 0.0
         # sma_alignment
         f = (st.fA + c) / nf
         m = (st.mA + c) / nm
         s = (st.sA + c) / ns
         if f > m > s:
-            tot += 0.30
+            p_sma = 0.30
             lg += 0.30
         elif f < m < s:
-            tot += 0.30
+            p_sma = 0.30
             sh += 0.30
         # momentum (%)
         mom = (c / st.mref - 1.0) * 100.0
         if mom > mp:
-            tot += 0.25
+            p_mom = 0.25
             lg += 0.25
         elif mom < -mp:
-            tot += 0.25
+            p_mom = 0.25
             sh += 0.25
         # rsi (Wilder, TA-Lib's operation order)
         ch = c - st.rprev
@@ -319,25 +336,25 @@ class ScalpingTick:
         den = g + los
         r = 100.0 * (g / den) if den != 0.0 else 0.0
         if r < ros:
-            tot += 0.20
+            p_rsi = 0.20
             lg += 0.20
         elif r > rob:
-            tot += 0.20
+            p_rsi = 0.20
             sh += 0.20
         elif rnl < r < rnh:
-            tot -= 0.10
+            p_rsi = -0.10
         # macd_cross, macd_hist
         ef, es, eg, ph = st.ef, st.es, st.eg, st.ph
         line = ((c - ef) * kfa + ef) - ((c - es) * ksl + es)
         hist = line - ((line - eg) * ksg + eg)
         if ph <= 0 < hist:
-            tot += 0.25
+            p_cross = 0.25
             lg += 0.25
         elif ph >= 0 > hist:
-            tot += 0.25
+            p_cross = 0.25
             sh += 0.25
         if abs(hist) > abs(ph):
-            tot += 0.10
+            p_hist = 0.10
             if hist > 0:
                 lg += 0.10
             elif hist < 0:
@@ -353,33 +370,34 @@ class ScalpingTick:
         up = mid + dev * sd
         low = mid - dev * sd
         if c <= low:
-            tot += 0.20
+            p_boll = 0.20
             lg += 0.20
         elif c >= up:
-            tot += 0.20
+            p_boll = 0.20
             sh += 0.20
         width = (up - low) / mid
         if width < narrow:
-            tot += 0.15
+            p_width = 0.15
         elif width > wide:
-            tot -= 0.10
+            p_width = -0.10
         # order_flow over the closed part + the forming candle
         total = st.fv + v
         if total > 0:
             flow = (st.fs + (v if c > o else (-v if c < o else 0.0))) / total
             if flow > thr:
-                tot += 0.20
+                p_flow = 0.20
                 lg += 0.20
             elif flow < -thr:
-                tot += 0.20
+                p_flow = 0.20
                 sh += 0.20
         # volume ÷ mean of the candles before
         vm = st.vmean
         if vm > 0 and v / vm > vmult:
-            tot += 0.15
+            p_vol = 0.15
         # direction, strength, exits
         diff = lg - sh
         side = 1 if diff > _TIE else (-1 if diff < -_TIE else 0)
+        tot = p_sma + p_mom + p_rsi + p_cross + p_hist + p_boll + p_width + p_flow + p_vol  # batch's order
         strength = round(tot, 12)
         strength = 0.0 if strength < 0.0 else (1.0 if strength > 1.0 else strength)
         if slp > 0:
@@ -395,6 +413,16 @@ class ScalpingTick:
                 tr = x
             sl_dist = slm * ((st.aA + tr) / an)
         tp_dist = c * tpp / 100.0 if tpp > 0 else rr * sl_dist
+        if detail is not None:
+            nan = math.nan
+            align = 1.0 if f > m > s else (-1.0 if f < m < s else 0.0)
+            values = (align, mom, r, hist, hist - ph, (c - low) / (up - low) if up != low else nan, width)
+            values += ((st.fs + (v if c > o else (-v if c < o else 0.0))) / total if total > 0 else nan,)
+            values += (v / vm if vm > 0 else nan,)
+            points = (p_sma, p_mom, p_rsi, p_cross, p_hist, p_boll, p_width, p_flow, p_vol)
+            for name, val, pts in zip(COMPONENTS, values, points, strict=True):
+                detail[f"{name}_value"], detail[f"{name}_points"] = val, pts
+            detail["sl_dist"], detail["tp_dist"] = sl_dist, tp_dist
         dd = side or 1
         passed = side != 0 and strength >= mins
         return _new(TickScore, (side, strength, c, c - dd * sl_dist, c + dd * tp_dist, passed, lg, sh))

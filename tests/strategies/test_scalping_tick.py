@@ -171,3 +171,34 @@ def test_params_are_the_batch_detectors(p):
 
 def test_inlined_points_are_the_batch_points():
     assert POINTS_INLINED == POINTS
+
+
+def test_explain_gives_the_batch_signal_with_its_reason():
+    cd = real(BUNDLED / "BTCUSDT-1h.csv.gz")
+    batch = {s.time: s for s in get_detector("scalping").detect(DetectorInput("BTC/USDT", "1h", cd), all_=True)}
+    s = ScalpingTick()
+    assert s.explain("BTC/USDT", 0, "1h") is None
+    compared = 0
+    for i, (t, o, h, lo, c, v) in enumerate(rows(cd)):
+        s.tick("BTC/USDT", o)
+        s.tick("BTC/USDT", h)
+        s.tick("BTC/USDT", lo)
+        s.tick("BTC/USDT", c, v)
+        if i % 7 == 0 and t in batch:  # a sample of candles, passing and not
+            got, want = s.explain("BTC/USDT", t, "1h"), batch[t]
+            assert (got.time, got.side, got.entry, got.passed, got.reason) == (
+                want.time,
+                want.side,
+                want.entry,
+                want.passed,
+                want.reason,
+            )
+            assert got.score == pytest.approx(want.score, abs=1e-12)
+            assert (got.stop_loss, got.take_profit) == pytest.approx((want.stop_loss, want.take_profit), rel=1e-12)
+            assert got.components.keys() == want.components.keys()
+            for name, comp in got.components.items():
+                assert comp.points == want.components[name].points, name
+                assert comp.value == pytest.approx(want.components[name].value, rel=1e-9, abs=1e-12, nan_ok=True)
+            compared += 1
+        s.update("BTC/USDT", (t, o, h, lo, c, v))
+    assert compared == 613
