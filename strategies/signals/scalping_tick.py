@@ -201,7 +201,8 @@ class ScalpingTick:
 
     def tick(self, symbol: str, price: float, volume: float = 0.0) -> TickScore | None:
         """Add one trade (``price`` quote currency, ``volume`` base currency) to the forming
-        candle and score it; ``None`` until the symbol's indicators are warm."""
+        candle and score it; ``None`` until the symbol's indicators are warm. Not validated (hot
+        path): a bad tick can only spoil the forming candle, which ``update`` replaces."""
         st = self._syms.get(symbol)
         if st is None:
             st = self._sym(symbol)
