@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -75,8 +76,13 @@ def webhook_token_active(*, user) -> WebhookToken | None:
     return WebhookToken.objects.filter(user=user, revoked_at__isnull=True).first()
 
 
+def _minute() -> int:
+    """The rate-limit window: minutes since the epoch."""
+    return int(time.time()) // 60
+
+
 def _rate_limited(tok: WebhookToken) -> bool:
-    key = f"webhook-rate:{tok.token_hash[:16]}:{int(timezone.now().timestamp()) // 60}"
+    key = f"webhook-rate:{tok.token_hash[:16]}:{_minute()}"
     cache.add(key, 0, timeout=120)
     try:
         n = cache.incr(key)
