@@ -25,6 +25,18 @@
     line(d.entry, "#4c8dff", "entry");
     line(d.stop_loss, window.Market7.theme.down, "SL");
     line(d.take_profit, window.Market7.theme.up, "TP");
+    // keep every level on screen: widen the candles' autoscale range to entry / SL / TP
+    var levels = [d.entry, d.stop_loss, d.take_profit].filter(function (x) { return x != null; });
+    c.candles.applyOptions({
+      autoscaleInfoProvider: function (original) {
+        var res = original();
+        if (res && res.priceRange) {
+          res.priceRange.minValue = Math.min.apply(null, [res.priceRange.minValue].concat(levels));
+          res.priceRange.maxValue = Math.max.apply(null, [res.priceRange.maxValue].concat(levels));
+        }
+        return res;
+      },
+    });
     var long = d.side === "long";
     c.load(d.url + "?timeframe=" + encodeURIComponent(d.timeframe) + "&limit=" + d.limit).then(function () {
       c.setMarkers([{ time: d.signal_time, position: long ? "belowBar" : "aboveBar", color: "#4c8dff",
