@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from market7.views import favicon
+from strategies.urls_scans import webhook_urlpatterns
 
 urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
@@ -15,5 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("backtests/", include("strategies.urls")),
+    path("scans/", include("strategies.urls_scans")),
+    path("webhooks/", include(webhook_urlpatterns)),
     path("", include("trading.urls")),
 ]

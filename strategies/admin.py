@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from strategies.models import BacktestRun, BacktestTrade, MarketScan, ScanSignal
+from strategies.models import BacktestRun, BacktestTrade, MarketScan, ScanSignal, WebhookSignal, WebhookToken
 
 
 class BacktestTradeInline(admin.TabularInline):
@@ -68,3 +68,16 @@ class ScanSignalAdmin(ReadOnlyAdmin):
     search_fields = ("market__symbol", "strategy", "reason")
     list_select_related = ("scan", "market")
     ordering = ("-scan", "-score")
+
+
+@admin.register(WebhookToken)
+class WebhookTokenAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "prefix", "created", "last_used", "revoked_at")
+    readonly_fields = ("token_hash", "prefix", "created", "last_used")
+
+
+@admin.register(WebhookSignal)
+class WebhookSignalAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "source", "action", "symbol", "bot", "price", "message_id", "received_at")
+    list_filter = ("source", "action")
+    readonly_fields = ("received_at",)

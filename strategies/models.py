@@ -1,5 +1,6 @@
 """Django models of the strategies app: persisted backtest runs and their closed deals, and
-market scans with the signals they found (issue 11 §4).
+market scans with the signals they found, TradingView webhook tokens and the alerts they
+delivered (issue 11 §4).
 
 The pure core (``strategies.engine``, ``strategies.library``, ``strategies.risk``) stays
 Django-free; these models only store what a run produced. Money is Decimal (NUMERIC).
@@ -161,3 +162,64 @@ class ScanSignal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} {self.side} {self.score:.2f} @ {self.time:%Y-%m-%d %H:%M}"
+
+
+class WebhookToken(models.Model):
+    """A user's secret for ``POST /webhooks/tradingview/<token>/``.
+
+    Only the SHA-256 hex digest of the token is stored (``token_hash``) plus its first
+    characters (``prefix``) so the user can tell tokens apart; the token itself is shown once,
+    when it is created (rotated), and never again. Rotating revokes the user's active tokens
+    (``revoked_at`` set) and creates a new one; a revoked token authenticates nothing.
+    ``last_used``: time of the last accepted post (UTC).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_tokens")
+    token_hash = models.CharField(max_length=64, unique=True, help_text="sha256 hex digest of the token")
+    prefix = models.CharField(max_length=12, help_text="first characters of the token, for display")
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"webhook token {self.prefix}… of {self.user_id}{' (revoked)' if self.revoked_at else ''}"
+
+
+class WebhookSignal(models.Model):
+    """One accepted TradingView alert, a signal with ``source`` "tradingview".
+
+    A separate model rather than a :class:`ScanSignal` row: an alert belongs to no scan and
+    carries no stop loss / take profit, only an action and an optional price. ``message_id`` is
+    the alert's ``id``; (token, message_id) is unique, so a replayed alert is recognised and
+    stores nothing new. ``symbol``: as sent (``BTCUSDT``); ``market``: the stored market it
+    names. ``price``: quote currency as sent (Decimal). ``result``: what was done
+    (``"recorded"``, ``"close_all queued (2 open deals)"``).
+    """
+
+    class Action(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+        CLOSE = "close"
+
+    source = models.CharField(max_length=16, default="tradingview")
+    token = models.ForeignKey(WebhookToken, on_delete=models.CASCADE, related_name="signals")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message_id = models.CharField(max_length=128)
+    symbol = models.CharField(max_length=64)
+    market = models.ForeignKey("trading.Market", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=5, choices=Action.choices)
+    bot = models.ForeignKey("trading.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    price = models.DecimalField(null=True, blank=True, **MONEY)
+    payload = models.JSONField(default=dict, blank=True)
+    result = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["token", "message_id"], name="webhooksignal_token_message")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.action} {self.symbol} ({self.message_id})"

@@ -124,7 +124,10 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
                     messages.success(request, f"Backtest #{run.pk} queued.")
                     return redirect("backtests:detail", run.pk)
     else:
-        initial = {"strategy": request.GET.get("strategy")} if request.GET.get("strategy") else {}
+        # prefill from the query (Scan Review's "Backtest this setup": strategy, symbols, timeframe, start, end)
+        initial = {k: request.GET.get(k) for k in ("strategy", "timeframe", "start", "end") if request.GET.get(k)}
+        if request.GET.getlist("symbols"):
+            initial["symbols"] = request.GET.getlist("symbols")
         form = BacktestForm(initial=initial)
     return render(request, "strategies/form.html", {"form": form})
 

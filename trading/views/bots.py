@@ -160,6 +160,8 @@ def bot_create(request: HttpRequest) -> HttpResponse:
     initial = {}
     if request.GET.get("strategy"):
         initial["strategy"] = request.GET["strategy"]
+    if markets := [m for m in request.GET.getlist("markets") if m.isdigit()]:  # Scan Review's "Start a bot"
+        initial["markets"] = [int(m) for m in markets]
     form_kwargs = {}
     preset = None
     if request.GET.get("preset", "").isdigit():  # "Load preset": the user's own only (404 otherwise)
