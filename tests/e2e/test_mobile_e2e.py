@@ -20,7 +20,7 @@ from tests.trading.conftest import bot_with_trades, market  # noqa: F401
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 PHONE = {"width": 390, "height": 844}
-NAV_LINKS = ["Dashboard", "Bots", "Trades", "Backtests", "Markets"]
+NAV_LINKS = ["Dashboard", "Bots", "Trades", "Backtests", "Scans", "Markets"]
 
 SCROLL_WIDTH = "() => document.documentElement.scrollWidth"
 PAGE_BOX = """(sel) => { const r = document.querySelector(sel).getBoundingClientRect();
@@ -75,7 +75,7 @@ def _make_run(owner):
 
 def test_phone_menu_opens_and_navigates(transactional_db, bot_with_trades, browser, live_server_url, artifact):  # noqa: F811
     alice = bot_with_trades.owner
-    alice.is_staff = True  # the nav then has its sixth link, Admin
+    alice.is_staff = True  # the nav then has its last link, Admin
     alice.save(update_fields=["is_staff"])
     context, page = _context(browser, PHONE)
     try:
