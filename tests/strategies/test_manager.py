@@ -5,6 +5,7 @@ report's per-strategy figures recomputed here."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -14,9 +15,9 @@ import pytest
 
 from strategies.backtest import BacktestConfig, run_backtest
 from strategies.base import ParamError
-from strategies.engine import MarketSpec
+from strategies.engine import Engine, MarketSpec, SimulatedBroker
 from strategies.engine.feed import Feed, load_csv
-from strategies.library.manager import ManagedDeal, ManagerState, expected_value
+from strategies.library.manager import MANAGED, ManagedDeal, ManagerState, expected_value
 from strategies.library.signal_strategy import passing_signals
 from strategies.registry import create_strategy
 from strategies.signals import Signal
@@ -175,3 +176,37 @@ def _run_plain(feed):
     c = feed.candles("SOL/USDT")
     cfg = BacktestConfig("swing", {}, ("SOL/USDT",), "1h", int(c.time[200]), int(c.time[-1]), 10_000.0)
     return run_backtest(cfg, feed, [MarketSpec.binance_like("SOL/USDT", float(c.close[-1]))])[1]
+
+
+def _engine_run(feed, params, state=None, end_ms=None):
+    markets = [MarketSpec.binance_like(s, float(feed.candles(s).close[-1])) for s in SYMS]
+    eng = Engine(create_strategy("manager", params), markets, SimulatedBroker(), capital=10_000.0)
+    return eng.run(feed, end_ms=end_ms, state=state)
+
+
+def test_state_round_trip_changes_nothing(feed):
+    params = {**ALL5, "deal_fraction": 0.5, "max_active_deals": 2}
+    whole = _engine_run(feed, params)
+    first = _engine_run(feed, params, end_ms=int(feed.candles("SOL/USDT").time[N // 2]))
+    state = type(first.state).from_dict(json.loads(json.dumps(first.state.to_dict())))
+    second = _engine_run(feed, params, state=state)
+    assert [t.to_dict() for t in first.trades + second.trades] == [t.to_dict() for t in whole.trades]
+
+
+def test_entries_go_through_the_portfolio_risk_check(feed):
+    """With the bot's risk block ``max_positions: 1`` the risk manager refuses the manager's
+    chosen entries while a position is open: never two deals at once; the regime circuit
+    breaker (on by default) refuses through the same check."""
+    c = feed.candles("SOL/USDT")
+    cfg = BacktestConfig(
+        "manager", {}, SYMS, "1h", int(c.time[200]), int(c.time[-1]), 10_000.0, risk={"max_positions": 1}
+    )
+    markets = [MarketSpec.binance_like(s, float(feed.candles(s).close[-1])) for s in SYMS]
+    result, report = run_backtest(cfg, feed, markets)
+    spans = sorted((t.opened_at, t.closed_at) for t in result.trades)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    refused = [d for d in result.decisions if d.rule not in ("manager", *MANAGED) and d.outcome == "block"]
+    assert dict(_by_strategy(result.trades)) == {"channel": 16, "swing": 2, "dca_detector": 1}
+    # the regime circuit breaker (on by default) runs on the same path
+    assert Counter(d.rule for d in refused) == {"max_positions": 392, "circuit_breaker": 2}
+    assert (refused[0].symbol, refused[0].reason) == ("BTC/USDT", "1 open positions >= max 1")
