@@ -22,7 +22,9 @@ Report shape (``report_build``)::
                       mark_price (last close), unrealized_pnl (quote, no exit fee), unrealized_pnl_pct,
                       orders: [...]}],          # deals still open at the end (marked to market in equity)
       "run": {strategy, params, symbols, timeframe, start, end, capital, fee_bps, slippage_bps,
-              candles, candle_steps}
+              candles, candle_steps},
+      "strategies": {name: {allocation_pct, trades, wins, win_rate_pct, pnl, pnl_pct, sharpe,
+                     max_drawdown_pct}}   # only for the "manager" (strategies.library.manager)
     }
 
 Units: prices and money in quote currency (floats rounded to 10 decimals in the report),
@@ -306,7 +308,7 @@ def report_build(
         }
         for t in result.trades
     ]
-    return {
+    report = {
         "metrics": metrics,
         "trades": trades,
         "equity_curve": [
@@ -334,3 +336,8 @@ def report_build(
             "candle_steps": int(result.candle_steps),
         },
     }
+    if config.strategy == "manager":  # per-strategy performance of the managed strategies
+        from strategies.library.manager import strategy_report
+
+        report["strategies"] = strategy_report(result.trades, config.params, config.capital)
+    return report

@@ -27,7 +27,7 @@ class StepContext:
     ``[: i + 1]``; ``next_wake`` may scan forward to find its next event), ``end`` (the run
     stops before this index), ``market`` (:class:`MarketSpec`), ``fills`` (this symbol's fills
     during this candle), ``state`` (the strategy's state), ``feed``, ``position``, ``orders``
-    (this symbol's open orders), ``view`` (causal ``MarketDataView``).
+    (this symbol's open orders), ``view`` (causal ``MarketDataView``), ``symbols`` (the traded symbols, sorted).
 
     Act: :meth:`place`, :meth:`cancel`, :meth:`record` / :meth:`decide`, :meth:`new_deal_id`,
     :meth:`tag_deal`, :meth:`check_entry` (portfolio risk), :meth:`wait_for` / :meth:`notify`.
@@ -58,6 +58,11 @@ class StepContext:
     @property
     def position(self) -> Position:
         return self._eng._pf.position(self.symbol)
+
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols this run trades (sorted)."""
+        return self._eng.symbols
 
     @property
     def orders(self) -> list[Order]:

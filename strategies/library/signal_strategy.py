@@ -202,8 +202,9 @@ class SignalStrategy(BaseStrategy):
             return
         self._enter(ctx, st, sig)
 
-    def _enter(self, ctx, st: SymbolDeal, sig: Signal) -> None:
-        quote = self.params["base_order_size"]
+    def _enter(self, ctx, st: SymbolDeal, sig: Signal, quote: float | None = None) -> None:
+        """Enter ``sig`` with ``quote`` (default ``base_order_size``) through the risk check."""
+        quote = self.params["base_order_size"] if quote is None else quote
         ok, quote = ctx.check_entry(sig.side, quote, sig.entry, sig.stop_loss, sig.score)
         if not ok:
             return
