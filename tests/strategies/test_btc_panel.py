@@ -102,8 +102,8 @@ def test_page(stored, client, make_user):
     html = r.content.decode()
     assert '<span class="regime regime-normal" id="regime">NORMAL</span>' in html
     assert "BTC not bearish: BTC close 94,172.00 &gt;= EMA200 93,100.31" in html
-    assert html.count("<tr><td>2025-") == 38
-    assert "<tr><td>2025-04-07 06:00</td><td>CAUTION</td>" in html
+    assert html.count('<tr><td class="cell-title">2025-') == 38
+    assert '<tr><td class="cell-title">2025-04-07 06:00</td><td data-label="From">CAUTION</td>' in html
     assert 'id="regime-chart-data"' in html
 
 

@@ -62,7 +62,7 @@ def test_review_latest_scan_per_strategy_sorted(client, world):
     assert r.status_code == 200
     html = r.content.decode()
     assert row_ids(html) == [s["fork_eth"].pk, s["swing_eth"].pk, s["fork_btc"].pk]  # score 0.80, 0.70, 0.55
-    assert '<td class="num">0.80</td>' in html
+    assert '<td data-label="Score" class="num">0.80</td>' in html
     assert '<a href="/scans/" class="active" aria-current="page">Scans</a>' in html
     asc = client.get("/scans/?sort=score").content.decode()
     assert row_ids(asc) == [s["fork_btc"].pk, s["swing_eth"].pk, s["fork_eth"].pk]
@@ -182,3 +182,13 @@ def test_scan_now_bad_input_writes_nothing(client, make_user, stored_candles):
 def test_scan_now_needs_login_and_post(client, db):
     assert client.post("/scans/run/", {"symbols": "BTC/USDT"}).status_code == 302
     assert MarketScan.objects.count() == 0
+
+
+def test_review_marks_candidates_that_did_not_pass(client, world):
+    s = world["s"]
+    ScanSignal.objects.filter(pk=s["fork_btc"].pk).update(passed=False, reason="fork score 0.55 fails (needs 0.6)")
+    client.force_login(world["alice"])
+    html = client.get("/scans/").content.decode()
+    assert f'<tr data-signal="{s["fork_btc"].pk}" class="not-passed">' in html
+    assert '<td data-label="Passed" title="fork score 0.55 fails (needs 0.6)" data-passed="no">no</td>' in html
+    assert html.count('data-passed="yes"') == 2
