@@ -39,6 +39,28 @@ app.conf.beat_schedule = {
 }
 
 
+def scan_beat_entry() -> dict:
+    """The scheduled-scan beat entry from the settings: every ``MARKET7_SCAN_EVERY_S`` seconds
+    on the ``research`` queue, expiring after 90 % of the interval (the next run supersedes it).
+    ``expire_seconds`` is the option django-celery-beat's database scheduler stores (it ignores
+    ``expires``); ``expires`` is what Celery's own scheduler reads."""
+    from django.conf import settings
+
+    every = float(settings.MARKET7_SCAN_EVERY_S)
+    expires = int(every * 0.9)
+    return {
+        "task": "strategies.tasks.scan_watchlists",
+        "schedule": every,
+        "options": {"queue": TaskQueue.RESEARCH.value, "expires": expires, "expire_seconds": expires},
+    }
+
+
+@app.on_after_configure.connect
+def _schedule_scans(sender, **_kwargs) -> None:
+    """Add the scheduled scan once the settings are read (beat syncs the schedule at start)."""
+    sender.conf.beat_schedule["scan-watchlists"] = scan_beat_entry()
+
+
 @worker_process_init.connect
 def _own_process_group(**_kwargs) -> None:
     """Move each prefork pool process into a process group of its own.

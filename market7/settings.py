@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from market7 import embedded_redis, serving
 from market7.channel_layers import CHANNEL_LAYER_KINDS, channel_layer_config
 from market7.env import env_bool, env_choice, env_db_url, env_int, env_list, env_redis_url, env_str, env_timezone
+from market7.timeframes import TIMEFRAME_MS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MARKET7_VAR_DIR") or BASE_DIR / "var")
@@ -182,6 +183,17 @@ MARKET7_BOT_CLAIM_LEASE_S = env_int("MARKET7_BOT_CLAIM_LEASE_S", 15, min_value=2
 # Broker socket connect/read timeout of an enqueue made from a request (no retries): with Redis
 # down a request answers within about twice this and the bot says its step was not queued.
 MARKET7_ENQUEUE_TIMEOUT_MS = env_int("MARKET7_ENQUEUE_TIMEOUT_MS", 400, min_value=50, max_value=10_000)
+
+# Scheduled scans (strategies.tasks.scan_watchlists, docs/strategies.md "Scheduled scans"):
+# every MARKET7_SCAN_EVERY_S seconds each user's enabled watchlist markets are scanned on closed
+# MARKET7_SCAN_TIMEFRAME candles with MARKET7_SCAN_STRATEGIES; scans older than
+# MARKET7_SCAN_RETENTION_DAYS days are deleted.
+MARKET7_SCAN_EVERY_S = env_int("MARKET7_SCAN_EVERY_S", 300, min_value=60, max_value=86_400)
+MARKET7_SCAN_STRATEGIES = env_list(
+    "MARKET7_SCAN_STRATEGIES", ["fork_score", "scalping", "dca_detector", "swing", "channel"]
+)
+MARKET7_SCAN_TIMEFRAME = env_choice("MARKET7_SCAN_TIMEFRAME", "1h", tuple(TIMEFRAME_MS))
+MARKET7_SCAN_RETENTION_DAYS = env_int("MARKET7_SCAN_RETENTION_DAYS", 7, min_value=1, max_value=3650)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

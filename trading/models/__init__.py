@@ -1,7 +1,9 @@
-"""Trading models: market data (``market.py``) and bots, orders, fills, trades (``bots.py``)."""
+"""Trading models: market data (``market.py``), bots, orders, fills, trades (``bots.py``) and
+the per-user watchlist (``watchlist.py``)."""
 
 from trading.models.bots import Bot, BotEvent, BotPreset, EquitySnapshot, Fill, Order, PaperBalance, Trade
 from trading.models.market import Candle, Exchange, Market, Timeframe
+from trading.models.watchlist import WatchlistEntry
 
 __all__ = [
     "Bot",
@@ -16,4 +18,5 @@ __all__ = [
     "PaperBalance",
     "Timeframe",
     "Trade",
+    "WatchlistEntry",
 ]

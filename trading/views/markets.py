@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 
 from trading.models.market import Market, Timeframe
 from trading.selectors import markets as selectors
+from trading.selectors.watchlist import watchlist_annotate
 
 PAGE_SIZE = 50
 
@@ -33,6 +34,7 @@ COLUMNS = [
     ("volume", "24h volume", True),
     ("candles", "Candles stored", False),
     ("updated", "Last candle", True),
+    ("watch", "Watch", False),
 ]
 CANDLES_DEFAULT_LIMIT = 1000
 CANDLES_MAX_LIMIT = 5000
@@ -95,6 +97,7 @@ def markets_list(request: HttpRequest) -> HttpResponse:
         exchange=params.get("exchange") or "",
         sort=sort,
     )
+    qs = watchlist_annotate(qs, request.user)
     page = Paginator(qs, PAGE_SIZE).get_page(params.get("page") or 1)
     page.object_list = selectors.markets_decorate(page.object_list)
     for market in page.object_list:
