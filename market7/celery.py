@@ -34,7 +34,7 @@ app.conf.beat_schedule = {
     "bots-due": {
         "task": "trading.tasks.bots_due",
         "schedule": 60.0,
-        "options": {"queue": TaskQueue.TRADING.value, "expires": 55},
+        "options": {"queue": TaskQueue.TRADING.value, "expires": 55, "expire_seconds": 55},
     },
 }
 

@@ -143,3 +143,16 @@ def test_beat_entry_with_interval_queue_and_expiry(db, settings):
         "seconds",
     )
     assert (task.queue, task.expire_seconds, task.enabled) == ("research", 540, True)
+
+
+def test_bots_due_beat_entry_really_expires(db):
+    """django-celery-beat's database scheduler stores ``expire_seconds`` and ignores
+    ``expires``: without it the bots-due kicks never expired after downtime."""
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import ModelEntry
+
+    from market7.celery import app
+
+    ModelEntry.from_entry("bots-due", app=app, **app.conf.beat_schedule["bots-due"])
+    task = PeriodicTask.objects.get(name="bots-due")
+    assert (task.queue, task.expire_seconds, task.interval.every) == ("trading", 55, 60)
