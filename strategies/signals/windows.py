@@ -14,29 +14,18 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from strategies.base import Param, ParamError
+from strategies.base import Param
+
+from ._paramcheck import shift, since_mask, validate
 
 __all__ = ["resolve_params", "rolling_max", "rolling_mean", "rolling_min", "shift1", "evaluated", "clip01"]
 
 
 def resolve_params(specs: Iterable[Param], params: Mapping[str, Any] | None) -> dict[str, Any]:
     """``params`` coerced to the schema's types, missing keys filled with the defaults (the
-    seed's values). :class:`~strategies.base.ParamError` names every bad or unknown key."""
-    by_name = {p.name: p for p in specs}
-    out = {name: p.default for name, p in by_name.items()}
-    errors: dict[str, str] = {}
-    for key, value in (params or {}).items():
-        spec = by_name.get(key)
-        if spec is None:
-            errors[key] = "unknown parameter"
-            continue
-        try:
-            out[key] = spec.coerce(value)
-        except ValueError as exc:
-            errors[key] = str(exc)
-    if errors:
-        raise ParamError(errors)
-    return out
+    seed's values). :class:`~strategies.base.ParamError` names every bad or unknown key
+    (:func:`strategies.signals._paramcheck.validate`, the one implementation)."""
+    return validate(tuple(specs), params)
 
 
 def _rolling(x: np.ndarray, n: int, fn) -> np.ndarray:
@@ -64,18 +53,13 @@ def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
 def shift1(x: np.ndarray) -> np.ndarray:
     """``x`` one step later: ``out[i] = x[i-1]`` (NaN at 0) — a window that excludes the
     current element."""
-    out = np.full(len(x), np.nan)
-    out[1:] = x[:-1]
-    return out
+    return shift(np.asarray(x, dtype=np.float64), 1)
 
 
 def evaluated(time: np.ndarray, since_ms: int | None, ready: np.ndarray) -> np.ndarray:
     """Indexes of the candles to evaluate: open time ≥ ``since_ms`` (all when None) and
     ``ready`` (enough history for every input)."""
-    mask = np.asarray(ready, dtype=bool)
-    if since_ms is not None:
-        mask = mask & (time >= since_ms)
-    return np.flatnonzero(mask)
+    return np.flatnonzero(np.asarray(ready, dtype=bool) & since_mask(time, since_ms))
 
 
 def clip01(x: float) -> float:
