@@ -182,6 +182,9 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "metrics": metric_rows(run.metrics or run.report.get("metrics") or {}, run.quote),
             "params": param_rows(run.params or {}),
             "pairs": pair_rows(run),
+            "per_strategy": [
+                {"name": name, **row} for name, row in sorted(((run.report or {}).get("strategies") or {}).items())
+            ],
             "open_deals": open_deals,
             "open_pnl": open_pnl,
             "equity": equity,

@@ -274,3 +274,36 @@ def test_run_page_labels_and_units(client, user):
     assert 'data-param="risk.max_positions"><dt>Risk · Max positions</dt><dd>3</dd>' in body
     for raw in ("Cagr pct", "True", "False", " quote<"):
         assert raw not in body, raw
+
+
+def test_manager_run_page_shows_per_strategy_performance(client, user):
+    """Issue 11 §3: a manager run's report["strategies"] (strategy_report) on the run page."""
+    equity = make_run(user)
+    run = make_run(
+        user,
+        strategy="manager",
+        report=equity.report
+        | {
+            "strategies": {
+                "swing": {"allocation_pct": 30.0, "trades": 4, "wins": 1, "win_rate_pct": 25.0, "pnl": -12.5,
+                          "pnl_pct": -0.4166, "sharpe": -0.31, "max_drawdown_pct": 0.62},
+                "channel": {"allocation_pct": 30.0, "trades": 2, "wins": 2, "win_rate_pct": 100.0, "pnl": 8.25,
+                            "pnl_pct": 0.275, "sharpe": None, "max_drawdown_pct": 0.0},
+            }
+        },
+    )  # fmt: skip
+    client.force_login(user)
+    html = client.get(reverse("backtests:detail", args=[run.pk])).content.decode()
+    section = html[html.index('id="bt-strategies"') :]
+    section = section[: section.index("</section>")]
+    assert [c.split('"')[0] for c in section.split('data-strategy="')[1:]] == ["channel", "swing"]
+    assert (
+        '<tr data-strategy="swing"><td class="cell-title"><code>swing</code></td>'
+        '<td data-label="Allocation" class="num">30.00 %</td><td data-label="Trades" class="num">4</td>'
+        '<td data-label="Win rate" class="num">25.00 %</td>'
+        '<td data-label="P&amp;L" class="num down">-12.50 USDT</td>'
+        '<td data-label="Of its share" class="num">-0.42 %</td><td data-label="Sharpe" class="num">-0.31</td>'
+        '<td data-label="Max drawdown" class="num">0.62 %</td></tr>'
+    ) in section
+    plain = client.get(reverse("backtests:detail", args=[equity.pk])).content.decode()
+    assert 'id="bt-strategies"' not in plain
