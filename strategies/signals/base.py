@@ -19,6 +19,7 @@ __all__ = [
     "DETECTORS",
     "Component",
     "Detector",
+    "DetectorBase",
     "DetectorInput",
     "Signal",
     "detect",
@@ -151,6 +152,18 @@ class Detector(Protocol):
         since_ms: int | None = None,
         all_: bool = False,
     ) -> list[Signal]: ...
+
+
+class DetectorBase:
+    """What every built-in detector shares: its ``name`` and ``PARAMS`` (a tuple of
+    :class:`~strategies.base.Param`, the seed's defaults) and the :meth:`schema` made of them."""
+
+    name: str = ""
+    PARAMS: tuple = ()
+
+    def schema(self) -> list[dict[str, Any]]:
+        """The parameter schema: one ``Param.to_dict()`` per parameter."""
+        return [p.to_dict() for p in self.PARAMS]
 
 
 DETECTORS: dict[str, Detector] = {}

@@ -38,7 +38,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from strategies.base import Param
 
-from .base import Component, DetectorInput, Signal, register, rrr
+from .base import Component, DetectorBase, DetectorInput, Signal, register, rrr
 from .windows import clip01, evaluated, resolve_params
 
 __all__ = ["ChannelDetector", "range_stats"]
@@ -78,14 +78,11 @@ def range_stats(high: np.ndarray, low: np.ndarray, lookback: int, tolerance_pct:
     return sup, res, st, rt
 
 
-class ChannelDetector:
+class ChannelDetector(DetectorBase):
     """The ``channel`` strategy's detector (rule, exits and confidence in the module doc)."""
 
     name = "channel"
     PARAMS = PARAMS
-
-    def schema(self) -> list[dict[str, Any]]:
-        return [p.to_dict() for p in self.PARAMS]
 
     def detect(
         self,

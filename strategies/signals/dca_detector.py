@@ -38,7 +38,7 @@ from market7.timeframes import timeframe_ms
 from strategies.base import Param
 from strategies.indicators.batch import rsi as rsi_fn
 
-from .base import Component, DetectorInput, Signal, register, rrr
+from .base import Component, DetectorBase, DetectorInput, Signal, register, rrr
 from .windows import clip01, evaluated, resolve_params, rolling_max
 
 __all__ = ["DCADetector", "lookback_candles", "grid_levels"]
@@ -76,14 +76,11 @@ def grid_levels(price: float, levels: int, step_pct: float) -> tuple[list[dict[s
     return grid, levels / sum(1.0 / p for p in prices)
 
 
-class DCADetector:
+class DCADetector(DetectorBase):
     """The ``dca_detector`` strategy's detector (rule, grid and confidence in the module doc)."""
 
     name = "dca_detector"
     PARAMS = PARAMS
-
-    def schema(self) -> list[dict[str, Any]]:
-        return [p.to_dict() for p in self.PARAMS]
 
     def detect(
         self,

@@ -41,7 +41,7 @@ from strategies.engine.feed import Candles
 from strategies.indicators import batch as ind
 
 from ._paramcheck import shift, since_mask, validate
-from .base import Component, DetectorInput, Signal, register, rrr
+from .base import Component, DetectorBase, DetectorInput, Signal, register, rrr
 
 __all__ = ["ForkScore", "PARAMS", "fork_arrays"]
 
@@ -168,13 +168,11 @@ def fork_arrays(data: DetectorInput, p: Mapping[str, Any]) -> dict[str, np.ndarr
     }
 
 
-class ForkScore:
+class ForkScore(DetectorBase):
     """The ``fork_score`` detector (see the module docstring for the rule)."""
 
     name = "fork_score"
-
-    def schema(self) -> list[dict[str, Any]]:
-        return [q.to_dict() for q in PARAMS]
+    PARAMS = PARAMS
 
     def detect(
         self,

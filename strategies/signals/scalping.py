@@ -42,7 +42,7 @@ from strategies.base import Param
 from strategies.indicators import batch as ind
 
 from ._paramcheck import shift, since_mask, validate
-from .base import Component, DetectorInput, Signal, register, rrr
+from .base import Component, DetectorBase, DetectorInput, Signal, register, rrr
 
 __all__ = ["PARAMS", "POINTS", "Scalping", "scalping_arrays"]
 
@@ -201,13 +201,11 @@ def scalping_arrays(data: DetectorInput, p: Mapping[str, Any]) -> dict[str, np.n
     return out
 
 
-class Scalping:
+class Scalping(DetectorBase):
     """The ``scalping`` detector (see the module docstring for the score)."""
 
     name = "scalping"
-
-    def schema(self) -> list[dict[str, Any]]:
-        return [q.to_dict() for q in PARAMS]
+    PARAMS = PARAMS
 
     def detect(
         self,

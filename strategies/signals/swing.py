@@ -33,7 +33,7 @@ import numpy as np
 
 from strategies.base import Param
 
-from .base import Component, DetectorInput, Signal, register, rrr
+from .base import Component, DetectorBase, DetectorInput, Signal, register, rrr
 from .windows import clip01, evaluated, resolve_params, rolling_max, rolling_mean, shift1
 
 __all__ = ["SwingDetector"]
@@ -53,14 +53,11 @@ PARAMS = (
 )
 
 
-class SwingDetector:
+class SwingDetector(DetectorBase):
     """The ``swing`` strategy's detector (rule, exits and confidence in the module doc)."""
 
     name = "swing"
     PARAMS = PARAMS
-
-    def schema(self) -> list[dict[str, Any]]:
-        return [p.to_dict() for p in self.PARAMS]
 
     def detect(
         self,

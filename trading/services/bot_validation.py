@@ -138,6 +138,25 @@ def bot_validate_risk(risk: dict | None) -> dict | None:
         raise BotValidationError({f"risk.{field}" if sep else "risk": message if sep else str(exc)}) from None
 
 
+def params_and_risk_validate(
+    strategy: str, params: dict | None, risk: dict | None, errors: dict
+) -> tuple[dict, dict | None]:
+    """:func:`strategy_validate_params` and :func:`bot_validate_risk` together, as a bot and a
+    preset both take them: returns ``(params, risk)`` validated and adds every field error of
+    either to ``errors`` (the caller raises once with all its own errors too); on errors the
+    returned parts are ``{}`` / ``None``."""
+    validated, validated_risk = {}, None
+    try:
+        validated = strategy_validate_params(strategy, params)
+    except BotValidationError as exc:
+        errors.update(exc.errors)
+    try:
+        validated_risk = bot_validate_risk(risk)
+    except BotValidationError as exc:
+        errors.update(exc.errors)
+    return validated, validated_risk
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}

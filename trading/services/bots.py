@@ -60,6 +60,7 @@ from trading.services.bot_validation import (  # noqa: F401  (re-exported)
     _require,
     _resolve_markets,
     bot_validate_risk,
+    params_and_risk_validate,
     strategy_validate_params,
     watched_symbols_check,
 )
@@ -188,14 +189,7 @@ def bot_create(
             check()
         except BotValidationError as exc:
             errors.update(exc.errors)
-    try:
-        validated = strategy_validate_params(strategy, params)
-    except BotValidationError as exc:
-        errors.update(exc.errors)
-    try:
-        risk = bot_validate_risk(risk)
-    except BotValidationError as exc:
-        errors.update(exc.errors)
+    validated, risk = params_and_risk_validate(strategy, params, risk, errors)
     if errors:
         raise BotValidationError(errors)
     market_rows = _resolve_markets(markets, exchange)

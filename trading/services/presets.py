@@ -18,8 +18,7 @@ from trading.services.bots import (
     _audit,
     _require,
     bot_create,
-    bot_validate_risk,
-    strategy_validate_params,
+    params_and_risk_validate,
 )
 
 COPY_SUFFIX = " (copy)"
@@ -60,15 +59,7 @@ def preset_create(*, user, name: str, strategy: str, params: dict | None = None,
     errors: dict[str, str] = {}
     if not name or len(name) > 120:
         errors["name"] = "give the preset a name of at most 120 characters"
-    validated_params, validated_risk = {}, None
-    try:
-        validated_params = strategy_validate_params(strategy, params)
-    except BotValidationError as exc:
-        errors.update(exc.errors)
-    try:
-        validated_risk = bot_validate_risk(risk)
-    except BotValidationError as exc:
-        errors.update(exc.errors)
+    validated_params, validated_risk = params_and_risk_validate(strategy, params, risk, errors)
     if not errors and BotPreset.objects.for_user(user).filter(name=name).exists():
         errors["name"] = f"you already have a preset called {name!r}"
     if errors:
