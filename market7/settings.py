@@ -195,6 +195,15 @@ MARKET7_SCAN_STRATEGIES = env_list(
 MARKET7_SCAN_TIMEFRAME = env_choice("MARKET7_SCAN_TIMEFRAME", "1h", tuple(TIMEFRAME_MS))
 MARKET7_SCAN_RETENTION_DAYS = env_int("MARKET7_SCAN_RETENTION_DAYS", 7, min_value=1, max_value=3650)
 
+# Machine learning (mlops, docs/ml.md): model artifacts (XGBoost JSON, hash-checked) live in
+# MARKET7_MODELS_DIR; a candidate replaces the active version only when its pooled walk-forward
+# metric beats it by MARKET7_ML_PROMOTION_MARGIN (AUC points / MAE fraction); the weekly beat
+# retrains every active model on the newest MARKET7_ML_RETRAIN_DAYS days.
+MARKET7_MODELS_DIR = Path(env_str("MARKET7_MODELS_DIR") or VAR_DIR / "models")
+MARKET7_ML_PROMOTION_MARGIN_BP = env_int("MARKET7_ML_PROMOTION_MARGIN_BP", 100, min_value=0, max_value=10_000)
+MARKET7_ML_RETRAIN_EVERY_S = env_int("MARKET7_ML_RETRAIN_EVERY_S", 7 * 86_400, min_value=3600, max_value=90 * 86_400)
+MARKET7_ML_RETRAIN_DAYS = env_int("MARKET7_ML_RETRAIN_DAYS", 365, min_value=7, max_value=3650)
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
