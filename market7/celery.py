@@ -55,10 +55,27 @@ def scan_beat_entry() -> dict:
     }
 
 
+def retrain_beat_entry() -> dict:
+    """The scheduled-retraining beat entry: every ``MARKET7_ML_RETRAIN_EVERY_S`` seconds (weekly
+    by default) on the ``research`` queue, expiring after one hour (a missed run waits for the
+    next one rather than piling up)."""
+    from django.conf import settings
+
+    every = float(settings.MARKET7_ML_RETRAIN_EVERY_S)
+    expires = int(min(3600.0, every * 0.9))
+    return {
+        "task": "mlops.tasks.retrain_active",
+        "schedule": every,
+        "options": {"queue": TaskQueue.RESEARCH.value, "expires": expires, "expire_seconds": expires},
+    }
+
+
 @app.on_after_configure.connect
 def _schedule_scans(sender, **_kwargs) -> None:
-    """Add the scheduled scan once the settings are read (beat syncs the schedule at start)."""
+    """Add the scheduled scan and retraining once the settings are read (beat syncs the
+    schedule at start)."""
     sender.conf.beat_schedule["scan-watchlists"] = scan_beat_entry()
+    sender.conf.beat_schedule["ml-retrain"] = retrain_beat_entry()
 
 
 @worker_process_init.connect
