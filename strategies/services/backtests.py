@@ -333,3 +333,10 @@ def parse_day_range(start: str, end: str) -> tuple[datetime, datetime]:
         except OverflowError:  # 9999-12-31: its day ends at the last representable time
             e = datetime.max.replace(tzinfo=UTC)
     return s, e
+
+
+def backtest_feed(inputs: BacktestInputs) -> Feed:
+    """The candles a backtest of ``inputs`` runs on (with the paper bots' warm-up before the
+    start and the BTC reference where the strategy needs it), as a :class:`Feed`; also used by
+    ML training (:mod:`mlops.services.pipeline`) so a model learns from the same data."""
+    return _feed(inputs)
