@@ -1,0 +1,1 @@
+"""Pure-core machine learning: features, labels, datasets, training, prediction (never Django)."""

@@ -1,0 +1,247 @@
+"""Causal features per (symbol, candle) for the ML models: one registry, batch and inference.
+
+Pure core (numpy + TA-Lib, never Django). The contract other modules code against:
+
+- :data:`FEATURE_NAMES` — the ordered column names (72), documented in
+  :data:`~mlops.core.feature_registry.FEATURES` (name, unit, description) and in docs/ml.md;
+  :data:`FEATURES_VERSION` and :func:`feature_hash` identify the set a model was trained on.
+- :func:`compute_features` — batch over a whole candle history -> :class:`FeatureFrame`
+  (float32 ``[n_candles, n_features]``, NaN during each feature's warm-up).
+- :func:`features_at` — one row for candle ``i`` from candles ``<= i`` only.
+- :func:`features_latest_many` — the newest candle of many symbols at once (the inference path).
+- :data:`DEAL_FEATURE_NAMES` / :func:`deal_features` — the state of an open DCA deal.
+
+**Inputs** are :class:`strategies.engine.feed.Candles` (``time`` int64 epoch ms UTC open time,
+float64 OHLC quote, volume base units). Row ``i`` is the state as of the **close** of candle
+``i``. ``btc`` is BTC/USDT's candles of the same timeframe: each row uses the newest BTC candle
+opening at or before it (so a missing BTC candle repeats the previous close, and nothing after
+the row is read). Without ``btc`` every ``*_btc_*`` / ``btc_*`` feature is NaN; for BTC/USDT
+itself pass its own candles as ``btc`` (correlation and beta are then 1, the ``btc_*`` state
+equals its own columns).
+
+**One code path.** Features come in groups (:mod:`mlops.core.feature_math`); each group has a
+window of trailing candles after which its last row no longer depends on older history:
+240 for the finite-memory group (SMA 200, std of 168 returns), 500 for RSI / ATR / ADX / MACD /
+EMA <= 50 and 2000 for EMA 200 (EMA and Wilder smoothing have infinite memory that decays as
+``(1 - alpha)^k``: with these windows the windowed row differs from the full-history row by
+< 1e-6 relative, far below the float32 of the output). :func:`features_at` and
+:func:`features_latest_many` run the very same group functions on those trailing windows.
+Truncating the future never changes a past row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlops.core.deal_features import DEAL_FEATURE_NAMES, deal_features
+from mlops.core.feature_math import GROUPS, Panel
+from mlops.core.feature_registry import BTC_STATE_SOURCES, CANDLE_FEATURES, FEATURES
+from strategies.engine.feed import Candles
+
+__all__ = [
+    "DEAL_FEATURE_NAMES",
+    "FEATURES",
+    "FEATURE_NAMES",
+    "FEATURES_VERSION",
+    "FeatureFrame",
+    "compute_features",
+    "deal_features",
+    "feature_hash",
+    "features_at",
+    "features_latest_many",
+]
+
+FEATURES_VERSION = "1"
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+CANDLE_NAMES: tuple[str, ...] = tuple(f.name for f in CANDLE_FEATURES)
+BTC_SYMBOL = "BTC/USDT"
+_BTC_SRC = np.array([CANDLE_NAMES.index(s) for s in BTC_STATE_SOURCES])
+
+
+def feature_hash(names: Sequence[str] = FEATURE_NAMES) -> str:
+    """sha256 hex of ``FEATURES_VERSION`` and the ordered ``names`` (one per line).
+
+    A model stores it at training; a different list, order or version gives another hash."""
+    text = f"market7-features/{FEATURES_VERSION}\n" + "\n".join(names)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FeatureFrame:
+    """Features of one symbol: ``time`` int64 epoch ms open times ``[n]``, ``names`` the columns,
+    ``values`` float32 ``[n, len(names)]`` (NaN = not yet defined / not computable)."""
+
+    time: np.ndarray
+    names: tuple[str, ...]
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.values.shape != (len(self.time), len(self.names)):
+            raise ValueError(f"values shape {self.values.shape} != ({len(self.time)}, {len(self.names)})")
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def column(self, name: str) -> np.ndarray:
+        """One feature's column (float32 view); ``KeyError`` for an unknown name."""
+        try:
+            return self.values[:, self.names.index(name)]
+        except ValueError:
+            raise KeyError(name) from None
+
+    def to_frame(self):
+        """A pandas DataFrame: ``time`` (epoch ms) then one column per feature."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.values, columns=list(self.names))
+        df.insert(0, "time", self.time)
+        return df
+
+
+def _btc_aligned(time: np.ndarray, btc: Candles | None) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the newest BTC candle opening at or before each time (-1: none) and its close."""
+    if btc is None or len(btc) == 0:
+        return np.full(len(time), -1), np.full(len(time), np.nan)
+    idx = np.searchsorted(btc.time, time, side="right") - 1
+    close = btc.close[np.maximum(idx, 0)]
+    return idx, np.where(idx >= 0, close, np.nan)
+
+
+def _candle_columns(panel: Panel) -> np.ndarray:
+    cols: dict[str, np.ndarray] = {}
+    for g in GROUPS:
+        cols.update(g.fn(panel))
+    return np.column_stack([cols[n] for n in CANDLE_NAMES])
+
+
+def compute_features(candles: Candles, btc: Candles | None = None) -> FeatureFrame:
+    """Every feature for every candle of one symbol (batch; training and research).
+
+    Returns a :class:`FeatureFrame` of ``len(candles)`` rows in :data:`FEATURE_NAMES` order;
+    each feature is NaN until its warm-up is met (e.g. ``ret_24`` for rows 0-23, ``rsi_14``
+    rows 0-13, ``dist_sma_200`` / ``dist_ema_200`` rows 0-198). ``btc``: see the module doc.
+    """
+    _, bclose = _btc_aligned(candles.time, btc)
+    p = Panel(candles.time, candles.open, candles.high, candles.low, candles.close, candles.volume, bclose)
+    own = _candle_columns(p)
+    state = np.full((len(candles), len(BTC_STATE_SOURCES)), np.nan)
+    if btc is not None and len(btc):
+        bp = Panel(btc.time, btc.open, btc.high, btc.low, btc.close, btc.volume, btc.close)
+        bcols = _candle_columns(bp)[:, _BTC_SRC]
+        idx, _ = _btc_aligned(candles.time, btc)
+        ok = idx >= 0
+        state[ok] = bcols[idx[ok]]
+    values = np.hstack([own, state]).astype(np.float32)
+    return FeatureFrame(np.asarray(candles.time, dtype=np.int64), FEATURE_NAMES, values)
+
+
+def features_at(candles: Candles, i: int, btc: Candles | None = None) -> np.ndarray:
+    """The float32 feature row of candle ``i`` (negative counts from the end) from candles
+    ``<= i`` only — :func:`features_latest_many` on ``candles[: i + 1]``; equal to
+    ``compute_features(candles, btc).values[i]`` to float32 precision. ``IndexError`` if out of
+    range."""
+    n = len(candles)
+    if not -n <= i < n:
+        raise IndexError(f"candle index {i} out of range for {n} candles")
+    i = i % n
+    _, rows = features_latest_many({"_": candles[: i + 1]}, btc=btc)
+    return rows[0]
+
+
+def features_latest_many(batch: Mapping[str, Candles], btc: Candles | None = None) -> tuple[list[str], np.ndarray]:
+    """The feature row of the newest candle of each symbol: ``(symbols, float32 [S, F])``.
+
+    The inference path: give each symbol its recent candles (at least 2000 for every row to
+    equal the batch row; fewer gives the batch row of that shorter history). ``btc`` defaults
+    to ``batch["BTC/USDT"]`` when that is present. The trailing windows of all symbols are
+    concatenated (each rescaled to its own last close and mean volume; the features are
+    scale-free) so each TA-Lib call runs once for the whole batch. ``ValueError`` if a symbol
+    has no candles.
+    """
+    symbols = list(batch)
+    if btc is None:
+        btc = batch.get(BTC_SYMBOL)
+    items = []
+    for s in symbols:
+        c = batch[s]
+        if len(c) == 0:
+            raise ValueError(f"no candles for {s}")
+        items.append((c, btc))
+    n_sym = len(items)
+    last_times = np.array([int(c.time[-1]) for c, _ in items], dtype=np.int64)
+    has_btc = btc is not None and len(btc) > 0
+    if has_btc:
+        bidx, _ = _btc_aligned(last_times, btc)
+        needed = sorted({int(j) for j in bidx if j >= 0})
+        items += [(btc[: j + 1], btc) for j in needed]
+    rows = _tail_rows(items)
+    out = np.full((n_sym, len(FEATURE_NAMES)), np.nan)
+    out[:, : len(CANDLE_NAMES)] = rows[:n_sym]
+    if has_btc:
+        where = {j: n_sym + k for k, j in enumerate(needed)}
+        for s, j in enumerate(bidx):
+            if j >= 0:
+                out[s, len(CANDLE_NAMES) :] = rows[where[int(j)], _BTC_SRC]
+    return symbols, out.astype(np.float32)
+
+
+def _tail_rows(items: list[tuple[Candles, Candles | None]]) -> np.ndarray:
+    """The candle-feature row of the last candle of each ``(candles, btc)``: float64 ``[S, F]``.
+
+    Per group: symbols with at least the group's window (and BTC over all of it when the group
+    reads BTC) share one concatenated, rescaled panel; the others run alone on their whole
+    history (exactly the batch computation)."""
+    cols: dict[str, np.ndarray] = {}
+    n = len(items)
+    for g in GROUPS:
+        w = g.window
+        uses_btc = "btc_close" in g.columns
+        flat, solo = [], []
+        tails = []
+        for k, (c, btc) in enumerate(items):
+            start = max(0, len(c) - w)
+            bclose = _btc_aligned(c.time[start:], btc)[1] if uses_btc else None
+            tails.append((start, bclose))
+            full = len(c) >= w and (bclose is None or not np.isnan(bclose).any())
+            (flat if full else solo).append(k)
+        got: dict[str, np.ndarray] = {}
+        if flat:
+            res = g.fn(_panel([items[k][0] for k in flat], [tails[k] for k in flat], g.columns, rescale=True))
+            ends = np.cumsum([len(items[k][0]) - tails[k][0] for k in flat]) - 1
+            for name, arr in res.items():
+                got.setdefault(name, np.full(n, np.nan))[flat] = arr[ends]
+        for k in solo:
+            res = g.fn(_panel([items[k][0]], [tails[k]], g.columns, rescale=False))
+            for name, arr in res.items():
+                got.setdefault(name, np.full(n, np.nan))[k] = arr[-1]
+        cols.update(got)
+    return np.column_stack([cols[name] for name in CANDLE_NAMES])
+
+
+def _panel(cands: list[Candles], tails, columns: tuple[str, ...], *, rescale: bool) -> Panel:
+    """Concatenate the tails of several symbols into one :class:`Panel` (only ``columns``)."""
+    lens = np.array([len(c) - start for c, (start, _) in zip(cands, tails, strict=True)])
+    kw: dict[str, np.ndarray] = {}
+    price_scale = vol_scale = btc_scale = None
+    if rescale:
+        price_scale = np.repeat([c.close[-1] for c in cands], lens)
+    for col in columns:
+        if col == "btc_close":
+            arr = np.concatenate([b for _, b in tails])
+            if rescale:
+                btc_scale = np.repeat([b[-1] for _, b in tails], lens)
+                arr = arr / btc_scale
+        else:
+            arr = np.concatenate([getattr(c, col)[start:] for c, (start, _) in zip(cands, tails, strict=True)])
+            if rescale and col in ("open", "high", "low", "close"):
+                arr = arr / price_scale
+            elif rescale and col == "volume":
+                means = [float(c.volume[start:].mean()) for c, (start, _) in zip(cands, tails, strict=True)]
+                vol_scale = np.repeat([m if m > 0 else 1.0 for m in means], lens)
+                arr = arr / vol_scale
+        kw[col] = arr
+    return Panel(**kw)
