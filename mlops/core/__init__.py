@@ -1,1 +1,1 @@
-"""Pure-core machine learning: features, labels, datasets, training, prediction (never Django)."""
+"""Pure-core ML: features, labels, datasets, walk-forward, training, artifacts, prediction (never Django)."""
