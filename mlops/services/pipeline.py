@@ -7,7 +7,8 @@ promotion rule.
    for the BTC features when it is stored.
 2. **Labels**: the job's strategy is backtested over the window by the engine
    (:func:`mlops.core.labels.simulate`, what ``manage.py backtest`` runs) and its deals become
-   decision-point labels (:func:`~mlops.core.labels.smart_dca_labels` for ``confidence``,
+   decision-point labels (:func:`~mlops.core.labels.smart_dca_labels` for ``confidence`` —
+   here "take profit within ``confidence_hours``", default 48 h, see :func:`_within_hours` —
    ``recovery_odds``, ``dca_spend``, ``safu_exit``; :func:`~mlops.core.labels.detector_labels`
    for ``success``, ``take_profit``, ``stop_loss``, ``size_multiplier``, ``hold_hours``).
 3. **Features** (:func:`mlops.core.features.compute_features`) joined on (symbol, time).
@@ -39,6 +40,7 @@ from mlops.models import ModelVersion, TrainingJob
 __all__ = ["MIN_ROWS", "PipelineError", "feature_bins", "train_pipeline", "load_job_data"]
 
 MIN_ROWS = 30
+CONFIDENCE_HOURS = 48.0
 BTC_SYMBOL = "BTC/USDT"
 DCA_LABEL_KINDS = ("confidence", "recovery_odds", "dca_spend", "safu_exit")
 GATED_KINDS = {"confidence": "pnl_pct", "success": "pnl_pct"}
@@ -135,8 +137,27 @@ def _labels(job: TrainingJob, feed, inputs, progress):
             drawdown_pct=float(opts.get("drawdown_pct", 3.0)),
             recovery_hours=float(opts.get("recovery_hours", 24.0)),
         )
-        return result, sets[job.kind]
+        labels = sets[job.kind]
+        if job.kind == "confidence":
+            labels = _within_hours(labels, float(opts.get("confidence_hours", CONFIDENCE_HOURS)))
+        return result, labels
     return result, detector_labels(result, feed)
+
+
+def _within_hours(labels, hours: float):
+    """``confidence`` = the deal reached its take profit **within** ``hours`` of the decision.
+
+    A Smart DCA deal without a stop loss reaches its take profit sooner or later (deals still
+    open at the end are censored), so "reached TP" alone is 1 for nearly every deal; what a
+    trader wants to know at the base order is whether it will close soon, without sitting in a
+    drawdown for days. The label's horizon stays the deal's whole life (conservative purge)."""
+    from mlops.core.labels import LabelSet
+
+    y = labels.labels["confidence"]
+    quick = (y == 1.0) & (labels.horizon_ms <= hours * 3_600_000)
+    new = dict(labels.labels)
+    new["confidence"] = np.where(np.isnan(y), np.nan, quick.astype(np.float64))
+    return LabelSet(labels.symbol, labels.time, labels.horizon_ms, new)
 
 
 def train_pipeline(job: TrainingJob, *, progress: Callable[[float, str], None]) -> tuple[ModelVersion, dict]:
