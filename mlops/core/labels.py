@@ -274,13 +274,12 @@ def _deal_path(trade, fills: list, candles) -> dict[str, np.ndarray | int]:
     ``fees`` (quote) — each after the fills that happened in that candle.
     """
     t = candles.time
-    a = int(np.searchsorted(t, trade.opened_at))
-    b = int(np.searchsorted(t, trade.closed_at))
+    a, b = _candle_index(t, trade.opened_at), _candle_index(t, trade.closed_at)
     m = b - a + 1
     entry_side = "buy" if trade.side == "long" else "sell"
     amount, bought, cost, exit_value, fees = (np.zeros(m) for _ in range(5))
     for f in fills:
-        k = int(np.searchsorted(t, f.time)) - a
+        k = _candle_index(t, f.time) - a
         if f.side == entry_side:
             amount[k] += f.amount
             bought[k] += f.amount
@@ -300,6 +299,12 @@ def _deal_path(trade, fills: list, candles) -> dict[str, np.ndarray | int]:
     }
 
 
+def _candle_index(times: np.ndarray, ms: int) -> int:
+    """Index of the stepping candle containing ``ms`` (a fill's time may be a lower-timeframe
+    candle's open inside it)."""
+    return int(np.searchsorted(times, ms, side="right")) - 1
+
+
 def _fills_by_deal(result) -> dict[str, list]:
     out: dict[str, list] = defaultdict(list)
     for f in result.fills:
@@ -317,7 +322,8 @@ def smart_dca_labels(
 ) -> dict[str, LabelSet]:
     """Decision-point labels of the closed deals of a Smart DCA run (``result``: the engine's
     ``RunResult`` over ``feed``; ``params``: the strategy params it ran with). Deals still open
-    at the end are censored (left out): their outcome is unknown.
+    at the end are censored (left out): their outcome is unknown; so are deals whose first fill
+    is on the feed's first candle (no decision candle before it).
 
     Returns ``{kind: LabelSet}``:
 
@@ -356,7 +362,9 @@ def smart_dca_labels(
         c = feed.candles(tr.symbol)
         p = _deal_path(tr, fills[tr.deal_id], c)
         a, b = p["a"], p["b"]
-        t0 = int(c.time[max(a - 1, 0)])
+        if a < 1:
+            continue  # no candle before the entry to decide on
+        t0 = int(c.time[a - 1])
         tp = 1.0 if tr.exit_reason in TP_TAGS else 0.0
         entries.append(
             {
@@ -433,8 +441,8 @@ def detector_labels(result, feed) -> LabelSet:
     """Labels of the closed deals of a detector strategy run (``fork_score``, ``scalping``,
     ``dca_detector``, ``swing``, ``channel`` — :mod:`strategies.library.signal_strategy`).
 
-    One row per deal at the candle before its first fill (for a market entry: the signal
-    candle). Labels: ``success`` 1 if it exited by ``take_profit`` (before its stop), else 0;
+    One row per closed deal at the candle before its first fill (for a market entry: the signal
+    candle; a deal whose first fill is on the feed's first candle is left out). Labels: ``success`` 1 if it exited by ``take_profit`` (before its stop), else 0;
     ``take_profit`` = best favourable move (MFE, percent of the average entry) and
     ``stop_loss`` = worst adverse move (MAE, percent, >= 0) over the candles from the entry
     fill's candle to the exit fill's candle inclusive (highs/lows); ``hold_hours`` =
@@ -444,15 +452,16 @@ def detector_labels(result, feed) -> LabelSet:
     rows = []
     for tr in result.trades:
         c = feed.candles(tr.symbol)
-        a = int(np.searchsorted(c.time, tr.opened_at))
-        b = int(np.searchsorted(c.time, tr.closed_at))
+        a, b = _candle_index(c.time, tr.opened_at), _candle_index(c.time, tr.closed_at)
+        if a < 1:
+            continue  # no candle before the entry to decide on
         hi, lo = float(c.high[a : b + 1].max()), float(c.low[a : b + 1].min())
         e = tr.entry_price
         if tr.side == "long":
             mfe, mae = (hi / e - 1.0) * 100.0, (1.0 - lo / e) * 100.0
         else:
             mfe, mae = (1.0 - lo / e) * 100.0, (hi / e - 1.0) * 100.0
-        t0 = int(c.time[max(a - 1, 0)])
+        t0 = int(c.time[a - 1])
         rows.append(
             {
                 "symbol": tr.symbol,

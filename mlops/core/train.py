@@ -328,7 +328,7 @@ def _trade_stats(pnl: np.ndarray, capital: float) -> dict[str, Any]:
         "win_rate_pct": win_rate_pct(pnls),
         "profit_factor": profit_factor(pnls),
         "total_pnl": math.fsum(pnls),
-        "max_drawdown_pct": max_drawdown_pct(capital + np.cumsum(np.asarray(pnls, dtype=np.float64)), capital),
+        "max_drawdown_pct": max_drawdown_pct(np.concatenate([[capital], capital + np.cumsum(pnls)])),
     }
 
 
