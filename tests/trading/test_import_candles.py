@@ -129,11 +129,11 @@ def test_parse_candle_filename(name, expected):
     [
         (
             "BTCUSDT-1h-mark.csv.gz",
-            "BTCUSDT-1h-mark.csv.gz: mark-price candles are not supported by import_candles (only last-price OHLCV)",
+            "BTCUSDT-1h-mark.csv.gz: mark-price candles, not last-price OHLCV (see parse_data_filename)",
         ),
         (
             "BTCUSDT-funding.csv.gz",
-            "BTCUSDT-funding.csv.gz: funding-rate files are not supported by import_candles (only OHLCV candles)",
+            "BTCUSDT-funding.csv.gz: funding rates, not OHLCV candles (see parse_data_filename)",
         ),
         ("BTCUSDT-2h.csv.gz", "BTCUSDT-2h.csv.gz: unsupported timeframe '2h'; use one of 1m, 5m, 15m, 30m, 1h, 4h, 1d"),
         ("BTCUSDT-1h.parquet", "BTCUSDT-1h.parquet: not a candle file; expected <SYMBOL>-<timeframe>.csv.gz or .csv"),
@@ -507,11 +507,11 @@ def test_shared_mark_and_funding_files_are_refused(shared_data_dir):
     for name, message in [
         (
             "BTCUSDT-1h-mark.csv.gz",
-            "BTCUSDT-1h-mark.csv.gz: mark-price candles are not supported by import_candles (only last-price OHLCV)",
+            "BTCUSDT-1h-mark.csv.gz: mark-price candles, not last-price OHLCV (see parse_data_filename)",
         ),
         (
             "BTCUSDT-funding.csv.gz",
-            "BTCUSDT-funding.csv.gz: funding-rate files are not supported by import_candles (only OHLCV candles)",
+            "BTCUSDT-funding.csv.gz: funding rates, not OHLCV candles (see parse_data_filename)",
         ),
     ]:
         with pytest.raises(CommandError) as info:
