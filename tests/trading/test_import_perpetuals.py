@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from trading.models.market import Candle, FundingRate, Market, MarkCandle
+from trading.models.market import Candle, FundingRate, MarkCandle, Market
 from trading.selectors.candles import candles_arrays, datetime_to_ms
 from trading.services.candles import CandleImportError, candles_import, parse_data_filename
 from trading.services.funding import funding_arrays
