@@ -134,4 +134,4 @@ def test_liquidation_buffer_guard_refuses_the_order_with_a_reason():
         {(S, 5): [OrderIntent(S, "buy", "market", amount=0.1)]},
         capital=2000,
     )
-    assert [o.status for o in ok.orders] == ["filled"]
+    assert [(o.status, o.tag) for o in ok.orders] == [("filled", ""), ("filled", "liquidation")]  # the crash
