@@ -8,7 +8,7 @@ filters through indexed columns (market, timeframe, open_time date hierarchy).
 from django.contrib import admin
 from django.db.models import Count
 
-from trading.models.market import Candle, Exchange, Market
+from trading.models.market import Candle, Exchange, FundingRate, MarkCandle, Market
 
 
 @admin.register(Exchange)
@@ -62,5 +62,29 @@ class CandleAdmin(admin.ModelAdmin):
     list_select_related = ("market", "market__exchange")
     show_full_result_count = False
     ordering = ("-open_time",)
+    raw_id_fields = ("market",)
+    list_per_page = 100
+
+
+@admin.register(MarkCandle)
+class MarkCandleAdmin(admin.ModelAdmin):
+    list_display = ("market", "timeframe", "open_time", "open", "high", "low", "close")
+    list_filter = (MarketListFilter, "timeframe")
+    date_hierarchy = "open_time"
+    list_select_related = ("market", "market__exchange")
+    show_full_result_count = False
+    ordering = ("-open_time",)
+    raw_id_fields = ("market",)
+    list_per_page = 100
+
+
+@admin.register(FundingRate)
+class FundingRateAdmin(admin.ModelAdmin):
+    list_display = ("market", "time", "rate")
+    list_filter = (MarketListFilter,)
+    date_hierarchy = "time"
+    list_select_related = ("market", "market__exchange")
+    show_full_result_count = False
+    ordering = ("-time",)
     raw_id_fields = ("market",)
     list_per_page = 100

@@ -31,8 +31,14 @@ Fill model (stepping candles are closed candles; an order decided on the close o
   (ccxt ``decimal_to_precision``, TICK_SIZE); an order whose amount is below ``min_amount``
   or whose cost (amount x reference price) is below ``min_cost`` is **rejected** with that
   reason (``min_cost: cost 4.21 < minimum 5``). A buy (or a short sell) that the free quote
-  balance cannot cover (notional + taker fee for buys, notional for shorts) is rejected with
-  ``insufficient_funds``; the accepted order's quote is reserved while it rests.
+  balance cannot cover (notional + taker fee for buys, notional for shorts; on a perpetual,
+  long or short, the initial margin notional ÷ leverage + taker fee) is rejected with
+  ``insufficient_funds``; the accepted order's quote is reserved while it rests. A perpetual
+  order whose position notional would exceed the tier allowing the market's leverage is
+  rejected with ``leverage_tier``.
+* **Perpetuals** — liquidation (on the mark price, at the liquidation price, with the
+  liquidation fee) and funding are applied by the engine before each candle's fills:
+  :mod:`strategies.engine.margin`.
 * **Sizes** are filled whole (no partial fills from volume) — ``partially_filled`` is reached
   only by brokers that talk to a real order book.
 """
@@ -154,7 +160,18 @@ class SimulatedBroker:
             if pos != 0.0 and (pos > 0) != is_buy:
                 return self._reject(order, "position_conflict: order is opposite to the open position; use reduce_only")
             slip = 1.0 + self.slippage_bps / 1e4 if order.type != OrderType.LIMIT else 1.0
-            need = cost * slip * (1.0 + m.taker_fee_bps / 1e4) if is_buy else cost
+            if m.market_type == "swap":
+                # perpetual: initial margin + taker fee, long or short; leverage capped by the
+                # tier of the position notional after the fill
+                after = (abs(pos) + order.amount) * price
+                cap = m.tier_table().max_leverage(after)
+                if m.leverage > cap:
+                    return self._reject(
+                        order, f"leverage_tier: leverage {m.leverage:g} > {cap:g} allowed at notional {after:.2f}"
+                    )
+                need = cost * slip * (1.0 / m.leverage + m.taker_fee_bps / 1e4)
+            else:
+                need = cost * slip * (1.0 + m.taker_fee_bps / 1e4) if is_buy else cost
             free = portfolio.free()
             if need > free + 1e-9:
                 return self._reject(order, f"insufficient_funds: needs {need:.2f}, free {free:.2f}")

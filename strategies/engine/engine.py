@@ -32,7 +32,8 @@ counters kept in the state, so re-running a step from the same state never dupli
 
 Module layout: the state and result types live in :mod:`.state`, :class:`StepContext` in
 :mod:`.context`, mark to market and the risk seam in :mod:`.marking`, order placement and
-fill execution in :mod:`.execution`; all are re-exported here.
+fill execution in :mod:`.execution`, perpetuals (funding, liquidation on the mark price, the
+liquidation-buffer guard; step 0 of each candle) in :mod:`.margin`; all are re-exported here.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .broker import Broker, SimulatedBroker
 from .context import StepContext
 from .execution import ExecutionMixin
 from .feed import Candles, Feed
+from .margin import PerpsMixin
 from .market import MarketSpec
 from .marking import DAY_MS as DAY_MS
 from .marking import MarkingMixin
@@ -61,7 +63,7 @@ __all__ = ["Engine", "EngineState", "RunResult", "StepContext"]
 _NEVER = 1 << 62
 
 
-class Engine(MarkingMixin, ExecutionMixin):
+class Engine(MarkingMixin, ExecutionMixin, PerpsMixin):
     """Steps one strategy over one portfolio of markets.
 
     Args:
@@ -248,7 +250,11 @@ class Engine(MarkingMixin, ExecutionMixin):
         g1 = max(g0, g1)
 
         # run-level mutable state
-        self._pf = Portfolio.from_dict(st.portfolio, {s: m.amount_tick for s, m in self.markets.items()})
+        self._pf = Portfolio.from_dict(
+            st.portfolio,
+            {s: m.amount_tick for s, m in self.markets.items()},
+            {s: m.leverage for s, m in self.markets.items() if m.market_type == "swap"},
+        )
         self._open: dict[str, list[Order]] = {s: [] for s in syms}
         self._touched: dict[str, Order] = {}
         for od in st.open_orders:
@@ -295,6 +301,8 @@ class Engine(MarkingMixin, ExecutionMixin):
         self._held_k: list[tuple[int, str]] = []
         self._kof = {s: k for k, s in enumerate(syms)}
         self._refresh_held()
+        self._perps_setup(feed, g0)
+        swap = self._swap
         ctx = StepContext(self)
         ctx.feed = feed
         ctx.state = self._sstate
@@ -303,7 +311,7 @@ class Engine(MarkingMixin, ExecutionMixin):
         on_candle = strategy.on_candle
         next_wake = strategy.next_wake
         broker = self.broker
-        skip = self.skip
+        skip = self.skip and not swap  # perpetuals: funding and liquidation on any candle
         total = g1 - g0
         next_progress = g0 + 5000
         markets = self.markets
@@ -314,7 +322,7 @@ class Engine(MarkingMixin, ExecutionMixin):
         waiters = self._waiters
         tf = self._tf
         no_fills: list[Fill] = []
-        defer = self.risk is None
+        defer = self.risk is None and not swap  # funding moves cash outside fills
         self._defer = defer
         visits = 0
         self._cash0 = self._pf.cash
@@ -337,6 +345,10 @@ class Engine(MarkingMixin, ExecutionMixin):
             due = [s for s in syms if wake_g[s] == g]
             # 1. fills
             fills_by: dict[str, list[Fill]] = {}
+            if swap:
+                for s in due:
+                    if s in swap:
+                        self._perps_step(s, wake_l[s], t)
             for s in due:
                 if open_[s]:
                     c = nt_cache.get(s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .context import StepContext
 from .orders import Fill, Order, OrderIntent, OrderStatus, OrderType, Side
+from .types import Decision, Outcome
 
 __all__ = ["ExecutionMixin"]
 
@@ -69,6 +70,14 @@ class ExecutionMixin:
             ct,
             ct,
         )
+        if m.market_type == "swap" and m.liquidation_buffer_pct and not od.reduce_only:
+            reason = self._buffer_block(s, od, ref)
+            if reason:
+                od.status = OrderStatus.REJECTED
+                od.reject_reason = reason
+                self._touched[od.client_order_id] = od
+                self._record(Decision(ctx.time, "liquidation_buffer", Outcome.BLOCK, reason.split(": ", 1)[1], s))
+                return od
         self.broker.submit(od, ref, self._pf)
         self._touched[od.client_order_id] = od
         if od.is_open:
@@ -133,15 +142,21 @@ class ExecutionMixin:
             fills.append(fill)
             self._fills.append(fill)
             if closed is not None:
-                self._trades.append(closed)
-                st = self._st
-                st.closed_pnls.append(closed.pnl)
-                st.closed_pnl_pcts.append(closed.pnl_pct)
-                if len(st.closed_pnls) > _CLOSED_PNL_KEEP:
-                    del st.closed_pnls[0], st.closed_pnl_pcts[0]
-                for other in list(open_s):
-                    if other.deal_id and other.deal_id == closed.deal_id:
-                        self._cancel(other, "deal_closed", ftime)
+                self._after_close(s, closed, ftime)
         if fills:
             self._held_changed(s)
         return fills
+
+    def _after_close(self, s: str, closed, time: int) -> None:
+        """Book a closed deal: the trade, the P&L history, its leftover orders canceled."""
+        if closed is None:
+            return
+        self._trades.append(closed)
+        st = self._st
+        st.closed_pnls.append(closed.pnl)
+        st.closed_pnl_pcts.append(closed.pnl_pct)
+        if len(st.closed_pnls) > _CLOSED_PNL_KEEP:
+            del st.closed_pnls[0], st.closed_pnl_pcts[0]
+        for other in list(self._open[s]):
+            if other.deal_id and other.deal_id == closed.deal_id:
+                self._cancel(other, "deal_closed", time)

@@ -131,6 +131,9 @@ class Feed:
         lower: optional ``{symbol: Candles}`` of ``lower_timeframe`` (``"5m"``/``"1m"``), used by
             the simulated broker to replay the inside of a stepping candle.
         lower_timeframe: the lower timeframe's name (required with ``lower``).
+        mark: optional ``{symbol: Candles}`` of **mark-price** candles of perpetuals, same
+            timeframe as ``data`` (liquidation triggers on them; see :mod:`.margin`).
+        funding: optional ``{symbol: (times int64 epoch ms, rates float64 fraction per event)}``.
     """
 
     def __init__(
@@ -139,8 +142,15 @@ class Feed:
         data: Mapping[str, Candles] | None = None,
         lower: Mapping[str, Candles] | None = None,
         lower_timeframe: str | None = None,
+        mark: Mapping[str, Candles] | None = None,
+        funding: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self.timeframe = timeframe
+        self._mark: dict[str, Candles] = dict(mark or {})
+        self._funding: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            s: (np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(r, dtype=np.float64))
+            for s, (t, r) in (funding or {}).items()
+        }
         self.tf_ms = _timeframe_ms(timeframe)
         self._data: dict[str, Candles] = dict(data or {})
         self._lower: dict[str, Candles] = dict(lower or {})
@@ -205,6 +215,14 @@ class Feed:
         """Lower-timeframe candles of ``symbol`` or ``None``."""
         return self._lower.get(symbol)
 
+    def mark(self, symbol: str) -> Candles | None:
+        """Mark-price candles of perpetual ``symbol`` or ``None``."""
+        return self._mark.get(symbol)
+
+    def funding(self, symbol: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(times epoch ms, rates fraction)`` of perpetual ``symbol`` or ``None``."""
+        return self._funding.get(symbol)
+
     def add(self, symbol: str, candles: Candles, lower: Candles | None = None) -> None:
         self._data[symbol] = candles
         if lower is not None:
@@ -222,6 +240,8 @@ class Feed:
             {s: c.until(until_ms) for s, c in self._data.items()},
             {s: c.until(lower_until) for s, c in self._lower.items()},
             self.lower_timeframe,
+            {s: c.until(until_ms) for s, c in self._mark.items()},
+            {s: (t[t <= lower_until], r[t <= lower_until]) for s, (t, r) in self._funding.items()},
         )
 
     def global_times(self, symbols: Iterable[str]) -> np.ndarray:

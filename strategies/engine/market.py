@@ -74,6 +74,20 @@ class MarketSpec:
         min_cost: orders below this notional (quote) are rejected (Binance ``NOTIONAL`` filter).
         maker_fee_bps / taker_fee_bps: fees in basis points of the notional, charged in quote.
 
+    Perpetuals (``market_type="swap"``, USDT-M linear contracts; formulas in
+    :mod:`strategies.engine.perps`):
+        leverage: 1..125, capped by the first tier of ``tiers`` (and per order by the tier of
+            the position notional).
+        margin_mode: ``"isolated"`` (the deal's margin alone backs it) or ``"cross"`` (the
+            whole wallet). Positions are one-way (one net position per symbol).
+        tiers: maintenance brackets ``((min_notional, max_notional, mmr, max_leverage, cum), ...)``
+            (:meth:`~strategies.engine.perps.TierTable.to_rows`); empty: the bundled table of
+            ``symbol`` (:func:`~strategies.engine.perps.bundled_tiers`).
+        liquidation_fee_bps: liquidation clearance fee of the notional at the liquidation price
+            (Market7's default 125 bps = 1.25 %); isolated: at most the margin left.
+        liquidation_buffer_pct: Market7's liquidation-buffer guard: no entry or safety order
+            whose fill would leave the liquidation price closer than this % to the order price.
+
     The defaults are Binance-spot-like (10 bps fees, 5 USDT minimum notional) with fine ticks;
     use :meth:`binance_like` to get ticks scaled to a price level, or :meth:`from_ccxt` with the
     market dict ccxt's ``load_markets()`` returns (or the one stored in the database).
@@ -86,6 +100,44 @@ class MarketSpec:
     min_cost: float = 5.0
     maker_fee_bps: float = 10.0
     taker_fee_bps: float = 10.0
+    market_type: str = "spot"
+    leverage: float = 1.0
+    margin_mode: str = "isolated"
+    tiers: tuple = ()
+    liquidation_fee_bps: float = 125.0
+    liquidation_buffer_pct: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.market_type not in ("spot", "swap"):
+            raise ValueError(f"market_type must be spot or swap, got {self.market_type!r}")
+        if self.market_type == "swap":
+            from .perps import bundled_tiers, validate_leverage
+
+            if self.margin_mode not in ("isolated", "cross"):
+                raise ValueError(f"margin_mode must be isolated or cross, got {self.margin_mode!r}")
+            tiers = tuple(tuple(float(x) for x in row) for row in self.tiers)
+            if not tiers:
+                table = bundled_tiers(self.symbol)
+                if table is None:
+                    raise ValueError(
+                        f"no leverage tiers bundled for {self.symbol}; give tiers (ccxt fetch_leverage_tiers)"
+                    )
+                tiers = table.to_rows()
+            object.__setattr__(self, "tiers", tiers)
+            validate_leverage(self.leverage, self.tier_table())
+
+    @property
+    def is_swap(self) -> bool:
+        return self.market_type == "swap"
+
+    def tier_table(self):
+        """The :class:`~strategies.engine.perps.TierTable` of a swap market (cached)."""
+        from .perps import TierTable
+
+        cached = _TIER_CACHE.get(self.tiers)
+        if cached is None:
+            cached = _TIER_CACHE[self.tiers] = TierTable.from_rows(self.tiers)
+        return cached
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -253,8 +305,13 @@ class MarketSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MarketSpec:
+        data = dict(data)
+        if "tiers" in data:
+            data["tiers"] = tuple(tuple(row) for row in data["tiers"])
         return cls(**data)
 
+
+_TIER_CACHE: dict[tuple, Any] = {}
 
 # Field defaults (a slots dataclass's class attributes are descriptors, not the defaults).
 _DEFAULTS = {f.name: f.default for f in fields(MarketSpec)}

@@ -181,6 +181,14 @@ class ClosedTrade:
     safety_orders_filled: int = 0
     tags: list[str] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
+    # perpetuals only (0.0 on spot): leverage, initial margin (quote) = cost / leverage, the
+    # liquidation price last computed before the close (quote), its minimum distance from the
+    # adverse mark extreme over the deal (%), and the funding paid (quote, signed: > 0 paid).
+    leverage: float = 0.0
+    margin: float = 0.0
+    liquidation_price: float = 0.0
+    min_liquidation_distance_pct: float = 0.0
+    funding: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -54,6 +54,11 @@ class OpenDeal:
     safety_orders_filled: int = 0
     tags: list[str] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
+    # perpetuals: funding paid (quote, signed), the last liquidation price computed and the
+    # minimum distance (%) of the adverse mark extreme from it over the deal (100: not yet seen)
+    funding: float = 0.0
+    liquidation_price: float = 0.0
+    min_liq_distance_pct: float = 100.0
 
     @property
     def entry_price(self) -> float:
@@ -70,7 +75,7 @@ class OpenDeal:
 class Portfolio:
     """Cash, positions and open deals. ``cash`` and ``reserved`` are quote currency."""
 
-    __slots__ = ("cash", "reserved", "positions", "deals", "amount_ticks", "_shorts")
+    __slots__ = ("cash", "reserved", "positions", "deals", "amount_ticks", "_shorts", "swaps")
 
     def __init__(self, cash: float, amount_ticks: dict[str, float] | None = None) -> None:
         self.cash = float(cash)
@@ -79,6 +84,7 @@ class Portfolio:
         self.deals: dict[str, OpenDeal] = {}
         self.amount_ticks = amount_ticks or {}
         self._shorts: dict[str, float] = {}  # symbol -> short collateral (|amount| x entry)
+        self.swaps: dict[str, float] = {}  # perpetual symbol -> leverage (margin, not 1:1)
 
     # -- reads ------------------------------------------------------------------------------
     def position(self, symbol: str) -> Position:
@@ -95,13 +101,32 @@ class Portfolio:
         return sum(self._shorts[s] for s in sorted(self._shorts)) if self._shorts else 0.0
 
     def free(self) -> float:
-        """Buying power in quote: cash minus reservations of resting orders minus short collateral."""
+        """Buying power in quote: cash minus reservations of resting orders minus short collateral.
+
+        Perpetual positions (:attr:`swaps`) are collateralised by margin: their notional at entry
+        is added back to the cash account (wallet balance = cash + amount x entry) and their
+        initial margin ``|amount| x entry / leverage`` is held instead."""
+        free = self.cash - self.reserved
         if self._shorts:
-            return self.cash - self.reserved - 2.0 * self.short_collateral()
-        return self.cash - self.reserved
+            free -= 2.0 * self.short_collateral()
+        if self.swaps:
+            for s in sorted(self.swaps):
+                p = self.positions.get(s)
+                if p is not None and p.amount:
+                    free += p.amount * p.entry_price - abs(p.amount) * p.entry_price / self.swaps[s]
+        return free
+
+    def wallet_balance(self) -> float:
+        """Cross wallet balance (quote): cash plus every perpetual position at its entry price."""
+        w = self.cash
+        for s in sorted(self.swaps):
+            p = self.positions.get(s)
+            if p is not None and p.amount:
+                w += p.amount * p.entry_price
+        return w
 
     def _track_short(self, pos: Position) -> None:
-        if pos.amount < 0:
+        if pos.amount < 0 and pos.symbol not in self.swaps:
             self._shorts[pos.symbol] = -pos.amount * pos.entry_price
         else:
             self._shorts.pop(pos.symbol, None)
@@ -169,9 +194,10 @@ class Portfolio:
         pos.entry_price = 0.0
         pos.deal_id = ""
         if deal.side == "long":
-            pnl = deal.exit_value - deal.entry_cost - deal.fees
+            pnl = deal.exit_value - deal.entry_cost - deal.fees - deal.funding
         else:
-            pnl = deal.entry_cost - deal.exit_value - deal.fees
+            pnl = deal.entry_cost - deal.exit_value - deal.fees - deal.funding
+        lev = self.swaps.get(deal.symbol, 0.0)
         return ClosedTrade(
             deal_id=deal.deal_id,
             symbol=deal.symbol,
@@ -189,6 +215,11 @@ class Portfolio:
             safety_orders_filled=deal.safety_orders_filled,
             tags=list(deal.tags),
             orders=list(deal.orders),
+            leverage=lev,
+            margin=deal.entry_cost / lev if lev else 0.0,
+            liquidation_price=deal.liquidation_price,
+            min_liquidation_distance_pct=deal.min_liq_distance_pct if lev else 0.0,
+            funding=deal.funding,
         )
 
     # -- state ------------------------------------------------------------------------------
@@ -200,8 +231,11 @@ class Portfolio:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], amount_ticks: dict[str, float] | None = None) -> Portfolio:
+    def from_dict(
+        cls, d: dict[str, Any], amount_ticks: dict[str, float] | None = None, swaps: dict[str, float] | None = None
+    ) -> Portfolio:
         p = cls(d["cash"], amount_ticks)
+        p.swaps = dict(swaps or {})
         p.positions = {s: Position(**v) for s, v in d.get("positions", {}).items()}
         p.deals = {k: OpenDeal.from_dict(v) for k, v in d.get("deals", {}).items()}
         for pos in p.positions.values():

@@ -11,6 +11,10 @@ exactly the endpoints ccxt's ``binance`` class calls for spot and USDT-M perpetu
 ``GET /api/v3/ticker/24hr`` (+ fapi)      24 h statistics from the last 24 h of candles
 ``GET /api/v3/klines`` (+ fapi)           ``[openTime, "o", "h", "l", "c", "v", closeTime,
                                           "quoteVolume", trades, "takerBase", "takerQuote", "0"]``
+``GET /fapi/v1/markPriceKlines``          mark candles of ``<data>/futures/<SYM>-<tf>-mark.csv.gz``
+                                          (klines shape, volume fields ``"0"``)
+``GET /fapi/v1/fundingRate``              ``[{"symbol", "fundingTime", "fundingRate", "markPrice"}]``
+                                          from ``<data>/futures/<SYM>-funding.csv.gz``
 ========================================  ===================================================
 
 klines honour ``symbol``, ``interval``, ``startTime``, ``endTime`` and ``limit`` as Binance
@@ -245,6 +249,10 @@ class FakeBinance:
             return self._tickers(params, futures)
         if tail == "klines":
             return self._klines_response(params, futures)
+        if futures and tail == "markPriceKlines":
+            return self._klines_response(params, futures, mark=True)
+        if futures and tail == "fundingRate":
+            return self._funding_response(params)
         return 404, b"<html><body>Not Found</body></html>", {}
 
     def _error(self, code: int, msg: str):
@@ -463,7 +471,55 @@ class FakeBinance:
             universe = wanted
         return 200, [self._ticker(s) for s in universe], {}
 
-    def _klines_response(self, params: dict[str, str], futures: bool):
+    def futures_file(self, symbol: str, suffix: str) -> _Klines | None:
+        """Rows of ``<data_dir>/futures/<symbol><suffix>.csv.gz`` (mark candles, funding), cached."""
+        key = (symbol, suffix)
+        if key not in self._klines:
+            path = self.data_dir / "futures" / f"{symbol}{suffix}.csv.gz"
+            if not path.exists():
+                return None
+            import gzip
+
+            with gzip.open(path, "rt") as handle:
+                rows = [line.split(",") for line in handle.read().splitlines()[1:]]
+            self._klines[key] = _Klines([(int(r[0]), *r[1:]) for r in rows])
+        return self._klines[key]
+
+    def _funding_response(self, params: dict[str, str]):
+        """``GET /fapi/v1/fundingRate``: ``[{"symbol", "fundingRate", "fundingTime", "markPrice"}]``,
+        ascending; default limit 100, maximum 1000. Every other event carries Binance's few ms of
+        ``fundingTime`` jitter (+8 ms), as the raw API does."""
+        symbol = params.get("symbol", "")
+        if symbol not in SWAP_SYMBOLS:
+            return self._error(-1121, "Invalid symbol.")
+        limit = int(params.get("limit", 100))
+        if limit < 1 or limit > 1000:
+            return self._error(-1130, "Invalid data sent for a parameter.")
+        start = int(params["startTime"]) if "startTime" in params else None
+        end = int(params["endTime"]) if "endTime" in params else None
+        data = self.futures_file(symbol, "-funding")
+        marks = self.futures_file(symbol, "-1h-mark")
+        mark_at = {r[0]: r[1] for r in marks.rows} if marks else {}
+        events = [(t + (8 if k % 2 else 0), rate) for k, (t, rate) in enumerate(data.rows if data else [])]
+        events = [e for e in events if e[0] <= self.server_time()]
+        if end is not None:
+            events = [e for e in events if e[0] <= end]
+        events = [e for e in events if e[0] >= start][:limit] if start is not None else events[-limit:]
+        return (
+            200,
+            [
+                {
+                    "symbol": symbol,
+                    "fundingTime": t,
+                    "fundingRate": f"{Decimal(rate):.8f}",
+                    "markPrice": _dec8(mark_at[t - t % 3_600_000]) if t - t % 3_600_000 in mark_at else "",
+                }
+                for t, rate in events
+            ],
+            {},
+        )
+
+    def _klines_response(self, params: dict[str, str], futures: bool, mark: bool = False):
         symbol, interval = params.get("symbol"), params.get("interval")
         if not symbol:
             return self._error(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
@@ -484,7 +540,7 @@ class FakeBinance:
             return self._error(-1130, "Invalid data sent for a parameter.")
         tf = TIMEFRAME_MS[interval]
         now = self.server_time()
-        data = self.klines(symbol, interval)
+        data = self.futures_file(symbol, f"-{interval}-mark") if mark else self.klines(symbol, interval)
         rows = [] if data is None else [r for r in data.rows if r[0] <= now]
         if end is not None:
             rows = [r for r in rows if r[0] <= end]
@@ -493,6 +549,8 @@ class FakeBinance:
         else:
             rows = rows[-limit:]
         out = []
+        if mark:  # Binance markPriceKlines: no volume, the volume-like fields are "0"
+            return 200, [[t, o, h, lo, c, "0", t + tf - 1, "0", 0, "0", "0", "0"] for t, o, h, lo, c, _ in rows], {}
         for t, o, h, lo, c, v in rows:
             quote_volume = Decimal(c) * Decimal(v)
             out.append(

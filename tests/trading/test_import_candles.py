@@ -129,11 +129,11 @@ def test_parse_candle_filename(name, expected):
     [
         (
             "BTCUSDT-1h-mark.csv.gz",
-            "BTCUSDT-1h-mark.csv.gz: mark-price candles are not supported by import_candles (only last-price OHLCV)",
+            "BTCUSDT-1h-mark.csv.gz: mark-price candles, not last-price OHLCV (see parse_data_filename)",
         ),
         (
             "BTCUSDT-funding.csv.gz",
-            "BTCUSDT-funding.csv.gz: funding-rate files are not supported by import_candles (only OHLCV candles)",
+            "BTCUSDT-funding.csv.gz: funding rates, not OHLCV candles (see parse_data_filename)",
         ),
         ("BTCUSDT-2h.csv.gz", "BTCUSDT-2h.csv.gz: unsupported timeframe '2h'; use one of 1m, 5m, 15m, 30m, 1h, 4h, 1d"),
         ("BTCUSDT-1h.parquet", "BTCUSDT-1h.parquet: not a candle file; expected <SYMBOL>-<timeframe>.csv.gz or .csv"),
@@ -503,21 +503,17 @@ def test_importing_a_real_shared_5m_file_twice_changes_nothing(shared_data_dir):
 
 @pytest.mark.django_db
 @pytest.mark.shared_data
-def test_shared_mark_and_funding_files_are_refused(shared_data_dir):
-    for name, message in [
-        (
-            "BTCUSDT-1h-mark.csv.gz",
-            "BTCUSDT-1h-mark.csv.gz: mark-price candles are not supported by import_candles (only last-price OHLCV)",
-        ),
-        (
-            "BTCUSDT-funding.csv.gz",
-            "BTCUSDT-funding.csv.gz: funding-rate files are not supported by import_candles (only OHLCV candles)",
-        ),
-    ]:
-        with pytest.raises(CommandError) as info:
-            call_command("import_candles", "--market-type", "swap", str(shared_data_dir / "futures" / name))
-        assert str(info.value) == message
-    assert Candle.objects.count() == 0
+def test_shared_mark_and_funding_files_import(shared_data_dir):
+    from decimal import Decimal
+
+    from trading.models.market import FundingRate, MarkCandle
+
+    folder = shared_data_dir / "futures"
+    call_command("import_candles", "--market-type", "swap", str(folder / "BTCUSDT-1h-mark.csv.gz"))
+    call_command("import_candles", "--market-type", "swap", str(folder / "BTCUSDT-funding.csv.gz"))
+    assert (Candle.objects.count(), MarkCandle.objects.count(), FundingRate.objects.count()) == (0, 14616, 1827)
+    assert MarkCandle.objects.latest("open_time").close == 108208.4  # 2025-08-31 23:00 UTC
+    assert sum(FundingRate.objects.values_list("rate", flat=True)) == Decimal("0.15467260")  # awk sum over the file
 
 
 # --- the bundled set and the command ---------------------------------------------------------------

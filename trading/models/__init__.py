@@ -2,7 +2,7 @@
 the per-user watchlist (``watchlist.py``)."""
 
 from trading.models.bots import Bot, BotEvent, BotPreset, EquitySnapshot, Fill, Order, PaperBalance, Trade
-from trading.models.market import Candle, Exchange, Market, Timeframe
+from trading.models.market import Candle, Exchange, FundingRate, MarkCandle, Market, Timeframe
 from trading.models.watchlist import WatchlistEntry
 
 __all__ = [
@@ -13,6 +13,8 @@ __all__ = [
     "EquitySnapshot",
     "Exchange",
     "Fill",
+    "FundingRate",
+    "MarkCandle",
     "Market",
     "Order",
     "PaperBalance",

@@ -104,3 +104,49 @@ class Candle(models.Model):
     @property
     def close_time_ms(self) -> int:
         return int(self.open_time.timestamp() * 1000) + TIMEFRAME_MS[self.timeframe]
+
+
+class MarkCandle(models.Model):
+    """One closed **mark-price** candle of a perpetual (Binance ``markPriceKlines``; no volume).
+
+    A separate table rather than a price-kind column on :class:`Candle`: every existing candle
+    read (charts, backtests, bot feeds, gaps, 24 h volume) means last-price candles, and a kind
+    column would have to be filtered in each of them (one missed filter silently mixes two price
+    series); mark candles are read in one place only (the perpetuals feed). Same columns,
+    key and float64 convention as :class:`Candle`; ``volume`` is stored as given (0).
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="mark_candles", db_index=False)
+    timeframe = models.CharField(max_length=4, choices=Timeframe.choices)
+    open_time = models.DateTimeField(help_text="candle open time, UTC")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["market", "timeframe", "open_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "timeframe", "open_time"], name="markcandle_unique_open_time")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market.symbol} mark {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class FundingRate(models.Model):
+    """One realised funding event of a perpetual: ``rate`` is a fraction per event
+    (``0.0001`` = 0.01 %; a long pays ``notional(mark) x rate`` when positive), ``time`` the
+    funding time (UTC, whole minute)."""
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="funding_rates", db_index=False)
+    time = models.DateTimeField(help_text="funding time, UTC")
+    rate = models.DecimalField(max_digits=16, decimal_places=10, help_text="fraction per funding event")
+
+    class Meta:
+        ordering = ["market", "time"]
+        constraints = [models.UniqueConstraint(fields=["market", "time"], name="fundingrate_unique_time")]
+
+    def __str__(self) -> str:
+        return f"{self.market.symbol} funding {self.time:%Y-%m-%d %H:%M} {self.rate}"

@@ -59,14 +59,16 @@ def candles_arrays(
     timeframe: str,
     start: datetime | int | None = None,
     end: datetime | int | None = None,
+    model=Candle,
 ) -> dict[str, np.ndarray]:
     """Candles of ``market``/``timeframe`` with ``start <= open_time < end``, oldest first.
 
     ``start``/``end``: timezone-aware datetimes or epoch ms ints; None means unbounded.
     Returns ``{"time": int64 epoch ms, "open"|"high"|"low"|"close"|"volume": float64}``, all the
-    same length (0 when there is nothing). Naive datetime: ValueError.
+    same length (0 when there is nothing). Naive datetime: ValueError. ``model``: ``Candle``
+    (last price, default) or ``MarkCandle`` (mark price).
     """
-    qs = Candle.objects.filter(market=market, timeframe=timeframe)
+    qs = model.objects.filter(market=market, timeframe=timeframe)
     start_dt, end_dt = _as_datetime(start, "start"), _as_datetime(end, "end")
     if start_dt is not None:
         qs = qs.filter(open_time__gte=start_dt)
@@ -88,7 +90,8 @@ def candles_arrays(
     return {"time": times, **{name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(ARRAY_FIELDS[1:])}}
 
 
-def candles_last_open_ms(*, market: Market, timeframe: str) -> int | None:
-    """Epoch ms of the newest stored candle of ``market``/``timeframe``, or None when there is none."""
-    last = Candle.objects.filter(market=market, timeframe=timeframe).aggregate(last=Max("open_time"))["last"]
+def candles_last_open_ms(*, market: Market, timeframe: str, model=Candle) -> int | None:
+    """Epoch ms of the newest stored candle (``model``: Candle or MarkCandle) of
+    ``market``/``timeframe``, or None when there is none."""
+    last = model.objects.filter(market=market, timeframe=timeframe).aggregate(last=Max("open_time"))["last"]
     return None if last is None else datetime_to_ms(last)

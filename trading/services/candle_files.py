@@ -44,6 +44,7 @@ __all__ = [
     "fmt_ms",
     "fmt_number",
     "parse_candle_filename",
+    "parse_data_filename",
     "read_candle_file",
     "validate_candles",
 ]
@@ -151,14 +152,37 @@ def parse_candle_filename(path: Path | str) -> tuple[str, str]:
         )
     symbol, rest = match["symbol"].upper(), match["rest"]
     if rest.endswith("-mark"):
-        raise CandleImportError(
-            f"{name}: mark-price candles are not supported by import_candles (only last-price OHLCV)"
-        )
+        raise CandleImportError(f"{name}: mark-price candles, not last-price OHLCV (see parse_data_filename)")
     if rest == "funding" or rest.endswith("-funding"):
-        raise CandleImportError(f"{name}: funding-rate files are not supported by import_candles (only OHLCV candles)")
+        raise CandleImportError(f"{name}: funding rates, not OHLCV candles (see parse_data_filename)")
     if rest not in SUPPORTED_TIMEFRAMES:
         raise CandleImportError(f"{name}: unsupported timeframe {rest!r}; use one of {', '.join(SUPPORTED_TIMEFRAMES)}")
     return symbol, rest
+
+
+def parse_data_filename(path: Path | str) -> tuple[str, str, str | None]:
+    """Any market-data file of the ``../shared/data`` layout -> ``(SYMBOL, kind, timeframe)``.
+
+    ``BTCUSDT-1h.csv.gz`` -> ``("BTCUSDT", "last", "1h")``; ``BTCUSDT-1h-mark.csv.gz`` ->
+    ``("BTCUSDT", "mark", "1h")``; ``BTCUSDT-funding.csv.gz`` -> ``("BTCUSDT", "funding", None)``.
+    Other names: CandleImportError saying why.
+    """
+    name = Path(path).name
+    stem = (
+        name[: -len(".csv.gz")] if name.endswith(".csv.gz") else name[: -len(".csv")] if name.endswith(".csv") else ""
+    )
+    match = _FILE_RE.match(stem) if stem else None
+    if match and match["rest"] == "funding":
+        return match["symbol"].upper(), "funding", None
+    if match and match["rest"].endswith("-mark"):
+        timeframe = match["rest"][: -len("-mark")]
+        if timeframe not in SUPPORTED_TIMEFRAMES:
+            raise CandleImportError(
+                f"{name}: unsupported timeframe {timeframe!r}; use one of {', '.join(SUPPORTED_TIMEFRAMES)}"
+            )
+        return match["symbol"].upper(), "mark", timeframe
+    symbol, timeframe = parse_candle_filename(path)
+    return symbol, "last", timeframe
 
 
 def bundled_candle_files() -> list[Path]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from trading.exchanges import ExchangeRequestError, ExchangeUnavailable
+from trading.services.candle_fetch import funding_fetch
 from trading.services.candles import CandleFetchError, candles_fetch, fmt_ms
 
 
@@ -38,9 +39,17 @@ class Command(BaseCommand):
         parser.add_argument("--since", required=True, type=parse_utc, help="first open time, UTC (2024-01-01)")
         parser.add_argument("--until", type=parse_utc, help="end (exclusive), UTC; default: now")
         parser.add_argument("--market-type", choices=["spot", "swap"], default="spot")
+        parser.add_argument(
+            "--price", choices=["last", "mark"], default="last", help="last-price or (swap) mark-price candles"
+        )
+        parser.add_argument(
+            "--funding", action="store_true", help="fetch funding-rate history (swap) instead of candles"
+        )
 
-    def handle(self, *args, exchange, symbols, timeframe, since, until, market_type, **options):
+    def handle(self, *args, exchange, symbols, timeframe, since, until, market_type, price, funding, **options):
         symbol_list = [s.strip() for s in symbols.split(",") if s.strip()]
+        if funding:
+            return self._funding(exchange, symbol_list, since, until, market_type)
         try:
             report = candles_fetch(
                 exchange=exchange,
@@ -49,6 +58,7 @@ class Command(BaseCommand):
                 since=since,
                 until=until,
                 market_type=market_type,
+                price=price,
                 progress=self.stdout.write,
             )
         except (ExchangeUnavailable, ExchangeRequestError, CandleFetchError, ValueError) as exc:
@@ -56,9 +66,26 @@ class Command(BaseCommand):
         for item in report.symbols:
             span = f" {fmt_ms(item.first_ms)} → {fmt_ms(item.last_ms)} UTC" if item.first_ms is not None else ""
             self.stdout.write(
-                f"{item.symbol} {report.timeframe}{span}: {item.requests} request(s), {item.received} received, "
+                f"{item.symbol} {report.timeframe}{' mark' if price == 'mark' else ''}{span}: "
+                f"{item.requests} request(s), {item.received} received, "
                 f"{item.inserted} inserted, {item.updated} updated, {item.unchanged} unchanged, "
                 f"{item.dropped_open} open candle(s) dropped"
             )
             for gap in item.gaps:
                 self.stdout.write(f"  {gap}")
+
+    def _funding(self, exchange, symbols, since, until, market_type):
+        if market_type != "swap":
+            raise CommandError("--funding needs --market-type swap")
+        try:
+            results = funding_fetch(
+                exchange=exchange, symbols=symbols, since=since, until=until, progress=self.stdout.write
+            )
+        except (ExchangeUnavailable, ExchangeRequestError, CandleFetchError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        for item in results:
+            span = f" {fmt_ms(item.first_ms)} → {fmt_ms(item.last_ms)} UTC" if item.first_ms is not None else ""
+            self.stdout.write(
+                f"{item.symbol} funding{span}: {item.requests} request(s), {item.received} received, "
+                f"{item.inserted} inserted, {item.updated} updated, {item.unchanged} unchanged"
+            )

@@ -13,11 +13,17 @@ from django.core.management.base import BaseCommand, CommandError
 from trading.services.candles import CandleImportError, bundled_candle_files, candles_import, fmt_ms
 
 
+def _what(report) -> str:
+    return {"mark": f"{report.timeframe} mark", "funding": "funding"}.get(report.kind, report.timeframe)
+
+
 class Command(BaseCommand):
     help = (
         "Import OHLCV candle files named <SYMBOL>-<timeframe>.csv.gz (or .csv), header "
         "open_time,open,high,low,close,volume (open_time in epoch ms UTC). Every row is validated "
-        "first; a file with a bad row imports nothing unless --skip-invalid. Re-importing is a no-op."
+        "first; a file with a bad row imports nothing unless --skip-invalid. Re-importing is a no-op. "
+        "With --market-type swap also <SYMBOL>-<timeframe>-mark.csv.gz (mark-price candles) and "
+        "<SYMBOL>-funding.csv.gz (header time,funding_rate: funding rates, fraction per event)."
     )
 
     def add_arguments(self, parser):
@@ -62,7 +68,7 @@ class Command(BaseCommand):
                 totals[key] += getattr(report, key)
             span = f" {fmt_ms(report.first_ms)} → {fmt_ms(report.last_ms)} UTC" if report.first_ms is not None else ""
             self.stdout.write(
-                f"[{number}/{len(paths)}] {report.file}: {report.exchange} {report.symbol} {report.timeframe}{span}: "
+                f"[{number}/{len(paths)}] {report.file}: {report.exchange} {report.symbol} {_what(report)}{span}: "
                 f"{report.rows} rows, {report.inserted} inserted, {report.updated} updated, "
                 f"{report.unchanged} unchanged, {report.rejected} rejected ({time.perf_counter() - tick:.2f}s)"
             )

@@ -1,0 +1,220 @@
+"""Perpetuals on the one :class:`~strategies.engine.engine.Engine`: funding, liquidation, buffer guard.
+
+Pure Python/numpy (no Django), float64, quote currency. Formulas: :mod:`strategies.engine.perps`.
+For every candle of a perpetual market (``MarketSpec.market_type == "swap"``) that holds a
+position, **before** the broker fills the candle's orders (:meth:`PerpsMixin._perps_step`):
+
+1. **Funding** — each funding event with time in ``[open, open + timeframe)`` charges the
+   position held at the candle's open ``amount × mark × rate`` (mark = the mark candle's open,
+   else the last-price open): cash moves, and the deal's ``funding`` records it (a long pays a
+   positive rate, a short receives it). The equity curve carries it through cash.
+2. **Liquidation** — the liquidation price (isolated: the deal's margin ``|amount| × entry ÷
+   leverage − funding paid`` as wallet; cross: the wallet balance with the other perpetuals'
+   maintenance margin and unrealised P&L at their last close) is compared with the candle's
+   **mark** low (long) / high (short). Crossed: the position closes at the liquidation price
+   (rounded to the tick) with the liquidation fee ``notional × liquidation_fee_bps`` (isolated:
+   at most the margin left), exit reason ``liquidation``, the deal's other orders are canceled
+   (``deal_closed``), and a ``liquidation`` decision records the prices. Without a mark candle
+   the last-price candle is used and a ``mark_price`` decision says so (once per symbol and
+   run). This runs before the candle's stops and take profits: pessimistic, like the fill
+   model's "stop wins". A position opened or grown inside the candle is checked from the next
+   candle on.
+
+The **liquidation-buffer guard** (:meth:`PerpsMixin._buffer_block`) refuses an entry or
+safety order on a perpetual whose fill would leave the liquidation price closer than
+``liquidation_buffer_pct`` % to the order price: the order is rejected with reason
+``liquidation_buffer: ...`` and a ``liquidation_buffer`` BLOCK decision, so a DCA ladder stops
+where it would pass the buffer. Runs with a perpetual step every candle (``skip`` is off for
+them: funding and liquidation can happen on any candle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .orders import Fill, Order, OrderStatus, OrderType, Side
+from .perps import Leg, funding_payment, liquidation_price, maintenance_margin
+from .types import Decision, Outcome
+
+__all__ = ["PerpsMixin"]
+
+
+class PerpsMixin:
+    """The engine's perpetual-futures methods (see the module docstring)."""
+
+    def _perps_setup(self, feed, g0: int) -> None:
+        ms = self.markets
+        self._swap = {s for s in self.symbols if ms[s].market_type == "swap"}
+        self._pf.swaps = {s: ms[s].leverage for s in self._swap}
+        self._mark_idx: dict[str, np.ndarray | None] = {}
+        self._fund: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._mark_warned: set[str] = set()
+        t0 = int(self._G[g0]) if g0 < len(self._G) else 0
+        for s in sorted(self._swap):
+            c = feed.candles(s)
+            mk = feed.mark(s)
+            if mk is not None and len(mk):
+                j = np.searchsorted(mk.time, c.time).clip(max=len(mk.time) - 1)
+                self._mark_idx[s] = np.where(mk.time[j] == c.time, j, -1)
+            else:
+                self._mark_idx[s] = None
+            fr = feed.funding(s)
+            if fr is not None:
+                self._fund[s] = (fr[0], fr[1], int(np.searchsorted(fr[0], t0)))
+
+    def _mark_hl(self, s: str, i: int) -> tuple[float, float, float] | None:
+        """(open, high, low) of the mark candle aligned with candle ``i`` of ``s``, or None."""
+        idx = self._mark_idx.get(s)
+        if idx is None or idx[i] < 0:
+            return None
+        mk = self.feed.mark(s)
+        j = int(idx[i])
+        return float(mk.open[j]), float(mk.high[j]), float(mk.low[j])
+
+    def _wallet_for(self, s: str, amount: float, entry: float) -> tuple[float, float, float]:
+        """(wallet balance, other maintenance, other unrealised P&L) for a position of ``s`` of
+        signed ``amount`` at ``entry``, by margin mode (module docstring)."""
+        m = self.markets[s]
+        pf = self._pf
+        if m.margin_mode == "isolated":
+            deal = pf.deals.get(pf.positions[s].deal_id) if s in pf.positions else None
+            paid = deal.funding if deal is not None else 0.0
+            return abs(amount) * entry / m.leverage - paid, 0.0, 0.0
+        tmm = upnl = 0.0
+        g = self._g - 1 if self._g > 0 else 0
+        for k, o in enumerate(self.symbols):
+            p = pf.positions.get(o)
+            if o == s or o not in self._swap or p is None or not p.amount:
+                continue
+            px = float(self._C[k, g])
+            tmm += maintenance_margin(abs(p.amount) * px, self.markets[o].tier_table())
+            upnl += p.amount * (px - p.entry_price)
+        cur = pf.positions.get(s)
+        wallet = pf.wallet_balance()
+        if cur is not None and cur.amount:
+            wallet -= cur.amount * cur.entry_price  # replaced by the (prospective) position below
+        return wallet + amount * entry, tmm, upnl
+
+    def _liq_price(self, s: str, amount: float, entry: float) -> float | None:
+        wb, tmm, upnl = self._wallet_for(s, amount, entry)
+        leg = Leg(1 if amount > 0 else -1, abs(amount), entry)
+        return liquidation_price(
+            wallet_balance=wb, legs=[leg], tiers=self.markets[s].tier_table(), other_maintenance=tmm, other_upnl=upnl
+        )
+
+    def _perps_step(self, s: str, i: int, t: int) -> None:
+        """Funding, then the liquidation check, of ``s`` at its candle ``i`` (open time ``t``)."""
+        pf = self._pf
+        pos = pf.positions.get(s)
+        c = self._cands[s]
+        mk = self._mark_hl(s, i)
+        fund = self._fund.get(s)
+        if fund is not None:
+            times, rates, k = fund
+            end = t + self._tf
+            while k < len(times) and times[k] < end:
+                if times[k] >= t and pos is not None and pos.amount:
+                    mark = mk[0] if mk is not None else float(c.open[i])
+                    paid = funding_payment(amount=pos.amount, mark_price=mark, rate=float(rates[k]))
+                    pf.cash -= paid
+                    pf.deals[pos.deal_id].funding += paid
+                k += 1
+            self._fund[s] = (times, rates, k)
+        if pos is None or not pos.amount:
+            return
+        deal = pf.deals[pos.deal_id]
+        lp = self._liq_price(s, pos.amount, pos.entry_price)
+        deal.liquidation_price = lp or 0.0
+        if mk is None:
+            hi, lo = float(c.high[i]), float(c.low[i])
+            if s not in self._mark_warned:
+                self._mark_warned.add(s)
+                self._record(
+                    Decision(
+                        t, "mark_price", Outcome.INFO, "no mark-price candle: liquidation checked on last price", s
+                    )
+                )
+        else:
+            hi, lo = mk[1], mk[2]
+        if not lp:
+            return
+        long = pos.amount > 0
+        extreme = lo if long else hi
+        dist = (extreme - lp) / extreme * 100.0 if long else (lp - extreme) / extreme * 100.0
+        if dist < deal.min_liq_distance_pct:
+            deal.min_liq_distance_pct = max(dist, 0.0)
+        if (long and lo <= lp) or (not long and hi >= lp):
+            self._liquidate(s, t, lp, extreme, "mark" if mk is not None else "last")
+
+    def _liquidate(self, s: str, t: int, lp: float, extreme: float, kind: str) -> None:
+        pf = self._pf
+        m = self.markets[s]
+        pos = pf.positions[s]
+        deal_id = pos.deal_id
+        price = m.round_price(lp)
+        amount = abs(pos.amount)
+        fee = price * amount * m.liquidation_fee_bps / 1e4
+        if m.margin_mode == "isolated":
+            wb, _, _ = self._wallet_for(s, pos.amount, pos.entry_price)
+            left = wb + pos.amount * (price - pos.entry_price)
+            fee = min(fee, max(left, 0.0))
+        st = self._st
+        st.order_seq += 1
+        side = Side.SELL if pos.amount > 0 else Side.BUY
+        od = Order(
+            client_order_id=f"{self.order_prefix}-{st.order_seq}",
+            symbol=s,
+            side=side,
+            type=OrderType.MARKET,
+            amount=amount,
+            status=OrderStatus.FILLED,
+            tag="liquidation",
+            deal_id=deal_id,
+            reduce_only=True,
+            created_at=t,
+            updated_at=t,
+        )
+        od.filled, od.average, od.fee = amount, price, fee
+        fill = Fill(od.client_order_id, s, side, price, amount, fee, "taker", t, "liquidation", deal_id)
+        self._touched[od.client_order_id] = od
+        what = "low" if side == Side.SELL else "high"
+        self._record(
+            Decision(
+                t,
+                "liquidation",
+                Outcome.EXIT,
+                f"{kind} {what} {extreme:.8g} crossed the liquidation price {price:.8g}",
+                s,
+                {"liquidation_price": price, kind: extreme, "fee": fee},
+            )
+        )
+        closed = pf.apply_fill(fill, od, self._new_deal_id)
+        self._ver[s] += 1
+        self._fills.append(fill)
+        self._after_close(s, closed, t)
+        self._held_changed(s)
+
+    def _buffer_block(self, s: str, od: Order, ref: float) -> str:
+        """The liquidation-buffer guard for a new non-reduce-only order ``od`` (module doc);
+        returns the rejection reason, or ``""`` when the order may go."""
+        m = self.markets[s]
+        price = od.price if od.type == OrderType.LIMIT else od.stop_price if od.type == OrderType.STOP else ref
+        if not price:
+            return ""
+        p = self._pf.positions.get(s)
+        amt0, e0 = (p.amount, p.entry_price) if p is not None else (0.0, 0.0)
+        signed = od.amount if od.side == Side.BUY else -od.amount
+        amount = amt0 + signed
+        if not amount or (amt0 and (amt0 > 0) != (amount > 0)):
+            return ""
+        entry = (abs(amt0) * e0 + od.amount * price) / abs(amount)
+        lp = self._liq_price(s, amount, entry)
+        if not lp:
+            return ""
+        dist = (price - lp) / price * 100.0 if amount > 0 else (lp - price) / price * 100.0
+        if dist >= m.liquidation_buffer_pct:
+            return ""
+        return (
+            f"liquidation_buffer: liquidation price {lp:.8g} would be {dist:.2f}% from {price:.8g}, "
+            f"< buffer {m.liquidation_buffer_pct:g}%"
+        )
