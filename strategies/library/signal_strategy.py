@@ -14,7 +14,11 @@ path:
 * **exits**, placed on the candle the entry fills (live from the next candle; a level the
   price already crossed fills at that candle's open): a reduce-only limit at the signal's
   ``take_profit`` (tag ``take_profit``) and a reduce-only stop-market at its ``stop_loss``
-  (tag ``stop_loss``), both re-placed when a grid level adds to the position;
+  (tag ``stop_loss``), both re-placed when a grid level adds to the position; where the signal
+  gives percentages (``extra["take_profit_pct"]`` / ``extra["stop_loss_pct"]``, the
+  ``dca_detector`` grid: "TP 10 % and SL −8 % on the average") they are recomputed from the
+  **actual** average entry of the levels filled so far, ``avg × (1 ± pct ÷ 100)`` rounded to
+  the price tick, each time a level fills (decision ``exits on the average entry ...``);
 * a **trailing stop** where the signal has ``extra["trailing_stop_pct"]`` > 0 (``swing``): at
   each close the stop moves to ``peak × (1 − pct ÷ 100)`` (short: ``trough × (1 + pct ÷
   100)``), peak = highest high since the entry fill, when that is tighter than the current
@@ -91,6 +95,8 @@ class SymbolDeal:
     reason: str = ""
     take_profit: float | None = None
     stop_loss: float = 0.0
+    tp_pct: float = 0.0  # > 0: TP this % from the actual average entry (dca_detector's grid)
+    sl_pct: float = 0.0  # > 0: SL this % from the actual average entry
     trailing_pct: float = 0.0
     exit_on_break: bool = False
     support: float = 0.0
@@ -251,6 +257,8 @@ class SignalStrategy(BaseStrategy):
             reason=sig.reason,
             take_profit=sig.take_profit,
             stop_loss=sig.stop_loss,
+            tp_pct=float(x.get("take_profit_pct") or 0.0),
+            sl_pct=float(x.get("stop_loss_pct") or 0.0),
             trailing_pct=float(x.get("trailing_stop_pct") or 0.0),
             exit_on_break=bool(x.get("exit_on_break")),
             support=float(x.get("support") or 0.0),
@@ -311,7 +319,10 @@ class SignalStrategy(BaseStrategy):
             st.phase = "closing"
             return
         if amt != st.amount:
-            self._place_exits(ctx, st, amt, st.stop or st.stop_loss)
+            stop = st.stop or st.stop_loss
+            if st.tp_pct > 0 or st.sl_pct > 0:
+                stop = self._exits_on_average(ctx, st, amt)
+            self._place_exits(ctx, st, amt, stop)
         if st.trailing_pct > 0:
             m = ctx.market
             if long:
@@ -324,6 +335,28 @@ class SignalStrategy(BaseStrategy):
                 tighter = trail < st.stop
             if tighter:
                 self._place_exits(ctx, st, amt, trail, only_stop=True)
+
+    def _exits_on_average(self, ctx, st: SymbolDeal, amt: float) -> float:
+        """TP / SL of a percentage-exit deal (``dca_detector``'s grid) from the ACTUAL average
+        entry of what filled: ``TP = avg × (1 ± tp_pct ÷ 100)``, ``SL = avg × (1 ∓ sl_pct ÷ 100)``
+        (upper sign long), rounded to the market's price tick; records the decision and returns
+        the stop price."""
+        avg = ctx.position.entry_price
+        sign = 1.0 if st.side == "long" else -1.0
+        m = ctx.market
+        if st.tp_pct > 0:
+            st.take_profit = m.round_price(avg * (1.0 + sign * st.tp_pct / 100.0))
+        if st.sl_pct > 0:
+            st.stop_loss = m.round_price(avg * (1.0 - sign * st.sl_pct / 100.0))
+        tp = "none" if st.take_profit is None else f"{st.take_profit:g}"
+        ctx.decide(
+            self.name,
+            Outcome.INFO,
+            f"exits on the average entry {avg:.6g} of {amt:.10g} filled: TP {tp} ({st.tp_pct:g}%), "
+            f"SL {st.stop_loss:g} ({st.sl_pct:g}%)",
+            {"deal_id": st.deal_id, "average_entry": avg, "amount": amt},
+        )
+        return st.stop_loss
 
     def _place_exits(self, ctx, st: SymbolDeal, amt: float, stop: float, only_stop: bool = False) -> None:
         long = st.side == "long"
