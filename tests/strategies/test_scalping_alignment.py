@@ -35,7 +35,9 @@ def tick_alignment(cd: Candles) -> dict[int, float]:
     """The tick path's alignment of each candle, from ticks rebuilding it (explain = the score)."""
     s = ScalpingTick()
     out = {}
-    for t, o, h, lo, c, v in zip(*(a.tolist() for a in (cd.time, cd.open, cd.high, cd.low, cd.close, cd.volume))):
+    for t, o, h, lo, c, v in zip(
+        *(a.tolist() for a in (cd.time, cd.open, cd.high, cd.low, cd.close, cd.volume)), strict=True
+    ):
         s.tick("X", o)
         s.tick("X", h)
         s.tick("X", lo)
