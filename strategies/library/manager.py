@@ -16,7 +16,14 @@ Parameters (see ``PARAMS``):
   (quote) or, when 0, the account equity at the candle's close; a strategy holds at most
   ``floor(1 ÷ f)`` deals at once (its allocation is then full);
 * ``max_active_deals`` (all strategies together) and ``entry_timeout`` (candles, passed to the
-  managed strategies).
+  managed strategies);
+* ``<name>.<param>``: strategy ``<name>``'s own detector parameter ``<param>`` (e.g.
+  ``swing.volume_mult``, ``dca_detector.drop_pct``), one per parameter of its schema, same type,
+  default, bounds and unit (form group ``<name>``). Each is validated like the strategy's own
+  field, and the strategy's cross-field checks run on its set; an error is keyed by
+  ``<name>.<param>`` and its message names the strategy (``swing: must be >= 0.1x``). The
+  sub-strategy runs with these values (``base_order_size``, ``max_active_deals`` and
+  ``entry_timeout`` stay the manager's).
 
 At each candle time t the first symbol that runs builds the **plan** of t from the state at
 the end of t − 1 (so the plan does not depend on which symbol runs first): for every traded
@@ -42,12 +49,12 @@ from t + 1. :func:`strategy_report` gives the per-strategy performance of a run.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from strategies.base import BaseStrategy, Param
+from strategies.base import BaseStrategy, Param, ParamError
 from strategies.engine.types import Outcome
 from strategies.library.confidence import CandleAt, SignalConfidence
 from strategies.library.signal_strategy import SignalState, SignalStrategy, SymbolDeal, detector_params
@@ -55,11 +62,30 @@ from strategies.metrics import max_drawdown_pct, sharpe, win_rate_pct
 from strategies.registry import get_strategy, register
 from strategies.signals import Signal, get_detector
 
-__all__ = ["MANAGED", "TAG", "ManagerState", "ManagerStrategy", "expected_value", "strategy_report"]
+__all__ = ["MANAGED", "TAG", "ManagerState", "ManagerStrategy", "expected_value", "strategy_report", "sub_params_of"]
 
 MANAGED = ("fork_score", "scalping", "dca_detector", "swing", "channel")
 DEFAULT_ALLOC = {"dca_detector": 40.0, "swing": 30.0, "channel": 30.0}
 TAG = "strategy:"
+
+
+SEP = "."
+
+
+def _sub_params() -> tuple[Param, ...]:
+    """``<name>.<param>`` for every detector parameter of every managed strategy."""
+    out = []
+    for n in MANAGED:
+        for p in detector_params(get_detector(n)):
+            label = p.label or p.name.replace("_", " ")
+            out.append(replace(p, name=f"{n}{SEP}{p.name}", group=n, label=f"{n}: {label}"))
+    return tuple(out)
+
+
+def sub_params_of(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """Strategy ``name``'s own parameters out of the manager's ``<name>.<param>`` keys."""
+    pre = name + SEP
+    return {k[len(pre) :]: v for k, v in params.items() if k.startswith(pre)}
 
 
 def _own_min(name: str) -> float:
@@ -143,7 +169,21 @@ class ManagerStrategy(BaseStrategy):
         Param(
             "entry_timeout", "int", 24, 1, 100000, "candles", "Cancel unfilled limit entries after this.", group="deal"
         ),
+        *_sub_params(),
     )
+
+    @classmethod
+    def validate_params(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`BaseStrategy.validate_params`, with the message of a bad ``<name>.<param>``
+        prefixed by the strategy's name (``{"swing.volume_mult": "swing: must be >= 0.1 x"}``)."""
+        try:
+            return super().validate_params(data)
+        except ParamError as exc:
+            errors = {}
+            for k, v in exc.errors.items():
+                n = k.split(SEP, 1)[0] if SEP in k else ""
+                errors[k] = f"{n}: {v}" if n in MANAGED and not v.startswith(f"{n}: ") else v
+            raise ParamError(errors) from None
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
@@ -152,7 +192,13 @@ class ManagerStrategy(BaseStrategy):
             return {"alloc_dca_detector": "allocate capital to at least one strategy"}
         if total > 100.0 + 1e-9:
             return {"alloc_dca_detector": f"allocations sum to {total:g}% (max 100%)"}
-        return {}
+        errors = {}
+        for n in MANAGED:
+            try:
+                get_strategy(n).validate_params(sub_params_of(params, n))
+            except ParamError as exc:
+                errors.update({f"{n}{SEP}{k}": f"{n}: {v}" for k, v in exc.errors.items()})
+        return errors
 
     def __init__(self, params: dict[str, Any] | None = None, confidence_provider=None) -> None:
         super().__init__(params)
@@ -160,7 +206,8 @@ class ManagerStrategy(BaseStrategy):
         self.alloc = {n: self.params[f"alloc_{n}"] for n in MANAGED if self.params[f"alloc_{n}"] > 0}
         sub = {"max_active_deals": 1000, "entry_timeout": self.params["entry_timeout"]}
         self.subs: dict[str, SignalStrategy] = {
-            n: get_strategy(n)(dict(sub), confidence_provider=confidence_provider) for n in self.alloc
+            n: get_strategy(n)({**sub_params_of(self.params, n), **sub}, confidence_provider=confidence_provider)
+            for n in self.alloc
         }
         self.per_strategy_max = int(math.floor(1.0 / self.params["deal_fraction"] + 1e-9))
 

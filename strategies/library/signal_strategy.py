@@ -163,6 +163,15 @@ class SignalStrategy(BaseStrategy):
         self._sig: dict[str, tuple[dict[int, Signal], np.ndarray]] = {}
         self._series: dict[str, tuple[np.ndarray | None, str]] = {}
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
+        """The detector's own cross-field checks (e.g. ``scalping``: sma_fast < sma_mid < sma_slow)."""
+        check = getattr(sys.modules[type(get_detector(cls.name)).__module__], "_check", None)
+        if check is None:
+            return {}
+        own = {p.name for p in detector_params(get_detector(cls.name))}
+        return check({k: v for k, v in params.items() if k in own})
+
     @property
     def min_confidence(self) -> float:
         """The minimum confidence this strategy trades (its detector's ``min_*`` parameter)."""
