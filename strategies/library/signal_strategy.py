@@ -64,6 +64,7 @@ from strategies.registry import register
 from strategies.signals import DetectorInput, Signal, get_detector
 
 from .confidence import SignalConfidence, provider_series, signal_confidence
+from .signal_commands import SignalCommandsMixin
 
 __all__ = ["BTC_SYMBOL", "SignalState", "SignalStrategy", "SymbolDeal", "detector_input", "passing_signals"]
 
@@ -149,7 +150,7 @@ class SignalState(StrategyState):
         return sum(1 for v in self.symbols.values() if v.phase != "idle")
 
 
-class SignalStrategy(BaseStrategy):
+class SignalStrategy(SignalCommandsMixin, BaseStrategy):
     """A detector's passing signals traded with the signal's exit plan (see the module doc).
     Subclasses set ``name`` (= the detector's name) and ``PARAMS``."""
 
@@ -279,13 +280,21 @@ class SignalStrategy(BaseStrategy):
         self._enter(ctx, st, sig, conf=conf)
 
     def _enter(
-        self, ctx, st: SymbolDeal, sig: Signal, quote: float | None = None, conf: SignalConfidence | None = None
+        self,
+        ctx,
+        st: SymbolDeal,
+        sig: Signal,
+        quote: float | None = None,
+        conf: SignalConfidence | None = None,
+        outside: bool = False,
     ) -> None:
         """Enter ``sig`` with ``quote`` (default ``base_order_size``) through the risk check,
-        which sees the confidence ``conf`` (default: the signal's score)."""
+        which sees the confidence ``conf`` (default: the signal's score; None for an
+        ``outside`` signal without a score)."""
         quote = self.params["base_order_size"] if quote is None else quote
+        cval = conf.value if conf is not None else (None if outside else sig.score)
         conf = SignalConfidence(sig.score) if conf is None else conf
-        ok, quote = ctx.check_entry(sig.side, quote, sig.entry, sig.stop_loss, conf.value)
+        ok, quote = ctx.check_entry(sig.side, quote, sig.entry, sig.stop_loss, cval)
         if not ok:
             return
         deal_id = ctx.new_deal_id()
