@@ -99,6 +99,7 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
     skip: bool = True,
     decision_log_cap: int = DECISION_LOG_CAP,
+    confidence_provider=None,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run ``config`` over ``feed`` and return ``(result, report)``.
 
@@ -106,12 +107,17 @@ def run_backtest(
     trade happens before the start) and extra symbols such as BTC/USDT for market filters.
     ``markets`` are the traded markets; with ``config.fee_bps`` set their maker and taker fees
     are overridden; the report keeps the first ``decision_log_cap`` decisions with their
-    reasons. Raises :class:`BacktestInputError` for bad parameters or an empty range.
+    reasons. ``confidence_provider`` (a ``ConfidenceProvider``, e.g. an ML model's) replaces the
+    strategy's rule-based confidence (:func:`strategies.registry.create_strategy`). Raises
+    :class:`BacktestInputError` for bad parameters, a provider the strategy does not take, or
+    an empty range.
     """
     from strategies.base import ParamError
 
     try:
-        strategy = create_strategy(config.strategy, config.params)
+        strategy = create_strategy(config.strategy, config.params, confidence_provider=confidence_provider)
+    except TypeError as exc:
+        raise BacktestInputError(str(exc)) from None
     except ParamError as exc:
         errors = getattr(exc, "errors", None) or {}
         detail = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or str(exc)

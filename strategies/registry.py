@@ -8,11 +8,19 @@ with :func:`register`; :func:`get_strategy` also accepts a dotted path
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from .base import BaseStrategy
 
-__all__ = ["StrategyNotFound", "register", "get_strategy", "list_strategies", "create_strategy"]
+__all__ = [
+    "StrategyNotFound",
+    "register",
+    "get_strategy",
+    "list_strategies",
+    "create_strategy",
+    "takes_confidence_provider",
+]
 
 _REGISTRY: dict[str, type[BaseStrategy]] = {}
 _loaded = False
@@ -71,9 +79,26 @@ def get_strategy(name: str) -> type[BaseStrategy]:
     raise StrategyNotFound(f"unknown strategy {name!r}; known strategies: {known}")
 
 
-def create_strategy(name: str, params: dict[str, Any] | None = None) -> BaseStrategy:
-    """Instantiate ``get_strategy(name)`` with validated ``params`` (``ParamError`` if bad)."""
-    return get_strategy(name)(params or {})
+def takes_confidence_provider(cls: type[BaseStrategy]) -> bool:
+    """Whether strategy class ``cls`` accepts a ``confidence_provider`` (Smart DCA, the five
+    signal strategies, the manager)."""
+    return "confidence_provider" in inspect.signature(cls.__init__).parameters
+
+
+def create_strategy(name: str, params: dict[str, Any] | None = None, *, confidence_provider=None) -> BaseStrategy:
+    """Instantiate ``get_strategy(name)`` with validated ``params`` (``ParamError`` if bad).
+
+    ``confidence_provider``: a :class:`~strategies.library.confidence.ConfidenceProvider` (e.g.
+    an ML model's) the strategy gates and ranks on instead of its rule-based default; None keeps
+    the default. ``TypeError`` when given to a strategy that takes none
+    (:func:`takes_confidence_provider`).
+    """
+    cls = get_strategy(name)
+    if confidence_provider is None:
+        return cls(params or {})
+    if not takes_confidence_provider(cls):
+        raise TypeError(f"strategy {name!r} does not take a confidence provider")
+    return cls(params or {}, confidence_provider=confidence_provider)
 
 
 def list_strategies() -> list[dict[str, Any]]:

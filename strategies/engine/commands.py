@@ -20,6 +20,22 @@ Commands are JSON dicts (the bot's ``commands`` list), applied in order:
   The strategy refuses with :class:`~strategies.base.CommandRefused`; its orders and state
   changes are then discarded and the refusal is recorded.
 
+Commands from outside signals (the scanner, TradingView webhooks), without a ``deal_id``:
+
+* ``{"cmd": "start_deal", "symbol": "BTC/USDT", "side": "long"|"short", "source":
+  "scan"|"tradingview", "score": 0.72 | None, "reason": "...", "signal_time": epoch_ms | None}``
+  — handed to the strategy's ``on_command`` with a :class:`StepContext` on the last processed
+  candle of ``symbol`` (decision rule ``start_deal``). The engine refuses first when the symbol
+  is not one of the bot's markets, the side is not long/short, the score is not None or in
+  [0, 1], a deal is already open on the symbol, or no candle of it was processed yet; the
+  strategy refuses when it does not trade that side, ``max_active_deals`` are active, it has a
+  deal (or a pending entry) on the symbol, it has no exit plan, or the portfolio risk check
+  (``ctx.check_entry``) refuses — the risk rules' own BLOCK decisions are kept before the
+  refusal. Smart DCA and the signal strategies implement it;
+* ``{"cmd": "close_symbol", "symbol": "BTC/USDT", "source": "tradingview"}`` — closes that
+  symbol's open deal exactly like ``close`` (rule ``close_symbol``, order tag ``manual_close``),
+  refused when no deal is open on it.
+
 Refused without reaching the strategy: no candle processed yet (``last_time`` is ``None``), a
 deal that is not open (closed meanwhile, unknown), a deal with a manual close pending.
 Decision times are the state's ``last_time`` (candle open time, epoch ms), or — before any
@@ -44,6 +60,7 @@ __all__ = ["CLOSE_TAG", "CommandResult", "apply_commands", "command_rule"]
 
 CLOSE_TAG = "manual_close"
 _ENGINE_COMMANDS = frozenset({"close", "close_all"})
+_SIGNAL_COMMANDS = frozenset({"start_deal", "close_symbol"})
 
 
 @dataclass
@@ -61,8 +78,11 @@ class CommandResult:
 
 
 def command_rule(command: dict[str, Any]) -> str:
-    """The decision rule name of a command: ``"manual_<cmd>"`` (``close_all`` -> ``manual_close``)."""
+    """The decision rule name of a command: ``"manual_<cmd>"`` (``close_all`` -> ``manual_close``;
+    the outside-signal commands keep their name: ``start_deal``, ``close_symbol``)."""
     cmd = str(command.get("cmd") or "unknown")
+    if cmd in _SIGNAL_COMMANDS:
+        return cmd
     return CLOSE_TAG if cmd in _ENGINE_COMMANDS else f"manual_{cmd}"[:64]
 
 
@@ -98,6 +118,10 @@ def apply_commands(
         cmd = command.get("cmd")
         if cmd in _ENGINE_COMMANDS:
             st, orders, decisions = _close(engine, st, command, feed.tf_ms)
+        elif cmd == "close_symbol":
+            st, orders, decisions = _close_symbol(engine, st, command, feed.tf_ms)
+        elif cmd == "start_deal":
+            st, orders, decisions = _start_deal(engine, st, command, feed)
         else:
             st, orders, decisions = _strategy_command(engine, st, command, feed)
         for od in orders:
@@ -110,6 +134,11 @@ def apply_commands(
 
 def _describe(command: dict[str, Any]) -> str:
     cmd = command.get("cmd") or "?"
+    src = command.get("source") or "manual"
+    if cmd == "start_deal":
+        return f"start_deal {command.get('side')} {command.get('symbol')} ({src})"
+    if cmd == "close_symbol":
+        return f"close_symbol {command.get('symbol')} ({src})"
     deal = command.get("deal_id")
     return f"{cmd} of deal {deal}" if deal else str(cmd)
 
@@ -119,7 +148,7 @@ def _newest_time(engine: Engine, feed: Feed) -> int:
     return max(times) if times else 0
 
 
-def _close(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int):
+def _close(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int, who: str = "manual", rule=CLOSE_TAG):
     deals = st.portfolio.get("deals", {})
     t = int(st.last_time)
     if command.get("cmd") == "close_all":
@@ -138,9 +167,9 @@ def _close(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int)
     decisions = [
         Decision(
             t,
-            CLOSE_TAG,
+            rule,
             Outcome.EXIT,
-            f"close {od.symbol} deal {od.deal_id} at market (manual): {od.side} {od.amount:g} at the next open",
+            f"close {od.symbol} deal {od.deal_id} at market ({who}): {od.side} {od.amount:g} at the next open",
             od.symbol,
             {"deal_id": od.deal_id, "amount": od.amount, "client_order_id": od.client_order_id},
         )
@@ -152,7 +181,7 @@ def _close(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int)
             decisions.append(
                 Decision(
                     t,
-                    CLOSE_TAG,
+                    rule,
                     Outcome.INFO,
                     f"close of deal {deal_id} already requested (or its position is flat): nothing more placed",
                     deals[deal_id]["symbol"],
@@ -160,6 +189,64 @@ def _close(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int)
                 )
             )
     return new, placed, decisions
+
+
+def _close_symbol(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int):
+    t = int(st.last_time)
+    symbol = command.get("symbol")
+    rule = command_rule(command)
+
+    def refuse(reason: str):
+        sym = symbol if symbol in engine.markets else ""
+        return (
+            st,
+            [],
+            [
+                Decision(
+                    t, rule, Outcome.BLOCK, f"{_describe(command)} refused: {reason}", sym, {"command": dict(command)}
+                )
+            ],
+        )
+
+    if symbol not in engine.markets:
+        return refuse(f"{symbol} is not one of the bot's markets")
+    ids = sorted(d for d, v in st.portfolio.get("deals", {}).items() if v["symbol"] == symbol)
+    if not ids:
+        return refuse(f"no deal is open on {symbol}")
+    close = {"cmd": "close", "deal_id": ids[0], "symbol": symbol}
+    return _close(engine, st, close, tf_ms, who=str(command.get("source") or "manual"), rule=rule)
+
+
+def _start_deal(engine: Engine, st: EngineState, command: dict[str, Any], feed: Feed):
+    t = int(st.last_time)
+    symbol, side, score = command.get("symbol"), command.get("side"), command.get("score")
+    rule = command_rule(command)
+
+    def refuse(reason: str):
+        sym = symbol if symbol in engine.markets else ""
+        return (
+            st,
+            [],
+            [
+                Decision(
+                    t, rule, Outcome.BLOCK, f"{_describe(command)} refused: {reason}", sym, {"command": dict(command)}
+                )
+            ],
+        )
+
+    if symbol not in engine.markets:
+        return refuse(f"{symbol} is not one of the bot's markets")
+    if side not in ("long", "short"):
+        return refuse(f"side must be long or short, got {side!r}")
+    if score is not None and not (isinstance(score, int | float) and not isinstance(score, bool) and 0 <= score <= 1):
+        return refuse(f"score must be null or a number in [0, 1], got {score!r}")
+    open_ = sorted(d for d, v in st.portfolio.get("deals", {}).items() if v["symbol"] == symbol)
+    if open_:
+        return refuse(f"a deal is already open on {symbol} ({open_[0]})")
+    i = int(feed.candles(symbol).time.searchsorted(t, side="right")) - 1 if symbol in feed else -1
+    if i < 0:
+        return refuse(f"no candle of {symbol} processed yet")
+    return _on_command(engine, st, command, feed, symbol, i, t, rule, refuse)
 
 
 def _strategy_command(engine: Engine, st: EngineState, command: dict[str, Any], feed: Feed):
@@ -184,7 +271,15 @@ def _strategy_command(engine: Engine, st: EngineState, command: dict[str, Any], 
     i = int(candles.time.searchsorted(t, side="right")) - 1
     if i < 0:
         return refuse(f"{_describe(command)} refused: no candle of {symbol} at the bot's market time", symbol)
+    return _on_command(
+        engine, st, command, feed, symbol, i, t, rule, lambda r: refuse(f"{_describe(command)} refused: {r}", symbol)
+    )
 
+
+def _on_command(engine: Engine, st: EngineState, command, feed: Feed, symbol: str, i: int, t: int, rule: str, refuse):
+    """Hand ``command`` to the strategy's ``on_command`` on candle ``i`` of ``symbol``; on
+    :class:`CommandRefused` return ``refuse(str(exc))``'s result, preceded by the BLOCK decisions
+    recorded before the refusal (the risk rules' reasons), everything else discarded."""
     from .engine import EngineState
 
     work = EngineState.from_json(st.to_json())
@@ -192,15 +287,20 @@ def _strategy_command(engine: Engine, st: EngineState, command: dict[str, Any], 
     try:
         engine.strategy.on_command(ctx.state, dict(command), ctx)
     except CommandRefused as exc:
+        kept = [d for d in engine._decisions if d.outcome == Outcome.BLOCK]
         _release(engine)
-        return refuse(f"{_describe(command)} refused: {exc}", symbol)
+        st2, orders, decisions = refuse(str(exc))
+        return st2, orders, kept + decisions
     work.portfolio = engine._pf.to_dict()
     work.open_orders = [o.to_dict() for s in engine.symbols for o in engine._open[s]]
     work.strategy = engine.strategy.state_to_dict(ctx.state)
+    if engine.risk is not None:
+        work.risk = engine.risk.state_dict()
     orders = list(engine._touched.values())
     decisions = list(engine._decisions)
     if not decisions:
-        decisions.append(Decision(t, rule, Outcome.INFO, f"{_describe(command)} applied", symbol, {"deal_id": deal_id}))
+        payload = {"deal_id": command.get("deal_id")} if command.get("deal_id") else {}
+        decisions.append(Decision(t, rule, Outcome.INFO, f"{_describe(command)} applied", symbol, payload))
     _release(engine)
     return work, orders, decisions
 
@@ -209,11 +309,20 @@ def _prime(engine: Engine, st: EngineState, feed: Feed, symbol: str, i: int, t: 
     """Set the engine's run-level fields the way :meth:`Engine.run` does (for ``st`` and
     ``feed``), so a command goes through the one order path (``_place`` / ``_cancel``) and the
     one :class:`StepContext`; returns the context on candle ``i`` of ``symbol``."""
+    import numpy as np
+
     from .engine import StepContext
     from .portfolio import Portfolio
 
     engine.feed = feed
+    engine.strategy.prepare(feed)
     engine.broker.bind(feed, engine.markets)
+    if engine.risk is not None and st.risk is not None:
+        engine.risk.load_state(st.risk)
+    # what the risk seam (ctx.check_entry -> _portfolio_view) reads: the aligned closes at t
+    engine._G = feed.global_times(engine.symbols)
+    engine._C = feed.aligned_closes(engine.symbols)
+    engine._g = max(0, int(np.searchsorted(engine._G, t, side="right")) - 1)
     engine._pf = Portfolio.from_dict(st.portfolio, {s: m.amount_tick for s, m in engine.markets.items()})
     engine._open = {s: [] for s in engine.symbols}
     for od in st.open_orders:

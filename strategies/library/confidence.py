@@ -11,6 +11,12 @@ A provider may also offer a vectorized ``series(...)`` (same values for every ca
 once, causal); the strategy then lets the engine skip candles. Without it the strategy asks
 on every candle of an open deal (correct, slower).
 
+The signal strategies (:mod:`.signal_strategy`, :mod:`.manager`) take the same
+:class:`ConfidenceProvider`: their rule-based default is the detector's own score; a provider's
+value (:class:`SignalConfidence`, source ``model``) replaces it for the min-confidence gate and
+the manager's ranking; :func:`signal_confidence` falls back to the rule score, with the reason,
+when a provider raises or returns NaN / a value outside [0, 1].
+
 The rule-based defaults (all inputs are TA-Lib indicators of the symbol's closes, causal):
 
 * ``trend = clip(0.5 + 5 x (EMA50 / EMA200 - 1), 0, 1)`` (1 = up-trend, 0.5 when unknown);
@@ -25,13 +31,25 @@ The rule-based defaults (all inputs are TA-Lib indicators of the symbol's closes
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import talib
 
-__all__ = ["ConfidenceProvider", "ExitScorer", "DealSnapshot", "RuleConfidence", "RuleExitScorer", "trend_rsi"]
+__all__ = [
+    "CandleAt",
+    "provider_series",
+    "ConfidenceProvider",
+    "ExitScorer",
+    "DealSnapshot",
+    "RuleConfidence",
+    "RuleExitScorer",
+    "SignalConfidence",
+    "signal_confidence",
+    "trend_rsi",
+]
 
 
 @runtime_checkable
@@ -155,3 +173,91 @@ class RuleExitScorer:
         f = 1.0 + dd
         f = np.where(need <= 0.0, -np.inf, f)
         return np.where(need > 1.0, np.inf, f)
+
+
+# -- the signal strategies' confidence (issue 11: "a rule-based default now; the ML models plug in
+# later through the same protocol") ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CandleAt:
+    """The :class:`~strategies.engine.engine.StepContext` fields a provider reads (``symbol``,
+    ``i``, ``time`` = open time ms, ``candles``, ``feed``), for a symbol other than the one
+    stepping (the strategy manager ranks every symbol's signals at once)."""
+
+    symbol: str
+    i: int
+    time: int
+    candles: Any
+    feed: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SignalConfidence:
+    """The confidence a signal strategy gates on: ``value`` in [0, 1], ``source`` ``"rule"`` (the
+    detector's own score) or ``"model"`` (the provider's), ``error`` why a provider's value was
+    not used (empty when it was, or when there is no provider)."""
+
+    value: float
+    source: str = "rule"
+    error: str = ""
+
+    def label(self) -> str:
+        """``"0.71 (model)"``, ``"0.55 (rule)"`` or ``"0.55 (rule; model returned nan)"``."""
+        why = f"; model {self.error}" if self.error else ""
+        return f"{self.value:.2f} ({self.source}{why})"
+
+
+def _valid(x: Any) -> str:
+    """Empty when ``x`` is a confidence (finite, in [0, 1]), else what is wrong with it."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return f"returned {x!r}"
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        return f"returned {v:g}"
+    return ""
+
+
+def provider_series(provider: Any, symbol: str, candles) -> tuple[np.ndarray | None, str]:
+    """``(series, error)``: the provider's batched ``series(symbol, candles)`` as float64 (one
+    value per candle), or ``(None, "")`` when it has none, or ``(None, why)`` when it raised or
+    returned the wrong shape."""
+    fn = getattr(provider, "series", None)
+    if fn is None:
+        return None, ""
+    try:
+        arr = np.asarray(fn(symbol, candles), dtype=np.float64)
+    except Exception as exc:  # any failure of a plug-in falls back to the rule, with the reason
+        return None, f"raised {type(exc).__name__}({str(exc)[:80]!r})"
+    if arr.shape != (len(candles),):
+        return None, f"returned shape {arr.shape} for {len(candles)} candles"
+    return arr, ""
+
+
+def signal_confidence(
+    rule_score: float, provider: Any, symbol: str, ctx: Any, series: tuple[np.ndarray | None, str] | None
+) -> SignalConfidence:
+    """The confidence of a signal whose detector scored ``rule_score`` at candle ``ctx.i``.
+
+    ``provider`` None: the rule score (source ``rule``). Otherwise the provider's value: from
+    ``series`` (``provider_series``'s result for the symbol, when the provider has one) at
+    ``ctx.i``, else ``provider.confidence(symbol, ctx)``. A provider that raises or gives NaN /
+    a value outside [0, 1] falls back to the rule score with ``error`` saying why — never raises.
+    """
+    if provider is None:
+        return SignalConfidence(float(rule_score))
+    if series is not None and (series[0] is not None or series[1]):
+        arr, err = series
+        if err:
+            return SignalConfidence(float(rule_score), "rule", err)
+        x = float(arr[ctx.i])
+    else:
+        try:
+            x = provider.confidence(symbol, ctx)
+        except Exception as exc:  # a plug-in's failure: the rule score, with the reason
+            return SignalConfidence(float(rule_score), "rule", f"raised {type(exc).__name__}({str(exc)[:80]!r})")
+    err = _valid(x)
+    if err:
+        return SignalConfidence(float(rule_score), "rule", err)
+    return SignalConfidence(float(x), "model")

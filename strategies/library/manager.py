@@ -16,7 +16,14 @@ Parameters (see ``PARAMS``):
   (quote) or, when 0, the account equity at the candle's close; a strategy holds at most
   ``floor(1 ÷ f)`` deals at once (its allocation is then full);
 * ``max_active_deals`` (all strategies together) and ``entry_timeout`` (candles, passed to the
-  managed strategies).
+  managed strategies);
+* ``<name>.<param>``: strategy ``<name>``'s own detector parameter ``<param>`` (e.g.
+  ``swing.volume_mult``, ``dca_detector.drop_pct``), one per parameter of its schema, same type,
+  default, bounds and unit (form group ``<name>``). Each is validated like the strategy's own
+  field, and the strategy's cross-field checks run on its set; an error is keyed by
+  ``<name>.<param>`` and its message names the strategy (``swing: must be >= 0.1x``). The
+  sub-strategy runs with these values (``base_order_size``, ``max_active_deals`` and
+  ``entry_timeout`` stay the manager's).
 
 At each candle time t the first symbol that runs builds the **plan** of t from the state at
 the end of t − 1 (so the plan does not depend on which symbol runs first): for every traded
@@ -42,23 +49,43 @@ from t + 1. :func:`strategy_report` gives the per-strategy performance of a run.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from strategies.base import BaseStrategy, Param
+from strategies.base import BaseStrategy, Param, ParamError
 from strategies.engine.types import Outcome
+from strategies.library.confidence import CandleAt, SignalConfidence
 from strategies.library.signal_strategy import SignalState, SignalStrategy, SymbolDeal, detector_params
 from strategies.metrics import max_drawdown_pct, sharpe, win_rate_pct
 from strategies.registry import get_strategy, register
 from strategies.signals import Signal, get_detector
 
-__all__ = ["MANAGED", "TAG", "ManagerState", "ManagerStrategy", "expected_value", "strategy_report"]
+__all__ = ["MANAGED", "TAG", "ManagerState", "ManagerStrategy", "expected_value", "strategy_report", "sub_params_of"]
 
 MANAGED = ("fork_score", "scalping", "dca_detector", "swing", "channel")
 DEFAULT_ALLOC = {"dca_detector": 40.0, "swing": 30.0, "channel": 30.0}
 TAG = "strategy:"
+
+
+SEP = "."
+
+
+def _sub_params() -> tuple[Param, ...]:
+    """``<name>.<param>`` for every detector parameter of every managed strategy."""
+    out = []
+    for n in MANAGED:
+        for p in detector_params(get_detector(n)):
+            label = p.label or p.name.replace("_", " ")
+            out.append(replace(p, name=f"{n}{SEP}{p.name}", group=n, label=f"{n}: {label}"))
+    return tuple(out)
+
+
+def sub_params_of(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """Strategy ``name``'s own parameters out of the manager's ``<name>.<param>`` keys."""
+    pre = name + SEP
+    return {k[len(pre) :]: v for k, v in params.items() if k.startswith(pre)}
 
 
 def _own_min(name: str) -> float:
@@ -70,12 +97,14 @@ def _own_min(name: str) -> float:
     return 0.0
 
 
-def expected_value(sig: Signal) -> float:
-    """EV in percent of the entry: ``p·TP% − (1 − p)·SL%``, p = ``sig.score``, TP% = |TP −
-    entry| ÷ entry × 100, SL% = |entry − SL| ÷ entry × 100 (TP% = SL% without a take profit)."""
+def expected_value(sig: Signal, p: float | None = None) -> float:
+    """EV in percent of the entry: ``p·TP% − (1 − p)·SL%``, p = the confidence (default
+    ``sig.score``), TP% = |TP − entry| ÷ entry × 100, SL% = |entry − SL| ÷ entry × 100 (TP% =
+    SL% without a take profit)."""
+    p = sig.score if p is None else p
     sl = abs(sig.entry - sig.stop_loss) / sig.entry * 100.0
     tp = sl if sig.take_profit is None else abs(sig.take_profit - sig.entry) / sig.entry * 100.0
-    return sig.score * tp - (1.0 - sig.score) * sl
+    return p * tp - (1.0 - p) * sl
 
 
 @dataclass
@@ -140,7 +169,21 @@ class ManagerStrategy(BaseStrategy):
         Param(
             "entry_timeout", "int", 24, 1, 100000, "candles", "Cancel unfilled limit entries after this.", group="deal"
         ),
+        *_sub_params(),
     )
+
+    @classmethod
+    def validate_params(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`BaseStrategy.validate_params`, with the message of a bad ``<name>.<param>``
+        prefixed by the strategy's name (``{"swing.volume_mult": "swing: must be >= 0.1 x"}``)."""
+        try:
+            return super().validate_params(data)
+        except ParamError as exc:
+            errors = {}
+            for k, v in exc.errors.items():
+                n = k.split(SEP, 1)[0] if SEP in k else ""
+                errors[k] = f"{n}: {v}" if n in MANAGED and not v.startswith(f"{n}: ") else v
+            raise ParamError(errors) from None
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
@@ -149,13 +192,23 @@ class ManagerStrategy(BaseStrategy):
             return {"alloc_dca_detector": "allocate capital to at least one strategy"}
         if total > 100.0 + 1e-9:
             return {"alloc_dca_detector": f"allocations sum to {total:g}% (max 100%)"}
-        return {}
+        errors = {}
+        for n in MANAGED:
+            try:
+                get_strategy(n).validate_params(sub_params_of(params, n))
+            except ParamError as exc:
+                errors.update({f"{n}{SEP}{k}": f"{n}: {v}" for k, v in exc.errors.items()})
+        return errors
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, params: dict[str, Any] | None = None, confidence_provider=None) -> None:
         super().__init__(params)
+        self.confidence_provider = confidence_provider
         self.alloc = {n: self.params[f"alloc_{n}"] for n in MANAGED if self.params[f"alloc_{n}"] > 0}
         sub = {"max_active_deals": 1000, "entry_timeout": self.params["entry_timeout"]}
-        self.subs: dict[str, SignalStrategy] = {n: get_strategy(n)(dict(sub)) for n in self.alloc}
+        self.subs: dict[str, SignalStrategy] = {
+            n: get_strategy(n)({**sub_params_of(self.params, n), **sub}, confidence_provider=confidence_provider)
+            for n in self.alloc
+        }
         self.per_strategy_max = int(math.floor(1.0 / self.params["deal_fraction"] + 1e-9))
 
     def prepare(self, feed) -> None:
@@ -170,11 +223,11 @@ class ManagerStrategy(BaseStrategy):
 
     # -- the plan of one candle time ----------------------------------------------------------
     def signals_at(self, feed, symbol: str, t: int) -> list[tuple[str, Signal]]:
-        """``[(strategy, Signal)]``: the managed strategies' passing signals on ``symbol``'s
-        candle opening at ``t`` (epoch ms)."""
-        times = feed.candles(symbol).time
-        i = int(np.searchsorted(times, t))
-        if i >= len(times) or int(times[i]) != t:
+        """``[(strategy, Signal)]``: the managed strategies' passing signals (with a confidence
+        provider: their candidates, see ``SignalStrategy._signals``) on ``symbol``'s candle
+        opening at ``t`` (epoch ms)."""
+        i = self._index(feed, symbol, t)
+        if i is None:
             return []
         out = []
         for n, s in self.subs.items():
@@ -183,36 +236,60 @@ class ManagerStrategy(BaseStrategy):
                 out.append((n, sig))
         return out
 
-    def plan(self, state: ManagerState, cands: dict[str, list[tuple[str, Signal]]], capital: float) -> dict:
-        """The plan (see :class:`ManagerState`) for ``cands`` (symbol → signals) given the
-        deals in ``state`` and ``capital`` (quote) — pure, the heart of the manager."""
+    @staticmethod
+    def _index(feed, symbol: str, t: int) -> int | None:
+        times = feed.candles(symbol).time
+        i = int(np.searchsorted(times, t))
+        return i if i < len(times) and int(times[i]) == t else None
+
+    def _at(self, ctx, symbol: str):
+        """``ctx`` itself for the stepping symbol, else a :class:`CandleAt` on ``symbol``'s
+        candle at ``ctx.time`` (what a confidence provider reads)."""
+        if symbol == ctx.symbol:
+            return ctx
+        i = self._index(ctx.feed, symbol, ctx.time)
+        return CandleAt(symbol, i, ctx.time, ctx.feed.candles(symbol), ctx.feed)
+
+    def _min_conf(self, n: str) -> float:
+        """Strategy ``n``'s min confidence: ``min_conf_<n>``; with a confidence provider also at
+        least the sub-strategy's own ``min_*`` (its detector no longer gates the candidates)."""
+        m = self.params[f"min_conf_{n}"]
+        return max(m, self.subs[n].min_confidence) if self.confidence_provider is not None else m
+
+    def plan(self, state: ManagerState, cands: dict[str, list[tuple]], capital: float) -> dict:
+        """The plan (see :class:`ManagerState`) for ``cands`` (symbol → ``[(strategy, Signal)]``
+        or ``[(strategy, Signal, SignalConfidence)]``; without the confidence: the signal's
+        score) given the deals in ``state`` and ``capital`` (quote) — pure, the heart of the
+        manager. Min confidence, conflicts and EV use the confidence."""
         p = self.params
         out: dict[str, dict[str, Any]] = {}
         winners = []
         for sym in sorted(cands):
             ref: list[list[str]] = []
             ok = []
-            for n, sig in cands[sym]:
-                if sig.score < p[f"min_conf_{n}"]:
-                    ref.append([n, f"below min confidence: score {sig.score:.2f} < {p[f'min_conf_{n}']:.2f}"])
+            for n, sig, *rest in cands[sym]:
+                conf = rest[0] if rest else SignalConfidence(sig.score)
+                lo = self._min_conf(n) if n in self.subs else p[f"min_conf_{n}"]
+                if conf.value < lo:
+                    ref.append([n, f"below min confidence: {_says(conf)} < {lo:.2f}"])
                 else:
-                    ok.append((n, sig, expected_value(sig)))
-            ok.sort(key=lambda x: (-x[1].score, -x[2], x[0]))
+                    ok.append((n, sig, expected_value(sig, conf.value), conf))
+            ok.sort(key=lambda x: (-x[3].value, -x[2], x[0]))
             st = state.symbols.get(sym)
             if st is not None and st.phase != "idle":
-                ref += [[n, f"a deal is open on {sym} ({st.strategy})"] for n, _, _ in ok]
+                ref += [[n, f"a deal is open on {sym} ({st.strategy})"] for n, *_ in ok]
                 ok = []
             if ok:
                 w = ok[0]
-                for n, sig, ev in ok[1:]:
+                for n, _sig, ev, conf in ok[1:]:
                     ref.append(
                         [
                             n,
-                            f"lost conflict on {sym} to {w[0]}: score {sig.score:.2f} vs {w[1].score:.2f}, "
+                            f"lost conflict on {sym} to {w[0]}: {_says(conf)} vs {_says(w[3], False)}, "
                             f"EV {ev:.2f}% vs {w[2]:.2f}%",
                         ]
                     )
-                winners.append((sym, *w))
+                winners.append((sym, *w[:3]))
             out[sym] = {"enter": None, "refusals": ref}
         active = state.active()
         held = {n: 0 for n in self.alloc}
@@ -235,7 +312,11 @@ class ManagerStrategy(BaseStrategy):
         return {s: v for s, v in out.items() if v["enter"] or v["refusals"]}
 
     def _plan_now(self, ctx, state: ManagerState) -> None:
-        cands = {s: c for s in ctx.symbols if (c := self.signals_at(ctx.feed, s, ctx.time))}
+        cands = {}
+        for s in ctx.symbols:
+            c = self.signals_at(ctx.feed, s, ctx.time)
+            if c:
+                cands[s] = [(n, sig, self.subs[n].confidence(self._at(ctx, s), sig)) for n, sig in c]
         capital = self.params["capital"] or ctx.equity()
         state.plan_time, state.plan = ctx.time, self.plan(state, cands, capital)
 
@@ -260,7 +341,7 @@ class ManagerStrategy(BaseStrategy):
             n, quote, rank, ev = mine["enter"]
             sig = dict(self.signals_at(ctx.feed, ctx.symbol, ctx.time))[n]
             ctx.decide(self.name, Outcome.INFO, f"{n} chosen: EV {ev:.2f}% ranked {rank}", {"strategy": n})
-            self.subs[n]._enter(ctx, st, sig, quote)
+            self.subs[n]._enter(ctx, st, sig, quote, self.subs[n].confidence(ctx, sig))
             if st.phase != "idle":
                 st.strategy = n
 
@@ -275,6 +356,14 @@ class ManagerStrategy(BaseStrategy):
             if k < len(idx):
                 nxt.append(int(idx[k]))
         return min(nxt) if nxt else None
+
+
+def _says(conf: SignalConfidence, name: bool = True) -> str:
+    """``score 0.70`` for a rule score, ``confidence 0.71 (model)`` otherwise (``name=False``:
+    without the leading word, for the second half of a comparison)."""
+    if conf.source == "rule" and not conf.error:
+        return f"score {conf.value:.2f}" if name else f"{conf.value:.2f}"
+    return f"confidence {conf.label()}" if name else conf.label()
 
 
 def strategy_report(trades, params: dict[str, Any], capital: float) -> dict[str, dict[str, Any]]:

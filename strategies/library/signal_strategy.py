@@ -14,7 +14,11 @@ path:
 * **exits**, placed on the candle the entry fills (live from the next candle; a level the
   price already crossed fills at that candle's open): a reduce-only limit at the signal's
   ``take_profit`` (tag ``take_profit``) and a reduce-only stop-market at its ``stop_loss``
-  (tag ``stop_loss``), both re-placed when a grid level adds to the position;
+  (tag ``stop_loss``), both re-placed when a grid level adds to the position; where the signal
+  gives percentages (``extra["take_profit_pct"]`` / ``extra["stop_loss_pct"]``, the
+  ``dca_detector`` grid: "TP 10 % and SL −8 % on the average") they are recomputed from the
+  **actual** average entry of the levels filled so far, ``avg × (1 ± pct ÷ 100)`` rounded to
+  the price tick, each time a level fills (decision ``exits on the average entry ...``);
 * a **trailing stop** where the signal has ``extra["trailing_stop_pct"]`` > 0 (``swing``): at
   each close the stop moves to ``peak × (1 − pct ÷ 100)`` (short: ``trough × (1 + pct ÷
   100)``), peak = highest high since the entry fill, when that is tighter than the current
@@ -22,6 +26,20 @@ path:
 * a **range-break exit** where the signal has ``extra["exit_on_break"]`` (``channel``): a
   close below ``extra["support"]`` or above ``extra["resistance"]`` closes the deal at market
   (tag ``range_break``).
+
+**Confidence** (the ``ConfidenceProvider`` protocol of :mod:`.confidence`, which Smart DCA
+uses too): ``SignalStrategy(params, confidence_provider=None)``. Without a provider the
+confidence of a signal is its detector's score and the detector's own gate (``min_confidence``
+/ ``min_score`` / ``min_strength``) decides — the rule-based default. With one, the detector
+runs with that minimum at 0 (every other rule still applies) and each such candidate at candle
+``i`` is gated on the provider's value — ``series(symbol, candles)[i]`` when the provider has a
+batched ``series`` (called once per symbol and feed), else ``confidence(symbol, ctx)`` on that
+candle — against the same minimum: below it the decision is ``signal refused: confidence 0.41
+(model) < min 0.65; <signal reason>``; entries say ``confidence 0.71 (model)`` and pass it to
+the risk check. A provider that raises or returns NaN / a value outside [0, 1] never stops the
+bot: that candle falls back to the rule score, and the decision says so (``confidence 0.55
+(rule; model returned nan)``). :func:`strategies.registry.create_strategy` passes a provider
+through (keyword ``confidence_provider``).
 
 One deal per symbol; at most ``max_active_deals`` deals at once. Every entry, skipped signal
 and exit is a :class:`~strategies.engine.types.Decision` carrying the signal's reason.
@@ -45,6 +63,9 @@ from strategies.engine.types import Outcome
 from strategies.registry import register
 from strategies.signals import DetectorInput, Signal, get_detector
 
+from .confidence import SignalConfidence, provider_series, signal_confidence
+from .signal_commands import SignalCommandsMixin
+
 __all__ = ["BTC_SYMBOL", "SignalState", "SignalStrategy", "SymbolDeal", "detector_input", "passing_signals"]
 
 BTC_SYMBOL = "BTC/USDT"
@@ -66,6 +87,16 @@ def detector_input(feed, symbol: str) -> DetectorInput:
 def detector_params(det) -> tuple[Param, ...]:
     """The detector's :class:`Param` schema (its ``PARAMS``, or its module's)."""
     return tuple(getattr(det, "PARAMS", None) or sys.modules[type(det).__module__].PARAMS)
+
+
+MIN_KEYS = ("min_confidence", "min_score", "min_strength")
+
+
+def min_key(name: str) -> str | None:
+    """The detector's minimum-confidence parameter (``min_confidence`` / ``min_score`` /
+    ``min_strength``), or None."""
+    own = {p.name for p in detector_params(get_detector(name))}
+    return next((k for k in MIN_KEYS if k in own), None)
 
 
 def passing_signals(name: str, params: dict[str, Any], feed, symbol: str) -> dict[int, Signal]:
@@ -91,6 +122,8 @@ class SymbolDeal:
     reason: str = ""
     take_profit: float | None = None
     stop_loss: float = 0.0
+    tp_pct: float = 0.0  # > 0: TP this % from the actual average entry (dca_detector's grid)
+    sl_pct: float = 0.0  # > 0: SL this % from the actual average entry
     trailing_pct: float = 0.0
     exit_on_break: bool = False
     support: float = 0.0
@@ -117,16 +150,33 @@ class SignalState(StrategyState):
         return sum(1 for v in self.symbols.values() if v.phase != "idle")
 
 
-class SignalStrategy(BaseStrategy):
+class SignalStrategy(SignalCommandsMixin, BaseStrategy):
     """A detector's passing signals traded with the signal's exit plan (see the module doc).
     Subclasses set ``name`` (= the detector's name) and ``PARAMS``."""
 
     State = SignalState
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, params: dict[str, Any] | None = None, confidence_provider=None) -> None:
         super().__init__(params)
+        self.confidence_provider = confidence_provider
+        self.min_key = min_key(self.name)
         self._feed = None
         self._sig: dict[str, tuple[dict[int, Signal], np.ndarray]] = {}
+        self._series: dict[str, tuple[np.ndarray | None, str]] = {}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
+        """The detector's own cross-field checks (e.g. ``scalping``: sma_fast < sma_mid < sma_slow)."""
+        check = getattr(sys.modules[type(get_detector(cls.name)).__module__], "_check", None)
+        if check is None:
+            return {}
+        own = {p.name for p in detector_params(get_detector(cls.name))}
+        return check({k: v for k, v in params.items() if k in own})
+
+    @property
+    def min_confidence(self) -> float:
+        """The minimum confidence this strategy trades (its detector's ``min_*`` parameter)."""
+        return float(self.params[self.min_key]) if self.min_key else 0.0
 
     @classmethod
     def for_detector(cls, name: str, title: str) -> type[SignalStrategy]:
@@ -149,14 +199,32 @@ class SignalStrategy(BaseStrategy):
     # -- signals ----------------------------------------------------------------------------
     def prepare(self, feed) -> None:
         if feed is not self._feed:
-            self._feed, self._sig = feed, {}
+            self._feed, self._sig, self._series = feed, {}, {}
 
     def _signals(self, feed, symbol: str) -> tuple[dict[int, Signal], np.ndarray]:
+        """``({candle index: Signal}, sorted indexes)``: the passing signals, or with a confidence
+        provider the *candidates* — the signals passing every rule but the min-confidence one
+        (detected with the ``min_*`` parameter at 0), gated later on the provider's value."""
         x = self._sig.get(symbol)
         if x is None:
-            by_i = passing_signals(self.name, self.params, feed, symbol)
+            params = self.params
+            if self.confidence_provider is not None and self.min_key:
+                params = {**params, self.min_key: 0.0}
+            by_i = passing_signals(self.name, params, feed, symbol)
             x = self._sig[symbol] = (by_i, np.array(sorted(by_i), dtype=np.int64))
         return x
+
+    def confidence(self, ctx, sig: Signal) -> SignalConfidence:
+        """The confidence of ``sig`` at candle ``ctx.i`` of ``ctx.symbol`` (``ctx``: a
+        ``StepContext`` or a :class:`~strategies.library.confidence.CandleAt`): the detector's
+        score without a provider, else the provider's (module doc; never raises)."""
+        prov = self.confidence_provider
+        if prov is None:
+            return SignalConfidence(sig.score)
+        ser = self._series.get(ctx.symbol)
+        if ser is None:
+            ser = self._series[ctx.symbol] = provider_series(prov, ctx.symbol, ctx.feed.candles(ctx.symbol))
+        return signal_confidence(sig.score, prov, ctx.symbol, ctx, ser)
 
     def entry_signals(self, candles, symbol: str = "") -> np.ndarray:
         """Causal boolean array of the passing signals on ``candles`` (no BTC condition)."""
@@ -190,6 +258,15 @@ class SignalStrategy(BaseStrategy):
         sig = sigs.get(ctx.i)
         if sig is None:
             return
+        conf = self.confidence(ctx, sig)
+        if self.confidence_provider is not None and conf.value < self.min_confidence:
+            ctx.decide(
+                self.name,
+                Outcome.BLOCK,
+                f"signal refused: confidence {conf.label()} < min {self.min_confidence:.2f}; {sig.reason}",
+                {"confidence": conf.value, "confidence_source": conf.source, "error": conf.error},
+            )
+            return
         if st.phase != "idle":
             ctx.decide(self.name, Outcome.BLOCK, f"signal skipped: a deal is open on {ctx.symbol}; {sig.reason}")
             return
@@ -200,12 +277,24 @@ class SignalStrategy(BaseStrategy):
                 f"signal skipped: {self.params['max_active_deals']} deals active (max); {sig.reason}",
             )
             return
-        self._enter(ctx, st, sig)
+        self._enter(ctx, st, sig, conf=conf)
 
-    def _enter(self, ctx, st: SymbolDeal, sig: Signal, quote: float | None = None) -> None:
-        """Enter ``sig`` with ``quote`` (default ``base_order_size``) through the risk check."""
+    def _enter(
+        self,
+        ctx,
+        st: SymbolDeal,
+        sig: Signal,
+        quote: float | None = None,
+        conf: SignalConfidence | None = None,
+        outside: bool = False,
+    ) -> None:
+        """Enter ``sig`` with ``quote`` (default ``base_order_size``) through the risk check,
+        which sees the confidence ``conf`` (default: the signal's score; None for an
+        ``outside`` signal without a score)."""
         quote = self.params["base_order_size"] if quote is None else quote
-        ok, quote = ctx.check_entry(sig.side, quote, sig.entry, sig.stop_loss, sig.score)
+        cval = conf.value if conf is not None else (None if outside else sig.score)
+        conf = SignalConfidence(sig.score) if conf is None else conf
+        ok, quote = ctx.check_entry(sig.side, quote, sig.entry, sig.stop_loss, cval)
         if not ok:
             return
         deal_id = ctx.new_deal_id()
@@ -251,6 +340,8 @@ class SignalStrategy(BaseStrategy):
             reason=sig.reason,
             take_profit=sig.take_profit,
             stop_loss=sig.stop_loss,
+            tp_pct=float(x.get("take_profit_pct") or 0.0),
+            sl_pct=float(x.get("stop_loss_pct") or 0.0),
             trailing_pct=float(x.get("trailing_stop_pct") or 0.0),
             exit_on_break=bool(x.get("exit_on_break")),
             support=float(x.get("support") or 0.0),
@@ -258,12 +349,13 @@ class SignalStrategy(BaseStrategy):
         )
         what = f"grid of {len(grid)} limit buys" if grid else f"market {'buy' if long else 'sell'}"
         tp = "none" if sig.take_profit is None else f"{sig.take_profit:g}"
+        cf = "" if self.confidence_provider is None else f", confidence {conf.label()}"
         ctx.decide(
             self.name,
             Outcome.INFO,
-            f"{sig.side} entry ({what}, {quote:g} quote, score {sig.score:.2f}): {sig.reason}; "
+            f"{sig.side} entry ({what}, {quote:g} quote, score {sig.score:.2f}{cf}): {sig.reason}; "
             f"TP {tp}, SL {sig.stop_loss:g}",
-            {"deal_id": deal_id, "signal": sig.to_dict()},
+            {"deal_id": deal_id, "signal": sig.to_dict(), "confidence": conf.value, "confidence_source": conf.source},
         )
 
     def _manage(self, ctx, st: SymbolDeal) -> None:
@@ -311,7 +403,10 @@ class SignalStrategy(BaseStrategy):
             st.phase = "closing"
             return
         if amt != st.amount:
-            self._place_exits(ctx, st, amt, st.stop or st.stop_loss)
+            stop = st.stop or st.stop_loss
+            if st.tp_pct > 0 or st.sl_pct > 0:
+                stop = self._exits_on_average(ctx, st, amt)
+            self._place_exits(ctx, st, amt, stop)
         if st.trailing_pct > 0:
             m = ctx.market
             if long:
@@ -324,6 +419,28 @@ class SignalStrategy(BaseStrategy):
                 tighter = trail < st.stop
             if tighter:
                 self._place_exits(ctx, st, amt, trail, only_stop=True)
+
+    def _exits_on_average(self, ctx, st: SymbolDeal, amt: float) -> float:
+        """TP / SL of a percentage-exit deal (``dca_detector``'s grid) from the ACTUAL average
+        entry of what filled: ``TP = avg × (1 ± tp_pct ÷ 100)``, ``SL = avg × (1 ∓ sl_pct ÷ 100)``
+        (upper sign long), rounded to the market's price tick; records the decision and returns
+        the stop price."""
+        avg = ctx.position.entry_price
+        sign = 1.0 if st.side == "long" else -1.0
+        m = ctx.market
+        if st.tp_pct > 0:
+            st.take_profit = m.round_price(avg * (1.0 + sign * st.tp_pct / 100.0))
+        if st.sl_pct > 0:
+            st.stop_loss = m.round_price(avg * (1.0 - sign * st.sl_pct / 100.0))
+        tp = "none" if st.take_profit is None else f"{st.take_profit:g}"
+        ctx.decide(
+            self.name,
+            Outcome.INFO,
+            f"exits on the average entry {avg:.6g} of {amt:.10g} filled: TP {tp} ({st.tp_pct:g}%), "
+            f"SL {st.stop_loss:g} ({st.sl_pct:g}%)",
+            {"deal_id": st.deal_id, "average_entry": avg, "amount": amt},
+        )
+        return st.stop_loss
 
     def _place_exits(self, ctx, st: SymbolDeal, amt: float, stop: float, only_stop: bool = False) -> None:
         long = st.side == "long"

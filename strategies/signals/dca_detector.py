@@ -16,6 +16,10 @@ the whole grid filled is then the quantity-weighted mean ``avg = levels ÷ Σ (1
 ``take_profit = avg × (1 + take_profit_pct ÷ 100)`` (10 %); ``stop_loss = avg × (1 −
 stop_loss_pct ÷ 100)`` (8 %); ``rrr`` measured from the average entry the exits are set on:
 ``(TP − avg) ÷ (avg − SL)`` (= 10 ÷ 8 = 1.25 with the defaults); ``extra["average_entry"]``.
+These are the prices *if the whole grid fills*. ``extra["take_profit_pct"]`` /
+``extra["stop_loss_pct"]`` carry the percentages, so the trading strategy
+(:mod:`strategies.library.signal_strategy`) sets TP / SL on the **actual** average entry of
+the levels that filled, re-placing them when another level fills.
 
 Confidence (rule-based default until a ``ConfidenceProvider`` model plugs in), a sum of
 components in [0, 1]:
@@ -146,7 +150,14 @@ class DCADetector(DetectorBase):
             rrr=rrr(avg, sl, tp),
             reason=reason,
             passed=passed,
-            extra={"grid": grid, "average_entry": avg, "lookback_candles": n, "high": hh},
+            extra={
+                "grid": grid,
+                "average_entry": avg,
+                "take_profit_pct": p["take_profit_pct"],
+                "stop_loss_pct": p["stop_loss_pct"],
+                "lookback_candles": n,
+                "high": hh,
+            },
         )
 
 

@@ -6,7 +6,11 @@ seed's, fixed; the thresholds are parameters (seed values as defaults). Each com
 (name: value unit — rule → points, vote):
 
 - ``sma_alignment`` (value +1 / −1 / 0): SMA5 > SMA10 > SMA20 → +0.30 long;
-  SMA5 < SMA10 < SMA20 → +0.30 short.
+  SMA5 < SMA10 < SMA20 → +0.30 short. "Greater" means beyond float noise
+  (:func:`sma_alignment`): with ``d1 = SMA5 − SMA10``, ``d2 = SMA10 − SMA20`` and
+  ``eps = SMA_ALIGN_TOL·|SMA20|`` (relative 1e-9), long when ``d1 > eps`` and ``d2 > eps``, short
+  when ``d1 < −eps`` and ``d2 < −eps``, else 0 — so a flat series (whose running-sum SMAs
+  differ in the last bit) has no alignment. The tick path evaluates the same expression.
 - ``momentum`` (%: ``(close[i]/close[i−5] − 1)·100``): > +0.1 → +0.25 long; < −0.1 → +0.25 short.
 - ``rsi`` (RSI 14, 0..100): < 30 → +0.20 long (oversold); > 70 → +0.20 short (overbought);
   40 < RSI < 60 → −0.10 (no vote).
@@ -44,7 +48,7 @@ from strategies.indicators import batch as ind
 from ._paramcheck import shift, since_mask, validate
 from .base import Component, DetectorBase, DetectorInput, Signal, register, rrr
 
-__all__ = ["PARAMS", "POINTS", "Scalping", "scalping_arrays"]
+__all__ = ["PARAMS", "POINTS", "SMA_ALIGN_TOL", "Scalping", "scalping_arrays", "sma_alignment"]
 
 # The seed's points (fractions of the score).
 POINTS = {
@@ -71,6 +75,11 @@ COMPONENTS = (
     "order_flow",
     "volume",
 )
+
+# Relative tolerance of the SMA order: two SMAs closer than 1e-9 of the slow SMA are equal.
+# TA-Lib's running-sum SMAs of a flat series differ by an ulp or two (0.07 × 200 candles: SMA5 <
+# SMA10 < SMA20 on 181 candles), far below any price tick; this keeps such noise from voting.
+SMA_ALIGN_TOL = 1e-9
 
 _G = "score"
 PARAMS = (
@@ -113,6 +122,21 @@ def _check(p: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
+def sma_alignment(f: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """+1 / −1 / 0 per candle for fast / middle / slow SMAs ``f``, ``m``, ``s`` (float64 arrays,
+    quote currency): +1 when ``f − m > eps`` and ``m − s > eps``, −1 when both are ``< −eps``,
+    ``eps = SMA_ALIGN_TOL × |s|``; NaN where an SMA is NaN. The tick path
+    (:mod:`strategies.signals.scalping_tick`) evaluates the same float expressions per candle,
+    so both agree bit for bit, equality and float noise included."""
+    with np.errstate(invalid="ignore"):
+        eps = SMA_ALIGN_TOL * np.abs(s)
+        d1 = f - m
+        d2 = m - s
+        align = np.where((d1 > eps) & (d2 > eps), 1.0, np.where((d1 < -eps) & (d2 < -eps), -1.0, 0.0))
+    align[~(np.isfinite(f) & np.isfinite(m) & np.isfinite(s))] = np.nan
+    return align
+
+
 def _rolling_sum(a: np.ndarray, k: int) -> np.ndarray:
     """Σ ``a[i−k+1..i]`` at each ``i`` (NaN before ``k`` values), exact (no cumsum drift)."""
     out = np.full(len(a), np.nan)
@@ -135,8 +159,7 @@ def scalping_arrays(data: DetectorInput, p: Mapping[str, Any]) -> dict[str, np.n
 
     with np.errstate(invalid="ignore", divide="ignore"):
         f, m, s = (ind.sma(close, p[k]) for k in ("sma_fast", "sma_mid", "sma_slow"))
-        align = np.where((f > m) & (m > s), 1.0, np.where((f < m) & (m < s), -1.0, 0.0))
-        align[~(np.isfinite(f) & np.isfinite(m) & np.isfinite(s))] = np.nan
+        align = sma_alignment(f, m, s)
         put("sma_alignment", align, np.where(align != 0, P["sma_alignment"], 0.0), np.nan_to_num(align))
 
         mom = (close / shift(close, p["momentum_candles"]) - 1.0) * 100.0

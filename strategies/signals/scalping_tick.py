@@ -42,7 +42,7 @@ from ._paramcheck import validate
 from .base import DetectorInput, Signal
 from .scalping import COMPONENTS, PARAMS, Scalping, _check
 
-__all__ = ["POINTS_INLINED", "ScalpingTick", "TickScore"]
+__all__ = ["POINTS_INLINED", "SMA_ALIGN_TOL_INLINED", "ScalpingTick", "TickScore"]
 
 # The seed's points, written as literals in :meth:`ScalpingTick._score` (fast); a test checks
 # they are still :data:`strategies.signals.scalping.POINTS`.
@@ -50,6 +50,9 @@ POINTS_INLINED = {
     "sma_alignment": 0.30, "momentum": 0.25, "rsi_extreme": 0.20, "rsi_neutral": -0.10, "macd_cross": 0.25,
     "macd_hist": 0.10, "bollinger": 0.20, "band_narrow": 0.15, "band_wide": -0.10, "order_flow": 0.20, "volume": 0.15,
 }  # fmt: skip
+
+# scalping.SMA_ALIGN_TOL, inlined in _score as a literal (a test checks they are equal).
+SMA_ALIGN_TOL_INLINED = 1e-9
 
 _BATCH = Scalping()  # for its Signal wording (explain)
 _TIE = 5e-13  # |long − short| below this is a tie (the batch rounds to 12 decimals)
@@ -120,8 +123,8 @@ def _win_consts(win) -> tuple[float, float, float]:
 class _RunSum:
     """TA-Lib's ``SMA`` running sum, replayed exactly: ``T`` = Σ of the last ``n − 1`` values,
     updated by ``T += x; T −= oldest`` in TA-Lib's order, so ``(T + x)/n`` is bit-for-bit the
-    batch SMA of the same series (its rounding included: two SMAs of equal exact value compare
-    as TA-Lib's do, which decides ``sma_alignment`` on flat, tick-sized prices)."""
+    batch SMA of the same series (its rounding included), and ``sma_alignment``'s noise-tolerant
+    comparison (:func:`strategies.signals.scalping.sma_alignment`) sees the same bits."""
 
     __slots__ = ("n", "total", "q")
 
@@ -314,12 +317,18 @@ class ScalpingTick:
         f = (st.fA + c) / nf
         m = (st.mA + c) / nm
         s = (st.sA + c) / ns
-        if f > m > s:
+        eps = 1e-9 * abs(s)  # SMA_ALIGN_TOL_INLINED; the expressions of scalping.sma_alignment
+        d1 = f - m
+        d2 = m - s
+        align = 0.0
+        if d1 > eps and d2 > eps:
             p_sma = 0.30
             lg += 0.30
-        elif f < m < s:
+            align = 1.0
+        elif d1 < -eps and d2 < -eps:
             p_sma = 0.30
             sh += 0.30
+            align = -1.0
         # momentum (%)
         mom = (c / st.mref - 1.0) * 100.0
         if mom > mp:
@@ -416,7 +425,6 @@ class ScalpingTick:
         tp_dist = c * tpp / 100.0 if tpp > 0 else rr * sl_dist
         if detail is not None:
             nan = math.nan
-            align = 1.0 if f > m > s else (-1.0 if f < m < s else 0.0)
             values = (align, mom, r, hist, hist - ph, (c - low) / (up - low) if up != low else nan, width)
             values += ((st.fs + (v if c > o else (-v if c < o else 0.0))) / total if total > 0 else nan,)
             values += (v / vm if vm > 0 else nan,)

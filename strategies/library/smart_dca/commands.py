@@ -29,6 +29,9 @@ class DcaCommandsMixin:
         module doc). Raises :class:`CommandRefused` when the deal is not active on
         ``ctx.symbol``, an argument is out of range, or the order is rejected."""
         cmd = command.get("cmd")
+        if cmd == "start_deal":
+            self._start_deal(ctx, state, command)
+            return
         st = state.symbols.get(ctx.symbol)
         deal_id = command.get("deal_id")
         if st is None or st.deal_id != deal_id or st.phase == "idle":
@@ -42,6 +45,41 @@ class DcaCommandsMixin:
             self._set_exits(ctx, st, command)
         else:
             raise CommandRefused(f"Smart DCA does not know the command {cmd!r}")
+
+    def _start_deal(self, ctx, state: DcaState, command: dict[str, Any]) -> None:
+        """An outside signal's ``start_deal`` (:mod:`strategies.engine.commands`): open a deal on
+        ``ctx.symbol`` now through the strategy's own entry path (:meth:`SmartDCA._open_deal`:
+        BTC filter, funds, portfolio risk, base order at the next open) instead of waiting for
+        the start condition. Refused (:class:`CommandRefused`) for the other side, a deal or
+        pending base order on the symbol, ``max_active_deals`` reached, a cooldown, or a refusal
+        of that path."""
+        p = self.params
+        side = command.get("side")
+        if side != self.side:
+            raise CommandRefused(f"this Smart DCA bot trades {self.side} deals only (direction {p['direction']})")
+        st = state.symbols.get(ctx.symbol)
+        if st is None:
+            st = state.symbols[ctx.symbol] = DcaSymbolState()
+        if st.phase != "idle":
+            raise CommandRefused(f"a deal is already open on {ctx.symbol} ({st.deal_id}, {st.phase})")
+        if state.active_deals >= p["max_active_deals"]:
+            raise CommandRefused(f"{state.active_deals} deals active (max active deals {p['max_active_deals']})")
+        if ctx.close_time < st.cooldown_until:
+            raise CommandRefused(f"{ctx.symbol} is in its cooldown until {st.cooldown_until} (epoch ms)")
+        why = self._open_deal(ctx, st, state, self._arr(ctx.feed, ctx.symbol), forced=True)
+        if why:
+            raise CommandRefused(why)
+        (o,) = [o for o in ctx.orders if o.deal_id == st.deal_id and o.tag == "base_order"]
+        score = command.get("score")
+        ctx.decide(
+            "start_deal",
+            Outcome.INFO,
+            f"start {self.side} deal {st.deal_id} on a {command.get('source') or 'manual'} signal"
+            f"{'' if score is None else f' (score {score:.2f})'}: base order market {self.entry_side} "
+            f"{o.amount:g} {ctx.symbol} at the next open (last close {ctx.close:g})"
+            f"{'; ' + str(command['reason']) if command.get('reason') else ''}",
+            {"deal_id": st.deal_id, "client_order_id": o.client_order_id, "signal_time": command.get("signal_time")},
+        )
 
     def _add_funds(self, ctx, st: DcaSymbolState, command: dict[str, Any]) -> None:
         try:

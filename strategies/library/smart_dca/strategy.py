@@ -365,35 +365,41 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
             return
         if not A.sig[i]:
             return
+        self._open_deal(ctx, st, state, A)
+
+    def _open_deal(self, ctx, st: DcaSymbolState, state: DcaState, A: _Arrays, forced: bool = False) -> str:
+        """Open a deal on candle ``ctx.i`` through the BTC market filter, the funds check, the
+        portfolio risk check and the base order (market, ``base_order_size`` quote). Returns ""
+        when the base order is placed, else why not. A repeated block on later candles is
+        recorded once (``st.entry_blocked``) unless ``forced`` (an outside ``start_deal``)."""
+        p = self.params
+        i = ctx.i
         if self.g_btc is not None and A.btc["block"][i]:
-            if st.entry_blocked != "btc":
-                st.entry_blocked = "btc"
-                ctx.record(
-                    self.g_btc.check(
-                        ctx.time,
-                        ctx.symbol,
-                        self.side,
-                        True,
-                        float(A.btc["close"][i]),
-                        float(A.btc["ema"][i]),
-                        float(A.btc["change"][i]),
-                        "new deal",
-                    )
-                )
-            return
+            if st.entry_blocked == "btc" and not forced:
+                return "BTC market filter blocks new deals"
+            d = self.g_btc.check(
+                ctx.time,
+                ctx.symbol,
+                self.side,
+                True,
+                float(A.btc["close"][i]),
+                float(A.btc["ema"][i]),
+                float(A.btc["change"][i]),
+                "new deal",
+            )
+            st.entry_blocked = "btc"
+            ctx.record(d)
+            return d.reason
         quote = p["base_order_size"]
         m = ctx.market
         need = quote * (1.0 + m.taker_fee_bps / 1e4) if self.long else quote
         free = ctx.free()
         if need > free:
-            if st.entry_blocked != "funds":
+            why = f"insufficient funds: base order needs {need:.2f}, free {free:.2f}; new deal blocked"
+            if st.entry_blocked != "funds" or forced:
                 st.entry_blocked = "funds"
-                ctx.decide(
-                    "smart_dca",
-                    Outcome.BLOCK,
-                    f"insufficient funds: base order needs {need:.2f}, free {free:.2f}; new deal blocked",
-                )
-            return
+                ctx.decide("smart_dca", Outcome.BLOCK, why)
+            return why
         close = float(A.close[i])
         stop = None
         if p["stop_loss"] > 0:
@@ -401,7 +407,7 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         conf = float(A.conf[i]) if A.conf is not None else None
         approved, quote = ctx.check_entry(self.side, quote, close, stop, conf)
         if not approved:
-            return
+            return "the portfolio risk rules refused the new deal"
         deal_id = ctx.new_deal_id()
         o = ctx.place(
             OrderIntent(
@@ -410,13 +416,14 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         )
         if o.status == OrderStatus.REJECTED:
             ctx.decide("smart_dca", Outcome.BLOCK, f"base order rejected: {o.reject_reason}")
-            return
+            return f"base order rejected: {o.reject_reason}"
         st.phase = "opening"
         st.deal_id = deal_id
         st.entry_blocked = ""
         state.active_deals += 1
         if state.active_deals >= p["max_active_deals"]:
             ctx.recall("slot")  # the others woken by the freed slot would only wait again
+        return ""
 
     # -- skipping -------------------------------------------------------------------------
     def next_wake(self, ctx) -> int | None:
