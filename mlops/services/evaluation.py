@@ -212,9 +212,9 @@ def model_evaluate(
 
 
 class _DetectorScore:
-    """Fallback for a detector gate: no opinion (0.5) — used only for rows the model cannot
-    score (warm-up) or when it fails; the strategy's own rule score applies when the provider
-    is not given at all."""
+    """Fallback for a detector gate: NaN for rows the model cannot score (warm-up) or when it
+    fails — the signal strategy then uses its detector's own score, with the reason recorded
+    (:func:`strategies.library.confidence.signal_confidence`)."""
 
     def series(self, symbol, candles):
-        return np.full(len(candles), 0.5)
+        return np.full(len(candles), np.nan)

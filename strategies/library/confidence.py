@@ -40,6 +40,7 @@ import talib
 
 __all__ = [
     "CandleAt",
+    "bind_feed",
     "provider_series",
     "ConfidenceProvider",
     "ExitScorer",
@@ -219,10 +220,20 @@ def _valid(x: Any) -> str:
     return ""
 
 
-def provider_series(provider: Any, symbol: str, candles) -> tuple[np.ndarray | None, str]:
+def bind_feed(provider: Any, feed) -> None:
+    """Hand ``feed`` to a provider that wants the other symbols' candles (an ML model's BTC
+    features: ``bind_feed(feed)``); a no-op for providers without it or without a feed."""
+    bind = getattr(provider, "bind_feed", None)
+    if bind is not None and feed is not None:
+        bind(feed)
+
+
+def provider_series(provider: Any, symbol: str, candles, feed=None) -> tuple[np.ndarray | None, str]:
     """``(series, error)``: the provider's batched ``series(symbol, candles)`` as float64 (one
     value per candle), or ``(None, "")`` when it has none, or ``(None, why)`` when it raised or
-    returned the wrong shape."""
+    returned the wrong shape. ``feed``: handed to the provider's ``bind_feed`` first when it
+    has one (see :func:`bind_feed`)."""
+    bind_feed(provider, feed)
     fn = getattr(provider, "series", None)
     if fn is None:
         return None, ""

@@ -223,7 +223,7 @@ class SignalStrategy(SignalCommandsMixin, BaseStrategy):
             return SignalConfidence(sig.score)
         ser = self._series.get(ctx.symbol)
         if ser is None:
-            ser = self._series[ctx.symbol] = provider_series(prov, ctx.symbol, ctx.feed.candles(ctx.symbol))
+            ser = self._series[ctx.symbol] = provider_series(prov, ctx.symbol, ctx.feed.candles(ctx.symbol), ctx.feed)
         return signal_confidence(sig.score, prov, ctx.symbol, ctx, ser)
 
     def entry_signals(self, candles, symbol: str = "") -> np.ndarray:

@@ -51,6 +51,7 @@ from django.utils import timezone
 from market7.events import publish
 from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
+from strategies.providers import confidence_provider_for, step_observed
 from strategies.registry import create_strategy
 from strategies.risk import risk_manager_from_config
 from trading.brokers import broker_for, market_spec
@@ -263,7 +264,9 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     if not new:
         return _finish_idle(bot, markets, report, now_ms)
 
-    strategy = create_strategy(bot.strategy, bot.params)
+    # an active ML model of the owner serves the strategy's confidence (strategies.providers)
+    provider = confidence_provider_for(owner_id=bot.owner_id, strategy=bot.strategy, params=bot.params)
+    strategy = create_strategy(bot.strategy, bot.params, confidence_provider=provider)
     specs = {m.symbol: market_spec(m) for m in markets}
     engine = Engine(
         strategy,
@@ -290,6 +293,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     ctx.write_fills()
     ctx.write_events([])
     ctx.write_balances_and_equity()
+    step_observed(bot=bot, provider=provider, result=result, feed=feed)
 
     new_state = result.state
     bot.state = new_state.to_dict()

@@ -17,7 +17,7 @@ from strategies.engine.orders import OrderIntent, OrderStatus, OrderType, Side
 from strategies.engine.types import Outcome
 from strategies.registry import register
 
-from ..confidence import RuleConfidence, RuleExitScorer
+from ..confidence import RuleConfidence, RuleExitScorer, bind_feed
 from ..guards import (
     BtcMarketFilter,
     ConfidenceDcaGuard,
@@ -159,6 +159,7 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         A.entry_ok_idx = np.flatnonzero(sig & ~block)
         A.conf = None
         if self.g_conf is not None and hasattr(self.confidence_provider, "series"):
+            bind_feed(self.confidence_provider, feed)
             A.conf = np.asarray(self.confidence_provider.series(symbol, c), dtype=np.float64)
         if self.g_conf is not None and A.conf is None:
             A.gate = None

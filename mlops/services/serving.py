@@ -1,0 +1,154 @@
+"""Active models serving the bots, and what the bots teach them back.
+
+Registered at start-up (:class:`mlops.apps.MlopsConfig`) into :mod:`strategies.providers`:
+
+* :func:`provider_for_bot` — the owner's **active** version of the strategy's gate model
+  (``confidence`` for Smart DCA: its confidence guard; ``success`` for a detector strategy:
+  its min-confidence gate) as a :class:`mlops.core.inference.ModelConfidence`. The artifact is
+  loaded once per process (hash-checked; cached by path and sha256). No active version: None,
+  the strategy's rule-based default serves.
+* :func:`step_observe` — after each bot step: a :class:`~mlops.models.FeatureSnapshot` of the
+  features and the model's score at the decision candle of every deal the step opened (the
+  candle before its first fill), the **outcome** of every deal it closed on its snapshot
+  (``confidence``: take profit within 48 h → 1 else 0; ``success``: take profit → 1 else 0),
+  and — when the model failed and the rules served — a bot event ``ml_fallback`` with the
+  reason. These rows are the live-accuracy and drift data of the ML Monitor, and real-outcome
+  labels for retraining.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from market7.timeframes import ms_to_dt
+from mlops.models import FeatureSnapshot, ModelVersion
+
+log = logging.getLogger(__name__)
+
+__all__ = ["provider_for_bot", "step_observe", "predictor_cached"]
+
+DETECTOR_STRATEGIES = frozenset({"fork_score", "scalping", "dca_detector", "swing", "channel"})
+TP_TAGS = frozenset({"take_profit", "trailing_take_profit"})
+CONFIDENCE_HOURS = 48.0
+_lock = threading.Lock()
+_predictors: dict[tuple[str, str], Any] = {}
+
+
+def predictor_cached(version: ModelVersion):
+    """The version's :class:`~mlops.core.predict.Predictor`, loaded once per process."""
+    from mlops.core.predict import Predictor
+
+    key = (version.artifact_path, version.artifact_sha256)
+    with _lock:
+        hit = _predictors.get(key)
+    if hit is None:
+        hit = Predictor(
+            settings.MARKET7_MODELS_DIR / version.artifact_path, version.artifact_sha256, version.features, version.kind
+        )
+        with _lock:
+            if len(_predictors) > 32:
+                _predictors.clear()
+            _predictors[key] = hit
+    return hit
+
+
+def provider_for_bot(*, owner_id: int, strategy: str, params: dict[str, Any]):
+    """The owner's active gate model for ``strategy`` as a provider, or None (module doc)."""
+    from mlops.core.inference import ModelConfidence
+    from mlops.services.evaluation import _DetectorScore
+    from strategies.library.confidence import RuleConfidence
+
+    if strategy == "smart_dca":
+        kind, fallback = "confidence", RuleConfidence(str((params or {}).get("side", "long")))
+    elif strategy in DETECTOR_STRATEGIES:
+        kind, fallback = "success", _DetectorScore()
+    else:
+        return None
+    v = ModelVersion.objects.filter(owner_id=owner_id, kind=kind, strategy=strategy, status="active").first()
+    if v is None:
+        return None
+    provider = ModelConfidence(lambda: predictor_cached(v), fallback, label=f"{kind} v{v.version}")
+    provider.version = v
+    return provider
+
+
+def _decision_index(candles, opened_at_ms: int) -> int:
+    """Index of the candle whose close decided a deal opened (first fill) at ``opened_at_ms``."""
+    return max(int(np.searchsorted(candles.time, opened_at_ms)) - 1, 0)
+
+
+def step_observe(*, bot, provider, result, feed) -> None:
+    """Snapshots, outcomes and the fallback event of one bot step (module doc)."""
+    version = getattr(provider, "version", None)
+    if version is None:
+        return
+    if provider.fallback_reason:
+        from trading.models import BotEvent
+
+        BotEvent.objects.create(
+            bot=bot,
+            time=timezone.now(),
+            kind=BotEvent.Kind.DECISION,
+            rule="ml_fallback",
+            outcome="fallback",
+            reason=provider.fallback_reason[:500],
+        )
+        return
+    _snapshot_new_deals(bot, provider, version, result, feed)
+    _record_outcomes(bot, version, result)
+
+
+def _snapshot_new_deals(bot, provider, version: ModelVersion, result, feed) -> None:
+    from mlops.core.features import compute_features
+    from mlops.core.inference import BTC_SYMBOL
+
+    deals = list(result.open_deals) + [
+        {"deal_id": t.deal_id, "symbol": t.symbol, "opened_at": t.opened_at} for t in result.trades
+    ]
+    if not deals:
+        return
+    known = set(FeatureSnapshot.objects.filter(bot_id=bot.pk, kind=version.kind).values_list("deal_id", flat=True))
+    rows = []
+    for d in deals:
+        if d["deal_id"] in known or d["symbol"] not in feed:
+            continue
+        c = feed.candles(d["symbol"])
+        i = _decision_index(c, int(d["opened_at"]))
+        if i >= len(c):
+            continue
+        btc = c if d["symbol"] == BTC_SYMBOL else (feed.candles(BTC_SYMBOL) if BTC_SYMBOL in feed else None)
+        frame = compute_features(c[: i + 1], btc=btc)
+        values = [None if not np.isfinite(x) else round(float(x), 7) for x in frame.values[-1]]
+        score = float(provider.series(d["symbol"], c)[i])
+        rows.append(
+            FeatureSnapshot(
+                owner_id=bot.owner_id,
+                bot_id=bot.pk,
+                version=version,
+                kind=version.kind,
+                symbol=d["symbol"],
+                time=ms_to_dt(int(c.time[i])),
+                deal_id=d["deal_id"],
+                features_hash=version.features_hash,
+                values=values,
+                score=score if np.isfinite(score) else 0.5,
+            )
+        )
+        known.add(d["deal_id"])
+    FeatureSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _record_outcomes(bot, version: ModelVersion, result) -> None:
+    for t in result.trades:
+        hit = t.exit_reason in TP_TAGS
+        if version.kind == "confidence":
+            hit = hit and (t.closed_at - t.opened_at) <= CONFIDENCE_HOURS * 3_600_000
+        FeatureSnapshot.objects.filter(
+            bot_id=bot.pk, kind=version.kind, deal_id=t.deal_id, outcome__isnull=True
+        ).update(outcome=1.0 if hit else 0.0)
