@@ -129,8 +129,7 @@ def group_short(p: Panel) -> dict[str, np.ndarray]:
     bret[1:] = b[1:] / b[:-1] - 1.0
     sret = np.full_like(c, np.nan)
     sret[1:] = c[1:] / c[:-1] - 1.0
-    out["corr_btc_24"] = _rolling_corr(sret, bret, 24)
-    out["corr_btc_72"], out["beta_btc_72"] = _rolling_corr_beta(sret, bret, 72)
+    (out["corr_btc_24"], _), (out["corr_btc_72"], out["beta_btc_72"]) = _rolling_corr_beta(sret, bret, (24, 72))
     out["rel_ret_24"] = out["ret_24"] - _pct_change(b, 24)
     return out
 
@@ -159,40 +158,29 @@ def _close_pctile(c: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _rolling_stats(x: np.ndarray, y: np.ndarray, n: int):
-    """Rolling sums over ``n`` rows of x, y, x², y², xy; NaN where any input in the window is
-    NaN (a missing BTC candle, the first return). TA-Lib's CORREL/BETA let one NaN poison every
-    later row, hence numpy sums of differences of prefix sums over NaN-zeroed inputs."""
+def _rolling_corr_beta(x: np.ndarray, y: np.ndarray, windows: tuple[int, ...]):
+    """Per window ``n``: (Pearson correlation, OLS beta of x on y = cov(x, y) / var(y)) of the
+    last ``n`` pairs; NaN where any pair in the window is NaN (a missing BTC candle, the first
+    return) or a side is constant. TA-Lib's CORREL/BETA let one NaN poison every later row, hence
+    differences of prefix sums over NaN-zeroed inputs."""
     bad = ~(np.isfinite(x) & np.isfinite(y))
     x0, y0 = np.where(bad, 0.0, x), np.where(bad, 0.0, y)
     cols = np.stack([x0, y0, x0 * x0, y0 * y0, x0 * y0, bad.astype(np.float64)])
     cs = np.zeros((6, len(x) + 1))
     np.cumsum(cols, axis=1, out=cs[:, 1:])
-    s = np.full((6, len(x)), np.nan)
-    if len(x) >= n:
-        s[:, n - 1 :] = cs[:, n:] - cs[:, :-n]
-        s[:, n - 1 :][:, s[5, n - 1 :] > 0.5] = np.nan
-    return s
-
-
-def _rolling_corr(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-    """Pearson correlation of the last ``n`` pairs (NaN when either side is constant)."""
-    sx, sy, sxx, syy, sxy, _ = _rolling_stats(x, y, n)
-    cov = sxy - sx * sy / n
-    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
-    with np.errstate(invalid="ignore"):
-        den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
-    return np.clip(_div(cov, den), -1.0, 1.0)
-
-
-def _rolling_corr_beta(x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Correlation (as :func:`_rolling_corr`) and OLS beta of x on y, cov(x, y) / var(y)."""
-    sx, sy, sxx, syy, sxy, _ = _rolling_stats(x, y, n)
-    cov = sxy - sx * sy / n
-    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
-    with np.errstate(invalid="ignore"):
-        den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
-    return np.clip(_div(cov, den), -1.0, 1.0), _div(cov, vy)
+    out = []
+    for n in windows:
+        s = np.full((6, len(x)), np.nan)
+        if len(x) >= n:
+            s[:, n - 1 :] = cs[:, n:] - cs[:, :-n]
+            s[:, n - 1 :][:, s[5, n - 1 :] > 0.5] = np.nan
+        sx, sy, sxx, syy, sxy, _ = s
+        cov = sxy - sx * sy / n
+        vx, vy = sxx - sx * sx / n, syy - sy * sy / n
+        with np.errstate(invalid="ignore"):
+            den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
+        out.append((np.clip(_div(cov, den), -1.0, 1.0), _div(cov, vy)))
+    return out
 
 
 def group_wilder(p: Panel) -> dict[str, np.ndarray]:

@@ -245,20 +245,21 @@ def _panel(segs, columns: tuple[str, ...], *, rescale: bool) -> Panel:
     """Concatenate ``(candles, start, btc_close tail)`` segments into one :class:`Panel`."""
     lens = [len(c) - st for c, st, _ in segs]
     kw: dict[str, np.ndarray] = {}
+    price = None
     for col in columns:
         if col == "btc_close":
             parts = [b for _, _, b in segs]
-            scale = [b[-1] for b in parts]
         else:
             parts = [getattr(c, col)[st:] for c, st, _ in segs]
-            if col == "volume":
-                scale = [float(p.mean()) for p in parts]
-            elif col == "time":
-                scale = None
-            else:
-                scale = [c.close[-1] for c, _, _ in segs]
         arr = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if rescale and scale is not None:
-            arr = arr * np.repeat(_pow2(scale), lens)
+        if rescale and col != "time":
+            if col == "btc_close":
+                arr = arr * np.repeat(_pow2([b[-1] for b in parts]), lens)
+            elif col == "volume":
+                arr = arr * np.repeat(_pow2([p.mean() for p in parts]), lens)
+            else:
+                if price is None:
+                    price = np.repeat(_pow2([c.close[-1] for c, _, _ in segs]), lens)
+                arr = arr * price
         kw[col] = arr
     return Panel(**kw)
