@@ -7,7 +7,7 @@ float64 array}`` whose outputs have the panel's length, row ``i`` being the valu
 ``DEFAULT``, unstable period 0, EMA seeded by the SMA of its first ``n`` values).
 
 A group declares its ``window``: how many trailing candles make its *last* row equal to the
-row computed over the whole history (exactly for finite-memory features, to < 1e-6 relative
+row computed over the whole history (exactly for finite-memory features, to < 1e-4 relative
 for the EMA/Wilder ones, whose memory is infinite but decays as ``(1 - alpha)^k``). The
 inference path concatenates the last ``window`` candles of many symbols into one panel,
 every segment rescaled to its own last close / mean volume (every feature here is invariant

@@ -15,18 +15,18 @@ Pure core (numpy + TA-Lib, never Django). The contract other modules code agains
 float64 OHLC quote, volume base units). Row ``i`` is the state as of the **close** of candle
 ``i``. ``btc`` is BTC/USDT's candles of the same timeframe: each row uses the newest BTC candle
 opening at or before it (so a missing BTC candle repeats the previous close, and nothing after
-the row is read). Without ``btc`` every ``*_btc_*`` / ``btc_*`` feature is NaN; for BTC/USDT
+the row is read). Without ``btc`` the 13 BTC features (``*_btc_*``, ``btc_*``, ``rel_ret_24``) are NaN; for BTC/USDT
 itself pass its own candles as ``btc`` (correlation and beta are then 1, the ``btc_*`` state
 equals its own columns).
 
 **One code path.** Features come in groups (:mod:`mlops.core.feature_math`); each group has a
 window of trailing candles after which its last row no longer depends on older history:
-240 for the finite-memory group (SMA 200, std of 168 returns), 500 for RSI / ATR / ADX / MACD /
-EMA <= 50 and 2000 for EMA 200 (EMA and Wilder smoothing have infinite memory that decays as
-``(1 - alpha)^k``: with these windows the windowed row differs from the full-history row by
-< 1e-6 relative, far below the float32 of the output). :func:`features_at` and
-:func:`features_latest_many` run the very same group functions on those trailing windows.
-Truncating the future never changes a past row.
+80 (returns, ranges, volume, SMA <= 50, Bollinger, Stochastic, BTC correlation/beta) and 200
+(SMA 200, std of 168 returns) exactly, 300 (RSI 14, MACD, ATR, ADX, EMA <= 20), 500 (RSI 28,
+EMA 50) and 2000 (EMA 200) to < 1e-4 relative (EMA and Wilder smoothing have infinite memory
+that decays as ``(1 - alpha)^k``; the windows were measured on the shared data, see
+docs/ml.md). :func:`features_at` and :func:`features_latest_many` run the very same group
+functions on those trailing windows. Truncating the future never changes a past row.
 """
 
 from __future__ import annotations
