@@ -15,9 +15,9 @@ Pure core (numpy + TA-Lib, never Django). The contract other modules code agains
 float64 OHLC quote, volume base units). Row ``i`` is the state as of the **close** of candle
 ``i``. ``btc`` is BTC/USDT's candles of the same timeframe: each row uses the newest BTC candle
 opening at or before it (so a missing BTC candle repeats the previous close, and nothing after
-the row is read). Without ``btc`` the 13 BTC features (``*_btc_*``, ``btc_*``, ``rel_ret_24``) are NaN; for BTC/USDT
-itself pass its own candles as ``btc`` (correlation and beta are then 1, the ``btc_*`` state
-equals its own columns).
+the row is read). Without ``btc`` the 13 BTC features (``*_btc_*``, ``btc_*``, ``rel_ret_24``)
+are NaN; for BTC/USDT itself pass its own candles as ``btc`` (correlation and beta are then 1,
+the ``btc_*`` state equals its own columns).
 
 **One code path.** Features come in groups (:mod:`mlops.core.feature_math`); each group has a
 window of trailing candles after which its last row no longer depends on older history:
