@@ -7,7 +7,7 @@ float64 array}`` whose outputs have the panel's length, row ``i`` being the valu
 ``DEFAULT``, unstable period 0, EMA seeded by the SMA of its first ``n`` values).
 
 A group declares its ``window``: how many trailing candles make its *last* row equal to the
-row computed over the whole history (exactly for finite-memory features, to < 1e-6 relative
+row computed over the whole history (exactly for finite-memory features, to < 1e-4 relative
 for the EMA/Wilder ones, whose memory is infinite but decays as ``(1 - alpha)^k``). The
 inference path concatenates the last ``window`` candles of many symbols into one panel,
 every segment rescaled to its own last close / mean volume (every feature here is invariant
@@ -33,8 +33,10 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
 # Window (candles) per group; see the module docstring and docs/ml.md "Features".
-W_FINITE = 240  # longest finite lookback: SMA 200 / log-return std 168 (+ margin)
-W_WILDER = 500  # RSI 28, ATR/ADX 14, MACD 26/9, EMA <= 50: (1 - 1/28)^472 < 1e-7
+W_SHORT = 80  # finite lookbacks <= 73 rows (72-candle return, correlation of 72 returns)
+W_SLOW = 200  # SMA 200, std of 168 log returns
+W_WILDER = 300  # RSI 14, ATR/ADX 14, MACD 26/9, EMA <= 20
+W_MID = 500  # RSI 28, EMA 50
 W_LONG = 2000  # EMA 200: (1 - 2/201)^1800 < 2e-8
 
 _EMPTY = np.empty(0)
@@ -58,10 +60,8 @@ class Panel:
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = a / b
-    out[~np.isfinite(out)] = np.nan
-    return out
+    """a / b, NaN where b == 0 (never inf)."""
+    return np.divide(a, b, out=np.full(np.shape(b), np.nan), where=b != 0)
 
 
 def _shift(x: np.ndarray, k: int) -> np.ndarray:
@@ -81,28 +81,23 @@ def _flag(cond: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def group_finite(p: Panel) -> dict[str, np.ndarray]:
-    """Finite-memory features (exact over the last :data:`W_FINITE` candles)."""
+def group_short(p: Panel) -> dict[str, np.ndarray]:
+    """Finite-memory features with lookbacks <= 73 rows (exact over :data:`W_SHORT` candles)."""
     c, h, lo, o, v = p.close, p.high, p.low, p.open, p.volume
     out: dict[str, np.ndarray] = {}
     for k in (1, 4, 24, 72):
         out[f"ret_{k}"] = _pct_change(c, k)
     logret = np.full_like(c, np.nan)
     logret[1:] = np.log(c[1:] / c[:-1])
-    rv = {n: talib.STDDEV(logret, n, 1.0) * 100.0 for n in (24, 72, 168)}
-    out["rvol_24"], out["rvol_72"] = rv[24], rv[72]
-    ratio = _div(rv[24], rv[168])
-    out["rvol_ratio_24_168"] = ratio
-    valid = np.isfinite(ratio)
-    out["vol_regime"] = np.where(ratio > 1.5, 1.0, np.where(ratio < 1 / 1.5, -1.0, 0.0))
-    out["vol_regime"][~valid] = np.nan
+    out["rvol_24"] = talib.STDDEV(logret, 24, 1.0) * 100.0
+    out["rvol_72"] = talib.STDDEV(logret, 72, 1.0) * 100.0
     for n in (24, 72):
         hi, lw = talib.MAX(h, n), talib.MIN(lo, n)
         out[f"range_pos_{n}"] = _div(c - lw, hi - lw)
+        if n == 72:
+            out["dist_high_72"] = (_div(c, hi) - 1.0) * 100.0
+            out["dist_low_72"] = (_div(c, lw) - 1.0) * 100.0
     out["close_pctile_24"] = _close_pctile(c, 24)
-    hi72, lo72 = talib.MAX(h, 72), talib.MIN(lo, 72)
-    out["dist_high_72"] = (_div(c, hi72) - 1.0) * 100.0
-    out["dist_low_72"] = (_div(c, lo72) - 1.0) * 100.0
     vs24, vs4 = talib.SMA(v, 24), talib.SMA(v, 4)
     out["vol_ratio_24"] = _div(v, vs24)
     out["vol_ratio_4_24"] = _div(vs4, vs24)
@@ -113,8 +108,8 @@ def group_finite(p: Panel) -> dict[str, np.ndarray]:
     for n in (24, 72):
         out[f"vol_delta_{n}"] = _div(talib.SUM(signed, n), talib.SUM(v, n))
     obv = talib.OBV(c, v)
-    out["obv_slope_24"] = _div(obv - _shift(obv, 24), talib.SUM(v, 24))
-    for n in (5, 10, 20, 50, 200):
+    out["obv_slope_24"] = _div(obv - _shift(obv, 24), vs24 * 24.0)
+    for n in (5, 10, 20, 50):
         out[f"dist_sma_{n}"] = (_div(c, talib.SMA(c, n)) - 1.0) * 100.0
     up, mid, dn = talib.BBANDS(c, 20, 2.0, 2.0)
     out["bb_pos_20"] = _div(c - dn, up - dn)
@@ -134,11 +129,24 @@ def group_finite(p: Panel) -> dict[str, np.ndarray]:
     bret[1:] = b[1:] / b[:-1] - 1.0
     sret = np.full_like(c, np.nan)
     sret[1:] = c[1:] / c[:-1] - 1.0
-    for n in (24, 72):
-        out[f"corr_btc_{n}"] = _rolling_corr(sret, bret, n)
-    out["beta_btc_72"] = _rolling_beta(sret, bret, 72)
+    (out["corr_btc_24"], _), (out["corr_btc_72"], out["beta_btc_72"]) = _rolling_corr_beta(sret, bret, (24, 72))
     out["rel_ret_24"] = out["ret_24"] - _pct_change(b, 24)
     return out
+
+
+def group_slow(p: Panel) -> dict[str, np.ndarray]:
+    """Finite-memory features with lookbacks up to 200 rows (exact over :data:`W_SLOW`)."""
+    c = p.close
+    logret = np.full_like(c, np.nan)
+    logret[1:] = np.log(c[1:] / c[:-1])
+    ratio = _div(talib.STDDEV(logret, 24, 1.0), talib.STDDEV(logret, 168, 1.0))
+    regime = np.where(ratio > 1.5, 1.0, np.where(ratio < 1 / 1.5, -1.0, 0.0))
+    regime[np.isnan(ratio)] = np.nan
+    return {
+        "rvol_ratio_24_168": ratio,
+        "vol_regime": regime,
+        "dist_sma_200": (_div(c, talib.SMA(c, 200)) - 1.0) * 100.0,
+    }
 
 
 def _close_pctile(c: np.ndarray, n: int) -> np.ndarray:
@@ -150,49 +158,40 @@ def _close_pctile(c: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _rolling_stats(x: np.ndarray, y: np.ndarray, n: int):
-    """Rolling sums over ``n`` rows of x, y, x², y², xy; NaN where any input in the window is
-    NaN (a missing BTC candle, the first return). TA-Lib's CORREL/BETA let one NaN poison every
-    later row, hence numpy sums of differences of prefix sums over NaN-zeroed inputs."""
+def _rolling_corr_beta(x: np.ndarray, y: np.ndarray, windows: tuple[int, ...]):
+    """Per window ``n``: (Pearson correlation, OLS beta of x on y = cov(x, y) / var(y)) of the
+    last ``n`` pairs; NaN where any pair in the window is NaN (a missing BTC candle, the first
+    return) or a side is constant. TA-Lib's CORREL/BETA let one NaN poison every later row, hence
+    differences of prefix sums over NaN-zeroed inputs."""
     bad = ~(np.isfinite(x) & np.isfinite(y))
     x0, y0 = np.where(bad, 0.0, x), np.where(bad, 0.0, y)
     cols = np.stack([x0, y0, x0 * x0, y0 * y0, x0 * y0, bad.astype(np.float64)])
     cs = np.zeros((6, len(x) + 1))
     np.cumsum(cols, axis=1, out=cs[:, 1:])
-    s = np.full((6, len(x)), np.nan)
-    if len(x) >= n:
-        s[:, n - 1 :] = cs[:, n:] - cs[:, :-n]
-        s[:, n - 1 :][:, s[5, n - 1 :] > 0.5] = np.nan
-    return s
-
-
-def _rolling_corr(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-    """Pearson correlation of the last ``n`` pairs (NaN when either side is constant)."""
-    sx, sy, sxx, syy, sxy, _ = _rolling_stats(x, y, n)
-    cov = sxy - sx * sy / n
-    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
-    with np.errstate(invalid="ignore"):
-        den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
-    return np.clip(_div(cov, den), -1.0, 1.0)
-
-
-def _rolling_beta(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-    """OLS slope of x on y over the last ``n`` pairs: cov(x, y) / var(y)."""
-    sx, sy, _, syy, sxy, _ = _rolling_stats(x, y, n)
-    return _div(sxy - sx * sy / n, syy - sy * sy / n)
+    out = []
+    for n in windows:
+        s = np.full((6, len(x)), np.nan)
+        if len(x) >= n:
+            s[:, n - 1 :] = cs[:, n:] - cs[:, :-n]
+            s[:, n - 1 :][:, s[5, n - 1 :] > 0.5] = np.nan
+        sx, sy, sxx, syy, sxy, _ = s
+        cov = sxy - sx * sy / n
+        vx, vy = sxx - sx * sx / n, syy - sy * sy / n
+        with np.errstate(invalid="ignore"):
+            den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
+        out.append((np.clip(_div(cov, den), -1.0, 1.0), _div(cov, vy)))
+    return out
 
 
 def group_wilder(p: Panel) -> dict[str, np.ndarray]:
     """EMA / Wilder-smoothed features (converged over the last :data:`W_WILDER` candles)."""
     c, h, lo = p.close, p.high, p.low
     out: dict[str, np.ndarray] = {}
-    out["rsi_14"], out["rsi_28"] = talib.RSI(c, 14), talib.RSI(c, 28)
+    out["rsi_14"] = talib.RSI(c, 14)
     line, sig, hist = talib.MACD(c, 12, 26, 9)
     out["macd_line"], out["macd_signal"], out["macd_hist"] = (_div(x, c) * 100.0 for x in (line, sig, hist))
-    ema = {n: talib.EMA(c, n) for n in (5, 10, 20, 50)}
-    for n, e in ema.items():
-        out[f"dist_ema_{n}"] = (_div(c, e) - 1.0) * 100.0
-    out["ema_20_50"] = (_div(ema[20], ema[50]) - 1.0) * 100.0
+    for n in (5, 10, 20):
+        out[f"dist_ema_{n}"] = (_div(c, talib.EMA(c, n)) - 1.0) * 100.0
     out["atr_14"] = _div(talib.ATR(h, lo, c, 14), c) * 100.0
     adx = talib.ADX(h, lo, c, 14)
     out["adx_14"] = adx
@@ -201,16 +200,16 @@ def group_wilder(p: Panel) -> dict[str, np.ndarray]:
     return out
 
 
-def group_long(p: Panel) -> dict[str, np.ndarray]:
-    """EMA 200 features (converged over the last :data:`W_LONG` candles)."""
+def group_mid(p: Panel) -> dict[str, np.ndarray]:
+    """RSI 28 and the EMA 50 distance (converged over the last :data:`W_MID` candles)."""
     c = p.close
-    e50, e200 = talib.EMA(c, 50), talib.EMA(c, 200)
-    out = {"dist_ema_200": (_div(c, e200) - 1.0) * 100.0, "ema_50_200": (_div(e50, e200) - 1.0) * 100.0}
-    valid = np.isfinite(e200)
-    trend = np.where((e50 > e200) & (c > e200), 1.0, np.where((e50 < e200) & (c < e200), -1.0, 0.0))
-    trend[~valid] = np.nan
-    out["trend_dir"] = trend
-    return out
+    return {"rsi_28": talib.RSI(c, 28), "dist_ema_50": (_div(c, talib.EMA(c, 50)) - 1.0) * 100.0}
+
+
+def group_long(p: Panel) -> dict[str, np.ndarray]:
+    """EMA 200 distance (converged over the last :data:`W_LONG` candles)."""
+    c = p.close
+    return {"dist_ema_200": (_div(c, talib.EMA(c, 200)) - 1.0) * 100.0}
 
 
 def group_time(p: Panel) -> dict[str, np.ndarray]:
@@ -232,6 +231,18 @@ def group_time(p: Panel) -> dict[str, np.ndarray]:
     return out
 
 
+def combine(cols: dict[str, np.ndarray]) -> None:
+    """Row-wise features from other groups' columns (added to ``cols`` in place):
+    EMA50 / EMA200 - 1 = (1 + d200) / (1 + d50) - 1 with ``d`` the close's distances (fraction),
+    and the trend direction from the same two distances."""
+    d20, d50, d200 = cols["dist_ema_20"] / 100.0, cols["dist_ema_50"] / 100.0, cols["dist_ema_200"] / 100.0
+    cols["ema_20_50"] = ((1.0 + d50) / (1.0 + d20) - 1.0) * 100.0
+    cols["ema_50_200"] = ((1.0 + d200) / (1.0 + d50) - 1.0) * 100.0
+    trend = np.where((d200 > d50) & (d200 > 0), 1.0, np.where((d200 < d50) & (d200 < 0), -1.0, 0.0))
+    trend[np.isnan(d50) | np.isnan(d200)] = np.nan
+    cols["trend_dir"] = trend
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     """A feature group: its function, the trailing ``window`` its last row needs and the panel
@@ -244,8 +255,10 @@ class Group:
 
 _OHLCV = ("open", "high", "low", "close", "volume")
 GROUPS: tuple[Group, ...] = (
-    Group(group_finite, W_FINITE, (*_OHLCV, "btc_close")),
+    Group(group_short, W_SHORT, (*_OHLCV, "btc_close")),
+    Group(group_slow, W_SLOW, ("close",)),
     Group(group_wilder, W_WILDER, ("high", "low", "close")),
+    Group(group_mid, W_MID, ("close",)),
     Group(group_long, W_LONG, ("close",)),
     Group(group_time, 1, ("time",)),
 )

@@ -15,18 +15,18 @@ Pure core (numpy + TA-Lib, never Django). The contract other modules code agains
 float64 OHLC quote, volume base units). Row ``i`` is the state as of the **close** of candle
 ``i``. ``btc`` is BTC/USDT's candles of the same timeframe: each row uses the newest BTC candle
 opening at or before it (so a missing BTC candle repeats the previous close, and nothing after
-the row is read). Without ``btc`` every ``*_btc_*`` / ``btc_*`` feature is NaN; for BTC/USDT
-itself pass its own candles as ``btc`` (correlation and beta are then 1, the ``btc_*`` state
-equals its own columns).
+the row is read). Without ``btc`` the 13 BTC features (``*_btc_*``, ``btc_*``, ``rel_ret_24``)
+are NaN; for BTC/USDT itself pass its own candles as ``btc`` (correlation and beta are then 1,
+the ``btc_*`` state equals its own columns).
 
 **One code path.** Features come in groups (:mod:`mlops.core.feature_math`); each group has a
 window of trailing candles after which its last row no longer depends on older history:
-240 for the finite-memory group (SMA 200, std of 168 returns), 500 for RSI / ATR / ADX / MACD /
-EMA <= 50 and 2000 for EMA 200 (EMA and Wilder smoothing have infinite memory that decays as
-``(1 - alpha)^k``: with these windows the windowed row differs from the full-history row by
-< 1e-6 relative, far below the float32 of the output). :func:`features_at` and
-:func:`features_latest_many` run the very same group functions on those trailing windows.
-Truncating the future never changes a past row.
+80 (returns, ranges, volume, SMA <= 50, Bollinger, Stochastic, BTC correlation/beta) and 200
+(SMA 200, std of 168 returns) exactly, 300 (RSI 14, MACD, ATR, ADX, EMA <= 20), 500 (RSI 28,
+EMA 50) and 2000 (EMA 200) to < 1e-4 relative (EMA and Wilder smoothing have infinite memory
+that decays as ``(1 - alpha)^k``; the windows were measured on the shared data, see
+docs/ml.md). :func:`features_at` and :func:`features_latest_many` run the very same group
+functions on those trailing windows. Truncating the future never changes a past row.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlops.core.deal_features import DEAL_FEATURE_NAMES, deal_features
-from mlops.core.feature_math import GROUPS, Panel
+from mlops.core.feature_math import GROUPS, Panel, combine
 from mlops.core.feature_registry import BTC_STATE_SOURCES, CANDLE_FEATURES, FEATURES
 from strategies.engine.feed import Candles
 
@@ -115,6 +115,7 @@ def _candle_columns(panel: Panel) -> np.ndarray:
     cols: dict[str, np.ndarray] = {}
     for g in GROUPS:
         cols.update(g.fn(panel))
+    combine(cols)
     return np.column_stack([cols[n] for n in CANDLE_NAMES])
 
 
@@ -192,56 +193,73 @@ def features_latest_many(batch: Mapping[str, Candles], btc: Candles | None = Non
 def _tail_rows(items: list[tuple[Candles, Candles | None]]) -> np.ndarray:
     """The candle-feature row of the last candle of each ``(candles, btc)``: float64 ``[S, F]``.
 
-    Per group: symbols with at least the group's window (and BTC over all of it when the group
-    reads BTC) share one concatenated, rescaled panel; the others run alone on their whole
-    history (exactly the batch computation)."""
+    Per group: the symbols with at least the group's window (and BTC over all of it when the
+    group reads BTC) share one concatenated panel, each segment multiplied by a power of two
+    near 1 / its last close (and 1 / its mean volume) — exact in binary floating point, so every
+    scale-free feature is bit-for-bit the unscaled one (TA-Lib's ADX breaks +DM/-DM ties
+    differently under other factors) while a segment's inherited indicator state stays of
+    order 1 and decays within the window. The others run alone on their whole history
+    (exactly the batch computation)."""
     cols: dict[str, np.ndarray] = {}
     n = len(items)
+    lengths = [len(c) for c, _ in items]
+    btc_tails: dict[int, np.ndarray] = {}
     for g in GROUPS:
         w = g.window
-        uses_btc = "btc_close" in g.columns
-        flat, solo = [], []
-        tails = []
-        for k, (c, btc) in enumerate(items):
-            start = max(0, len(c) - w)
-            bclose = _btc_aligned(c.time[start:], btc)[1] if uses_btc else None
-            tails.append((start, bclose))
-            full = len(c) >= w and (bclose is None or not np.isnan(bclose).any())
-            (flat if full else solo).append(k)
+        starts = [max(0, m - w) for m in lengths]
+        if "btc_close" in g.columns:
+            flat, solo = [], []
+            for k, (c, btc) in enumerate(items):
+                b = btc_tails[k] = _btc_aligned(c.time[starts[k] :], btc)[1]
+                (flat if lengths[k] >= w and not np.isnan(b).any() else solo).append(k)
+        else:
+            flat = [k for k in range(n) if lengths[k] >= w]
+            solo = [k for k in range(n) if lengths[k] < w]
         got: dict[str, np.ndarray] = {}
         if flat:
-            res = g.fn(_panel([items[k][0] for k in flat], [tails[k] for k in flat], g.columns, rescale=True))
-            ends = np.cumsum([len(items[k][0]) - tails[k][0] for k in flat]) - 1
+            segs = [(items[k][0], starts[k], btc_tails.get(k)) for k in flat]
+            res = g.fn(_panel(segs, g.columns, rescale=True))
+            ends = np.cumsum([lengths[k] - starts[k] for k in flat]) - 1
             for name, arr in res.items():
-                got.setdefault(name, np.full(n, np.nan))[flat] = arr[ends]
+                got[name] = np.full(n, np.nan)
+                got[name][flat] = arr[ends]
         for k in solo:
-            res = g.fn(_panel([items[k][0]], [tails[k]], g.columns, rescale=False))
+            res = g.fn(_panel([(items[k][0], starts[k], btc_tails.get(k))], g.columns, rescale=False))
             for name, arr in res.items():
-                got.setdefault(name, np.full(n, np.nan))[k] = arr[-1]
+                if name not in got:
+                    got[name] = np.full(n, np.nan)
+                got[name][k] = arr[-1]
         cols.update(got)
+    combine(cols)
     return np.column_stack([cols[name] for name in CANDLE_NAMES])
 
 
-def _panel(cands: list[Candles], tails, columns: tuple[str, ...], *, rescale: bool) -> Panel:
-    """Concatenate the tails of several symbols into one :class:`Panel` (only ``columns``)."""
-    lens = np.array([len(c) - start for c, (start, _) in zip(cands, tails, strict=True)])
+def _pow2(x: np.ndarray) -> np.ndarray:
+    """2**-round(log2 x) (1 where x is not positive): an exact rescaling factor."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = x > 0
+    return np.where(ok, np.exp2(-np.round(np.log2(np.where(ok, x, 1.0)))), 1.0)
+
+
+def _panel(segs, columns: tuple[str, ...], *, rescale: bool) -> Panel:
+    """Concatenate ``(candles, start, btc_close tail)`` segments into one :class:`Panel`."""
+    lens = [len(c) - st for c, st, _ in segs]
     kw: dict[str, np.ndarray] = {}
-    price_scale = vol_scale = btc_scale = None
-    if rescale:
-        price_scale = np.repeat([c.close[-1] for c in cands], lens)
+    price = None
     for col in columns:
         if col == "btc_close":
-            arr = np.concatenate([b for _, b in tails])
-            if rescale:
-                btc_scale = np.repeat([b[-1] for _, b in tails], lens)
-                arr = arr / btc_scale
+            parts = [b for _, _, b in segs]
         else:
-            arr = np.concatenate([getattr(c, col)[start:] for c, (start, _) in zip(cands, tails, strict=True)])
-            if rescale and col in ("open", "high", "low", "close"):
-                arr = arr / price_scale
-            elif rescale and col == "volume":
-                means = [float(c.volume[start:].mean()) for c, (start, _) in zip(cands, tails, strict=True)]
-                vol_scale = np.repeat([m if m > 0 else 1.0 for m in means], lens)
-                arr = arr / vol_scale
+            parts = [getattr(c, col)[st:] for c, st, _ in segs]
+        arr = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if rescale and col != "time":
+            if col == "btc_close":
+                arr = arr * np.repeat(_pow2([b[-1] for b in parts]), lens)
+            elif col == "volume":
+                arr = arr * np.repeat(_pow2([p.mean() for p in parts]), lens)
+            else:
+                if price is None:
+                    price = np.repeat(_pow2([c.close[-1] for c, _, _ in segs]), lens)
+                arr = arr * price
         kw[col] = arr
     return Panel(**kw)
