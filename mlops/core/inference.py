@@ -42,6 +42,7 @@ class ModelConfidence:
     """
 
     source = "model"
+    reference_symbols = (BTC_SYMBOL,)  # markets the features read besides the traded one
 
     def __init__(self, load: Callable[[], Any], fallback, *, label: str = "model") -> None:
         self._load = load

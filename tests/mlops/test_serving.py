@@ -18,9 +18,10 @@ from mlops.models import FeatureSnapshot, ModelVersion
 from mlops.services import serving
 from tests.trading.conftest import DCA_PARAMS, load_bundled, make_replay_bot, step_at
 from trading.models import BotEvent, Trade
+from trading.services.feeds import feed_origin_ms
 
 PARAMS = {**DCA_PARAMS, "confidence_dca_guard_enabled": True, "confidence_threshold": 0.5}
-TEN_DAYS = 10 * 24 * 3600
+TEN_DAYS = 10 * 24  # step_at: market hours at 3600x
 
 
 @pytest.fixture
@@ -68,15 +69,17 @@ def test_an_active_model_scores_the_bots_deals_and_learns_their_outcomes(markets
     snaps = {s.deal_id: s for s in FeatureSnapshot.objects.filter(bot_id=bot.pk)}
     assert len(trades) > 0 and set(snaps) == {t.deal_id for t in trades}
     predictor = Predictor(models_dir / v.artifact_path, v.artifact_sha256, v.features, v.kind)
-    btc = load_candles("BTC/USDT")
+    origin = feed_origin_ms(bot)  # the bot's feed: from its warm-up origin on
+    btc = load_candles("BTC/USDT", origin)
     for t in trades:
         s = snaps[t.deal_id]
-        c = load_candles(t.market.symbol)
+        c = load_candles(t.market.symbol, origin)
         i = int(np.searchsorted(c.time, int(t.opened_at.timestamp() * 1000))) - 1
         assert s.time.timestamp() * 1000 == c.time[i]
         row = compute_features(c[: i + 1], btc=btc if t.market.symbol != "BTC/USDT" else c[: i + 1]).values[-1]
         assert s.values == [None if not np.isfinite(x) else round(float(x), 7) for x in row]
-        assert s.score == pytest.approx(float(predictor.predict(row[None, :])[0]), abs=1e-6)
+        got = np.array([np.nan if x is None else x for x in s.values])
+        assert s.score == pytest.approx(float(predictor.predict(got.astype(np.float32)[None, :])[0]), abs=1e-6)
         assert (s.version_id, s.kind, s.features_hash, s.owner_id) == (v.pk, "confidence", v.features_hash, user.pk)
         if t.status == Trade.Status.CLOSED:
             quick = t.exit_reason == "take_profit" and (t.closed_at - t.opened_at).total_seconds() <= 48 * 3600
@@ -85,16 +88,16 @@ def test_an_active_model_scores_the_bots_deals_and_learns_their_outcomes(markets
             assert s.outcome is None
     assert not BotEvent.objects.filter(bot=bot, rule="ml_fallback").exists()
     # stepping again writes no second snapshot of the same deals
-    step_at(bot, TEN_DAYS + 3600)
+    step_at(bot, TEN_DAYS + 1)
     assert FeatureSnapshot.objects.filter(bot_id=bot.pk, deal_id__in=list(snaps)).count() == len(snaps)
 
 
-def load_candles(symbol):
+def load_candles(symbol, origin_ms):
     from strategies.engine import Candles
     from trading.models import Market
     from trading.selectors.candles import candles_arrays
 
-    return Candles(**candles_arrays(market=Market.objects.get(symbol=symbol), timeframe="1h"))
+    return Candles(**candles_arrays(market=Market.objects.get(symbol=symbol), timeframe="1h", start=origin_ms))
 
 
 def test_a_tampered_model_falls_back_to_the_rules_with_the_reason(markets, models_dir, user, other_user):
@@ -112,7 +115,9 @@ def test_a_tampered_model_falls_back_to_the_rules_with_the_reason(markets, model
     assert "sha256 mismatch" in ev.reason and ev.reason.endswith("rule-based confidence used")
 
     def deals(b):
-        return list(Trade.objects.filter(bot=b).order_by("opened_at", "id").values_list("opened_at", "avg_entry", "status"))
+        return list(
+            Trade.objects.filter(bot=b).order_by("opened_at", "id").values_list("opened_at", "avg_entry", "status")
+        )
 
     assert deals(served) == deals(plain) != []
     assert FeatureSnapshot.objects.count() == 0
@@ -123,3 +128,14 @@ def test_no_active_model_means_no_provider(markets, models_dir, user):
     ModelVersion.objects.filter(pk=v.pk).update(status="retired")
     assert serving.provider_for_bot(owner_id=user.pk, strategy="smart_dca", params={}) is None
     assert serving.provider_for_bot(owner_id=user.pk, strategy="sma_cross", params={}) is None
+
+
+def test_a_served_bot_reads_btc_for_the_models_btc_features(markets, models_dir, user):
+    active_model(user, models_dir)
+    bot = make_replay_bot(user, markets=("ETH/USDT",), params=PARAMS)
+    step_at(bot, TEN_DAYS)
+    snaps = list(FeatureSnapshot.objects.filter(bot_id=bot.pk))
+    assert snaps and all(s.symbol == "ETH/USDT" for s in snaps)
+    i = FEATURE_NAMES.index("btc_rsi_14")
+    assert all(s.values[i] is not None for s in snaps)
+    assert not Trade.objects.filter(bot=bot, market__symbol="BTC/USDT").exists()  # watched, not traded

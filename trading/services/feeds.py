@@ -109,6 +109,17 @@ def watched_markets(bot: Bot, markets: list[Market]) -> list[Market]:
     return [market]
 
 
+def reference_markets(markets: list[Market], symbols) -> list[Market]:
+    """Markets of ``symbols`` (e.g. an ML model's BTC/USDT reference) on the bots' exchange that
+    ``markets`` do not hold yet; a symbol not stored there is left out (its features are then
+    missing values, which the model tolerates)."""
+    have = {m.symbol for m in markets}
+    want = [s for s in symbols if s not in have]
+    if not want or not markets:
+        return []
+    return list(Market.objects.filter(exchange_id=markets[0].exchange_id, symbol__in=want).select_related("exchange"))
+
+
 def feed_live_poll(*, bot: Bot, markets: list[Market], now: datetime) -> None:
     """Fetch and store the live candles closed since the bot's last processed candle (ccxt,
     through ``candles_fetch``). Exchange unreachable or refusing: :class:`FeedError`."""

@@ -63,6 +63,7 @@ from trading.services.feeds import (
     feed_live_poll,
     feed_now,
     last_closed_open_ms,
+    reference_markets,
     replay_end_ms,
     trade_start_ms,
     watched_markets,
@@ -255,7 +256,13 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     report = StepReport(bot.pk, "idle", last_candle_ms=last)
     if last is not None and until <= last:
         return _finish_idle(bot, markets, report, now_ms)
-    feed = feed_build(bot, markets + watched_markets(bot, markets), until_ms=until)
+    # an active ML model of the owner serves the strategy's confidence (strategies.providers);
+    # its BTC features read BTC/USDT, as in training
+    provider = confidence_provider_for(owner_id=bot.owner_id, strategy=bot.strategy, params=bot.params)
+    watched = watched_markets(bot, markets)
+    if provider is not None:
+        watched += reference_markets(markets + watched, getattr(provider, "reference_symbols", ()))
+    feed = feed_build(bot, markets + watched, until_ms=until)
     new = [
         s
         for s in (m.symbol for m in markets)
@@ -264,8 +271,6 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     if not new:
         return _finish_idle(bot, markets, report, now_ms)
 
-    # an active ML model of the owner serves the strategy's confidence (strategies.providers)
-    provider = confidence_provider_for(owner_id=bot.owner_id, strategy=bot.strategy, params=bot.params)
     strategy = create_strategy(bot.strategy, bot.params, confidence_provider=provider)
     specs = {m.symbol: market_spec(m) for m in markets}
     engine = Engine(
