@@ -114,8 +114,8 @@ def model_evaluate(
     """
     from mlops.core.features import compute_features
     from mlops.core.labels import detector_labels, smart_dca_labels
+    from mlops.core.pipeline import BTC_SYMBOL, within_hours
     from mlops.core.train import classifier_metrics
-    from mlops.services.pipeline import BTC_SYMBOL, _within_hours
     from strategies.backtest import BacktestConfig, BacktestInputError, iso, run_backtest
     from strategies.library.confidence import RuleConfidence
     from strategies.services.backtests import BacktestError, backtest_feed, backtest_validate
@@ -166,7 +166,7 @@ def model_evaluate(
     diff = {k: (None if out_g[k] is None or out_u[k] is None else round(out_g[k] - out_u[k], 6)) for k in SIDE_METRICS}
     # the model's own metrics on this window's decision points
     if strategy == "smart_dca":
-        labels = _within_hours(smart_dca_labels(ungated_result, feed, inputs.params)["confidence"], 48.0)
+        labels = within_hours(smart_dca_labels(ungated_result, feed, inputs.params)["confidence"], 48.0)
         y_all = labels.labels["confidence"]
     else:
         labels = detector_labels(ungated_result, feed)
