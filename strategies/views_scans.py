@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from market7.timeframes import timeframe_ms
-from strategies.models import MarketScan, ScanSignal, WebhookSignal
+from strategies.models import MarketScan, ScanSignal, SignalStart, WebhookSignal
 from strategies.services import webhooks
 from strategies.services.btc_risk import btc_risk_panel
 from strategies.services.scans import ScanError, scan_run
@@ -74,6 +74,24 @@ def _bars(components: dict) -> list[dict]:
     ]
 
 
+def attach_sent_to(rows: list[ScanSignal], user) -> None:
+    """Set ``row.sent_to`` = the user's bots the signal was sent to (``[Bot]``, by pk): matched
+    on the signal's key (market, strategy, candle, side), so a later scan of the same candle
+    shows the bots an earlier one sent it to. One query."""
+    for r in rows:
+        r.sent_to = []
+    if not rows or not user.is_authenticated:
+        return
+    starts = SignalStart.objects.filter(
+        bot__owner=user, market__in={r.market_id for r in rows}, time__in={r.time for r in rows}
+    ).select_related("bot")
+    by_key: dict[tuple, list] = {}
+    for st in starts.order_by("bot_id"):
+        by_key.setdefault((st.market_id, st.strategy, st.time, st.side), []).append(st.bot)
+    for r in rows:
+        r.sent_to = by_key.get((r.market_id, r.strategy, r.time, r.side), [])
+
+
 @login_required
 @require_GET
 def scan_review(request: HttpRequest) -> HttpResponse:
@@ -89,6 +107,7 @@ def scan_review(request: HttpRequest) -> HttpResponse:
     rows = list(ScanSignal.objects.filter(q).select_related("market", "scan").order_by(*SORTS[sort]))
     for r in rows:
         r.bars = _bars(r.components or {})
+    attach_sent_to(rows, request.user)
     context = {
         "rows": rows,
         "sort": sort,
@@ -151,6 +170,7 @@ def signal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "stop_loss": sig.stop_loss,
         "take_profit": sig.take_profit,
     }
+    attach_sent_to([sig], request.user)
     context = {
         "sig": sig,
         "bars": _bars(sig.components or {}),
