@@ -159,7 +159,11 @@ def signal_detail(request: HttpRequest, pk: int) -> HttpResponse:
             }
         )
     )
-    bot = reverse("trading:bot-create") + "?" + urlencode({"strategy": sig.strategy, "markets": market.pk})
+    bot = (
+        reverse("trading:bot-create")
+        + "?"
+        + urlencode({"strategy": sig.strategy, "markets": market.pk, "signal_strategies": sig.strategy})
+    )
     chart = {
         "url": reverse("trading:market-candles", args=[market.exchange.code, market_slug(market.symbol)]),
         "timeframe": tf,

@@ -157,14 +157,24 @@ def params_and_risk_validate(
     return validated, validated_risk
 
 
+def scan_strategy_names() -> list[str]:
+    """The scan detectors' names (``strategies.signals.DETECTORS``), sorted."""
+    from strategies.signals import DETECTORS, get_detector
+
+    try:  # the registry fills itself on the first lookup (built-in detectors register on import)
+        get_detector("fork_score")
+    except KeyError:
+        pass
+    return sorted(DETECTORS)
+
+
 def signal_settings_validate(strategies: Any, min_score: Any) -> tuple[list[str], float]:
     """A bot's signal starts: ``strategies`` (a list of scan detector names of
     ``strategies.signals.DETECTORS``, or a comma-separated string; duplicates dropped, order
     kept; ``None`` = none) and ``min_score`` (a number 0..1; ``None`` = 0). Returns
     ``(strategies, min_score)``. Errors: ``BotValidationError({"signal_strategies" |
     "signal_min_score": message})``, every bad field at once."""
-    from strategies.signals import DETECTORS
-
+    known = scan_strategy_names()
     errors: dict[str, str] = {}
     names: list[str] = []
     if isinstance(strategies, str):
@@ -175,10 +185,9 @@ def signal_settings_validate(strategies: Any, min_score: Any) -> tuple[list[str]
         errors["signal_strategies"] = 'must be a list of strategy names, e.g. ["fork_score"]'
     else:
         names = list(dict.fromkeys(s.strip() for s in strategies if s.strip()))
-        if unknown := [s for s in names if s not in DETECTORS]:
+        if unknown := [s for s in names if s not in known]:
             errors["signal_strategies"] = (
-                f"unknown scan strateg{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
-                f"use {', '.join(sorted(DETECTORS))}"
+                f"unknown scan strateg{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; use {', '.join(known)}"
             )
     score = 0.0
     try:
