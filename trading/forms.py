@@ -18,9 +18,9 @@ from django import forms
 
 from market7.formatting import human_label
 from trading.forms_risk import RISK_PREFIX, RiskFieldsMixin
-from trading.services.bot_validation import scan_strategy_names
 from trading.models.bots import Bot, BotEvent, Trade
 from trading.models.market import Market, Timeframe
+from trading.services.bot_validation import scan_strategy_names
 
 PARAM_PREFIX = "p_"
 DEFAULT_STRATEGY = "smart_dca"

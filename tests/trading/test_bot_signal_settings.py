@@ -85,14 +85,16 @@ def test_form_edit_and_page(client, user, other_user, market):
         signal=sig, bot=bot, market=market, strategy="swing", time=T0, side="long", command={"score": 0.81}
     )
     html = client.get(reverse("trading:bot", args=[bot.pk])).content.decode()
-    assert '<strong data-signal-min-score>0.55</strong>' in html
+    assert "<strong data-signal-min-score>0.55</strong>" in html
     assert "<code>swing</code>, <code>fork_score</code>" in html
     assert f'data-signal-start="{SignalStart.objects.get().pk}"' in html
     assert 'id="bot-strategies"' not in html  # not a manager bot
 
     client.force_login(other_user)  # another user's bot: 404 on the page and the edit
     assert client.get(reverse("trading:bot", args=[bot.pk])).status_code == 404
-    assert client.post(reverse("trading:bot-edit", args=[bot.pk]), data | {"signal_min_score": "0.9"}).status_code == 404
+    assert (
+        client.post(reverse("trading:bot-edit", args=[bot.pk]), data | {"signal_min_score": "0.9"}).status_code == 404
+    )
     client.logout()
     assert client.post(reverse("trading:bot-edit", args=[bot.pk]), data).status_code == 302  # to the login
     bot.refresh_from_db()
@@ -102,7 +104,9 @@ def test_form_edit_and_page(client, user, other_user, market):
 def test_api_create_patch_and_access(client, user, other_user, market):
     client.force_login(user)
     body = {"name": "API", "strategy": "smart_dca", "markets": ["BTC/USDT"], "capital": "1000"}
-    r = client.post("/api/v1/bots/", body | {"signal_strategies": ["scalping"], "signal_min_score": 0.7}, "application/json")
+    r = client.post(
+        "/api/v1/bots/", body | {"signal_strategies": ["scalping"], "signal_min_score": 0.7}, "application/json"
+    )
     assert r.status_code == 201, r.content
     assert (r.json()["signal_strategies"], r.json()["signal_min_score"]) == (["scalping"], 0.7)
     pk = r.json()["id"]

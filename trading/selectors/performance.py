@@ -280,7 +280,10 @@ def bot_strategy_performance(*, user, bot: Bot) -> list[dict[str, Any]]:
 
     deals = [
         SimpleNamespace(
-            tags=list(t.tags or []), closed_at=t.closed_at, deal_id=t.deal_id, pnl=float(t.realized_pnl or 0),
+            tags=list(t.tags or []),
+            closed_at=t.closed_at,
+            deal_id=t.deal_id,
+            pnl=float(t.realized_pnl or 0),
             cost=float(t.cost),
         )  # fmt: skip
         for t in _closed_deals(user, bot).only("tags", "closed_at", "deal_id", "realized_pnl", "cost")
