@@ -25,7 +25,7 @@ from strategies.services import webhooks
 from strategies.services.btc_risk import btc_risk_panel
 from strategies.services.scans import ScanError, scan_run
 from strategies.signals import DETECTORS
-from trading.selectors.markets import market_slug
+from trading.selectors.markets import market_candles_around, market_slug
 
 SORTS = {
     "-score": ("-score", "id"),
@@ -36,7 +36,8 @@ SORTS = {
 }
 SCANS_LOOKED_AT = 200  # newest visible scans searched for each strategy's latest
 BACKTEST_DAYS = 30  # window of "Backtest this setup", ending at the signal's day
-CHART_CANDLES = 300
+CHART_BEFORE = 200  # signal chart: candles before the signal candle ...
+CHART_AFTER = 50  # ... and after it, where stored
 
 
 def scans_for_user(user):
@@ -141,7 +142,9 @@ def scan_now(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def signal_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/scans/signals/<id>/``: the setup on a candlestick chart with entry / SL / TP lines."""
+    """``/scans/signals/<id>/``: the setup on a candlestick chart with entry / SL / TP lines:
+    the :data:`CHART_BEFORE` candles before the signal candle, it, and up to :data:`CHART_AFTER`
+    after it (embedded in the page's chart JSON as ``candles``)."""
     sig = get_object_or_404(signals_for_user(request.user).select_related("market__exchange", "scan"), pk=pk)
     market = sig.market
     tf = sig.scan.timeframe
@@ -167,7 +170,9 @@ def signal_detail(request: HttpRequest, pk: int) -> HttpResponse:
     chart = {
         "url": reverse("trading:market-candles", args=[market.exchange.code, market_slug(market.symbol)]),
         "timeframe": tf,
-        "limit": CHART_CANDLES,
+        "candles": market_candles_around(
+            market=market, timeframe=tf, at=sig.time, before=CHART_BEFORE, after=CHART_AFTER
+        ),
         "signal_time": int(sig.time.timestamp()),
         "side": sig.side,
         "entry": sig.entry,
