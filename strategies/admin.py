@@ -2,7 +2,15 @@
 
 from django.contrib import admin
 
-from strategies.models import BacktestRun, BacktestTrade, MarketScan, ScanSignal, WebhookSignal, WebhookToken
+from strategies.models import (
+    BacktestRun,
+    BacktestTrade,
+    MarketScan,
+    ScanSignal,
+    SignalStart,
+    WebhookSignal,
+    WebhookToken,
+)
 
 
 class BacktestTradeInline(admin.TabularInline):
@@ -68,6 +76,13 @@ class ScanSignalAdmin(ReadOnlyAdmin):
     search_fields = ("market__symbol", "strategy", "reason")
     list_select_related = ("scan", "market")
     ordering = ("-scan", "-score")
+
+
+@admin.register(SignalStart)
+class SignalStartAdmin(ReadOnlyAdmin):
+    list_display = ("id", "bot", "market", "strategy", "time", "side", "signal", "created_at")
+    list_filter = ("strategy", "side")
+    list_select_related = ("bot", "market", "signal")
 
 
 @admin.register(WebhookToken)

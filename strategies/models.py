@@ -164,6 +164,35 @@ class ScanSignal(models.Model):
         return f"{self.strategy} {self.side} {self.score:.2f} @ {self.time:%Y-%m-%d %H:%M}"
 
 
+class SignalStart(models.Model):
+    """A scan signal sent to a bot: the ``start_deal`` command queued on it (``command``, the
+    exact JSON) by :func:`strategies.services.signal_starts.scan_signals_dispatch`.
+
+    The key (bot, market, strategy, time, side) is unique: the same signal — found again by the
+    next scheduled scans of the same candle — never queues twice. ``signal``: the scan row that
+    sent it (the record goes with the scan when the retention deletes it; by then its candle is
+    days old and no scan finds that signal again). ``time``: the signal candle's open time, UTC.
+    """
+
+    signal = models.ForeignKey(ScanSignal, on_delete=models.CASCADE, related_name="starts")
+    bot = models.ForeignKey("trading.Bot", on_delete=models.CASCADE, related_name="signal_starts")
+    market = models.ForeignKey("trading.Market", on_delete=models.CASCADE, related_name="+")
+    strategy = models.CharField(max_length=64)
+    time = models.DateTimeField(help_text="open time of the signal candle, UTC")
+    side = models.CharField(max_length=5)
+    command = models.JSONField(help_text="the start_deal command queued on the bot")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["bot", "market", "strategy", "time", "side"], name="signalstart_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} {self.side} {self.time:%Y-%m-%d %H:%M} -> bot {self.bot_id}"
+
+
 class WebhookToken(models.Model):
     """A user's secret for ``POST /webhooks/tradingview/<token>/``.
 

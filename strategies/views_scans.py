@@ -20,12 +20,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from market7.timeframes import timeframe_ms
-from strategies.models import MarketScan, ScanSignal, WebhookSignal
+from strategies.models import MarketScan, ScanSignal, SignalStart, WebhookSignal
 from strategies.services import webhooks
 from strategies.services.btc_risk import btc_risk_panel
 from strategies.services.scans import ScanError, scan_run
 from strategies.signals import DETECTORS
-from trading.selectors.markets import market_slug
+from trading.selectors.markets import market_candles_around, market_slug
 
 SORTS = {
     "-score": ("-score", "id"),
@@ -36,7 +36,8 @@ SORTS = {
 }
 SCANS_LOOKED_AT = 200  # newest visible scans searched for each strategy's latest
 BACKTEST_DAYS = 30  # window of "Backtest this setup", ending at the signal's day
-CHART_CANDLES = 300
+CHART_BEFORE = 200  # signal chart: candles before the signal candle ...
+CHART_AFTER = 50  # ... and after it, where stored
 
 
 def scans_for_user(user):
@@ -74,6 +75,24 @@ def _bars(components: dict) -> list[dict]:
     ]
 
 
+def attach_sent_to(rows: list[ScanSignal], user) -> None:
+    """Set ``row.sent_to`` = the user's bots the signal was sent to (``[Bot]``, by pk): matched
+    on the signal's key (market, strategy, candle, side), so a later scan of the same candle
+    shows the bots an earlier one sent it to. One query."""
+    for r in rows:
+        r.sent_to = []
+    if not rows or not user.is_authenticated:
+        return
+    starts = SignalStart.objects.filter(
+        bot__owner=user, market__in={r.market_id for r in rows}, time__in={r.time for r in rows}
+    ).select_related("bot")
+    by_key: dict[tuple, list] = {}
+    for st in starts.order_by("bot_id"):
+        by_key.setdefault((st.market_id, st.strategy, st.time, st.side), []).append(st.bot)
+    for r in rows:
+        r.sent_to = by_key.get((r.market_id, r.strategy, r.time, r.side), [])
+
+
 @login_required
 @require_GET
 def scan_review(request: HttpRequest) -> HttpResponse:
@@ -89,6 +108,7 @@ def scan_review(request: HttpRequest) -> HttpResponse:
     rows = list(ScanSignal.objects.filter(q).select_related("market", "scan").order_by(*SORTS[sort]))
     for r in rows:
         r.bars = _bars(r.components or {})
+    attach_sent_to(rows, request.user)
     context = {
         "rows": rows,
         "sort": sort,
@@ -122,7 +142,9 @@ def scan_now(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def signal_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/scans/signals/<id>/``: the setup on a candlestick chart with entry / SL / TP lines."""
+    """``/scans/signals/<id>/``: the setup on a candlestick chart with entry / SL / TP lines:
+    the :data:`CHART_BEFORE` candles before the signal candle, it, and up to :data:`CHART_AFTER`
+    after it (embedded in the page's chart JSON as ``candles``)."""
     sig = get_object_or_404(signals_for_user(request.user).select_related("market__exchange", "scan"), pk=pk)
     market = sig.market
     tf = sig.scan.timeframe
@@ -140,17 +162,24 @@ def signal_detail(request: HttpRequest, pk: int) -> HttpResponse:
             }
         )
     )
-    bot = reverse("trading:bot-create") + "?" + urlencode({"strategy": sig.strategy, "markets": market.pk})
+    bot = (
+        reverse("trading:bot-create")
+        + "?"
+        + urlencode({"strategy": sig.strategy, "markets": market.pk, "signal_strategies": sig.strategy})
+    )
     chart = {
         "url": reverse("trading:market-candles", args=[market.exchange.code, market_slug(market.symbol)]),
         "timeframe": tf,
-        "limit": CHART_CANDLES,
+        "candles": market_candles_around(
+            market=market, timeframe=tf, at=sig.time, before=CHART_BEFORE, after=CHART_AFTER
+        ),
         "signal_time": int(sig.time.timestamp()),
         "side": sig.side,
         "entry": sig.entry,
         "stop_loss": sig.stop_loss,
         "take_profit": sig.take_profit,
     }
+    attach_sent_to([sig], request.user)
     context = {
         "sig": sig,
         "bars": _bars(sig.components or {}),

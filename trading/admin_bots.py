@@ -97,6 +97,7 @@ class BotAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("owner", "name", "strategy", "params", "markets", "timeframe", "mode", "capital", "quote")}),
         ("Status", {"fields": ("status", "status_message", "started_at", "stopped_at", "steps", "commands")}),
+        ("Signal starts", {"fields": ("signal_strategies", "signal_min_score")}),
         ("Feed", {"fields": ("feed", "replay_start", "replay_speed", "replay_clock", "replay_clock_wall")}),
         ("Equity", {"fields": ("equity", "realized_pnl", "unrealized_pnl")}),
         ("Engine", {"classes": ("collapse",), "fields": ("last_candle_at", "state", "claimed_at", "claim_token")}),

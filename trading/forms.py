@@ -2,7 +2,7 @@
 trade / decision-log filters.
 
 The bot form has fixed fields (name, strategy, markets, timeframe, mode, capital, feed, replay
-start and speed) plus one field per strategy parameter, named ``p_<param>``, built from
+start and speed, the signal starts: signal strategies and min score) plus one field per strategy parameter, named ``p_<param>``, built from
 ``strategies.registry.get_strategy(name).schema()`` (each param: name, type, default, min, max,
 unit, help, choices). ``clean()`` runs the strategy's own ``validate_params`` and maps its
 ``ParamError.errors`` ({param: message}) onto the ``p_<param>`` fields, so an invalid value is a
@@ -20,6 +20,7 @@ from market7.formatting import human_label
 from trading.forms_risk import RISK_PREFIX, RiskFieldsMixin
 from trading.models.bots import Bot, BotEvent, Trade
 from trading.models.market import Market, Timeframe
+from trading.services.bot_validation import scan_strategy_names
 
 PARAM_PREFIX = "p_"
 DEFAULT_STRATEGY = "smart_dca"
@@ -283,6 +284,22 @@ class BotForm(RiskFieldsMixin, ParamFieldsMixin, forms.Form):
         help_text="market seconds per wall second (3600 = 1 h of market per second)",
     )
 
+    signal_strategies = forms.MultipleChoiceField(
+        required=False,
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        label="Start deals on signals of",
+        help_text="A scheduled scan's passing signal of these strategies on the bot's markets and timeframe "
+        "starts a deal while the bot runs (your watchlist is what the scan covers). None: off.",
+    )
+    signal_min_score = forms.FloatField(
+        required=False,
+        initial=0.0,
+        widget=forms.NumberInput(attrs={"min": 0, "max": 1, "step": "0.01"}),
+        label="Signal min score",
+        help_text="lowest signal score (0..1) that starts a deal; 0 = every passing signal",
+    )
+
     def __init__(self, *args, initial_params: dict | None = None, initial_risk: dict | None = None, **kwargs):
         new = kwargs.pop("new", initial_params is None)
         super().__init__(*args, **kwargs)
@@ -292,6 +309,7 @@ class BotForm(RiskFieldsMixin, ParamFieldsMixin, forms.Form):
         if initial_params is None:
             initial_params = NEW_BOT_PARAMS.get(self.initial.get("strategy") or "")
         self.fields["strategy"].choices = [(n, n.replace("_", " ")) for n in names]
+        self.fields["signal_strategies"].choices = [(n, n.replace("_", " ")) for n in scan_strategy_names()]
         self.fields["markets"].queryset = (
             Market.objects.filter(active=True).select_related("exchange").order_by("exchange__code", "symbol")
         )

@@ -1,6 +1,6 @@
 /* Scan Review signal chart and BTC Risk Panel chart (no inline scripts: data from json_script).
  *
- *   [data-signal-chart="#json"]  candlesticks from chart.url (the market candles JSON endpoint)
+ *   [data-signal-chart="#json"]  candlesticks around the signal (chart.candles, from the page)
  *                                with entry / SL / TP price lines and a marker on the signal candle
  *   [data-regime-chart="#json"]  BTC close as a line coloured by regime ([{time, value, regime}])
  */
@@ -38,10 +38,11 @@
       },
     });
     var long = d.side === "long";
-    c.load(d.url + "?timeframe=" + encodeURIComponent(d.timeframe) + "&limit=" + d.limit).then(function () {
-      c.setMarkers([{ time: d.signal_time, position: long ? "belowBar" : "aboveBar", color: "#4c8dff",
-        shape: long ? "arrowUp" : "arrowDown", text: d.side }]);
-    });
+    // the candles around the signal come with the page (200 before, the signal candle, up to 50 after)
+    c.setData(d.candles || []);
+    el.dataset.loaded = "true";
+    c.setMarkers([{ time: d.signal_time, position: long ? "belowBar" : "aboveBar", color: "#4c8dff",
+      shape: long ? "arrowUp" : "arrowDown", text: d.side }]);
   }
 
   function regimeChart(el) {

@@ -7,7 +7,12 @@ reports a named :class:`~strategies.engine.types.Decision`. See ``docs/risk.md``
 """
 
 from .config import RiskConfig
-from .factory import risk_config_defaults, risk_config_validate, risk_manager_from_config
+from .factory import (
+    risk_config_defaults,
+    risk_config_validate,
+    risk_config_with_symbol_multipliers,
+    risk_manager_from_config,
+)
 from .manager import RiskManager
 from .regime import Regime, RegimeMetrics
 from .types import EntryRequest, OpenPosition, PortfolioView, RiskDecision
@@ -18,6 +23,7 @@ __all__ = [
     "risk_manager_from_config",
     "risk_config_validate",
     "risk_config_defaults",
+    "risk_config_with_symbol_multipliers",
     "EntryRequest",
     "PortfolioView",
     "OpenPosition",

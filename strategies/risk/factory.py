@@ -14,7 +14,12 @@ from typing import Any
 from .config import RiskConfig
 from .manager import RiskManager
 
-__all__ = ["risk_config_validate", "risk_manager_from_config", "risk_config_defaults"]
+__all__ = [
+    "risk_config_validate",
+    "risk_config_with_symbol_multipliers",
+    "risk_manager_from_config",
+    "risk_config_defaults",
+]
 
 
 def risk_config_defaults() -> dict[str, Any]:
@@ -46,3 +51,16 @@ def risk_manager_from_config(config: dict[str, Any] | None, *, markets: Iterable
     cfg = RiskConfig.from_dict(risk_config_validate(config))
     minimums = {m.symbol: (float(m.min_cost or 0.0), float(m.min_amount or 0.0)) for m in markets}
     return RiskManager(cfg, market_minimums=minimums)
+
+
+def risk_config_with_symbol_multipliers(
+    config: dict[str, Any] | None, multipliers: dict[str, float]
+) -> dict[str, Any] | None:
+    """``config`` with ``multipliers`` (``{symbol: factor}``, e.g. a user's watchlist) added to
+    its ``symbol_multipliers`` **under** the ones it sets itself: a symbol the block names keeps
+    the block's factor. ``None`` (no risk block) stays ``None``: without portfolio risk nothing
+    resizes an entry. Returns a new dict; ``config`` is not changed."""
+    if config is None or not multipliers:
+        return config
+    own = dict(config.get("symbol_multipliers") or {})
+    return {**config, "symbol_multipliers": {**dict(multipliers), **own}}

@@ -25,9 +25,11 @@ from market7.timeframes import dt_to_ms, timeframe_ms
 from strategies.backtest import BacktestConfig, BacktestInputError, run_backtest
 from strategies.engine import Candles, Feed
 from strategies.models import BacktestRun, BacktestTrade
+from strategies.risk import risk_config_with_symbol_multipliers
 from trading.brokers import market_spec
 from trading.models import Candle, Market
 from trading.selectors.candles import candles_arrays
+from trading.selectors.watchlist import watchlist_risk_multipliers
 from trading.services.bot_validation import fmt_minute, watched_symbols_check
 from trading.services.feeds import WARMUP_CANDLES  # the paper bots' warm-up: same first candle
 
@@ -161,14 +163,24 @@ def _check_window(markets: tuple[Market, ...], timeframe: str, start: datetime, 
 def backtest_create(*, user, enqueue: bool = True, name: str = "", **inputs: Any) -> BacktestRun:
     """Validate (see :func:`backtest_validate`), save a queued run owned by ``user`` and, with
     ``enqueue``, start it on the ``research`` queue after commit. Bad inputs: BacktestError,
-    nothing saved."""
+    nothing saved.
+
+    With a ``risk`` section, ``user``'s watchlist risk multipliers of the run's markets are added
+    to its ``symbol_multipliers`` under the ones it sets itself — what a paper bot of that user
+    runs with (``trading.services.runner.bot_risk_config``) — and stored in the run's params, so
+    the run shows and repeats the sizes it used."""
     v = backtest_validate(**inputs)
+    risk = v.risk
+    if risk is not None and getattr(user, "pk", None) is not None:  # the user's watchlist multipliers, as a bot's
+        risk = risk_config_with_symbol_multipliers(
+            risk, watchlist_risk_multipliers(owner_id=user.pk, markets=v.markets)
+        )
     with transaction.atomic():
         run = BacktestRun.objects.create(
             owner=user,
             name=name,
             strategy=v.strategy,
-            params={**v.params, **({"risk": v.risk} if v.risk is not None else {})},
+            params={**v.params, **({"risk": risk} if risk is not None else {})},
             symbols=[m.symbol for m in v.markets],
             exchange=v.exchange,
             timeframe=v.timeframe,

@@ -8,7 +8,9 @@ candles, as of ``at`` (default now: only candles closed by then, see
 :mod:`strategies.services.scans`). A market that cannot be scanned (no closed candles in the
 look-back window, a detector error) is left out of that scan and recorded on its watchlist
 entry (``last_error``, one line) and in the report; the other markets are still scanned.
-Scanned entries get ``last_scanned_at`` = the scan's ``at`` and an empty ``last_error``.
+Scanned entries get ``last_scanned_at`` = the scan's ``at`` and an empty ``last_error``. In
+the transaction that stores a scan, its passing signals start deals of the user's bots that
+ask for them (:mod:`strategies.services.signal_starts`).
 Then scans created more than ``MARKET7_SCAN_RETENTION_DAYS`` days ago are deleted (every
 owner's and system scans alike), with their signals.
 """
@@ -21,10 +23,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from strategies.models import MarketScan
 from strategies.services.scans import ScanError, ScanPlan, scan_detect, scan_plan, scan_save
+from strategies.services.signal_starts import scan_signals_dispatch
 from trading.models import WatchlistEntry
 from trading.selectors.watchlist import watchlist_enabled_symbols
 
@@ -33,16 +37,24 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ScheduledScanReport:
-    """``scans``: ids of the stored scans; ``signals``: signals stored in them; ``failed``:
-    ``{"user/exchange/symbol": reason}``; ``deleted``: scans removed by the retention."""
+    """``scans``: ids of the stored scans; ``signals``: signals stored in them; ``starts``:
+    ``start_deal`` commands queued on bots (:mod:`strategies.services.signal_starts`);
+    ``failed``: ``{"user/exchange/symbol": reason}``; ``deleted``: scans removed by the retention."""
 
     scans: list[int] = field(default_factory=list)
     signals: int = 0
+    starts: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     deleted: int = 0
 
     def as_dict(self) -> dict:
-        return {"scans": self.scans, "signals": self.signals, "failed": self.failed, "deleted": self.deleted}
+        return {
+            "scans": self.scans,
+            "signals": self.signals,
+            "starts": self.starts,
+            "failed": self.failed,
+            "deleted": self.deleted,
+        }
 
 
 def scan_watchlists(*, at: datetime | None = None, now: datetime | None = None) -> ScheduledScanReport:
@@ -81,12 +93,14 @@ def _scan_one(user, exchange, symbols, *, strategies, timeframe, at, report) -> 
             signals.extend(found)
         if inputs:
             markets = {d.symbol: plan.markets[d.symbol] for d in inputs}
-            scan = scan_save(replace(plan, inputs=tuple(inputs), markets=markets), signals, owner=user)
+            with transaction.atomic():  # the scan, its signal starts and the watchlist marks: all or nothing
+                scan = scan_save(replace(plan, inputs=tuple(inputs), markets=markets), signals, owner=user)
+                report.starts += len(scan_signals_dispatch(scan=scan))
+                WatchlistEntry.objects.for_user(user).filter(market__in=markets.values()).update(
+                    last_scanned_at=scan.at, last_error=""
+                )
             report.scans.append(scan.pk)
             report.signals += len(signals)
-            WatchlistEntry.objects.for_user(user).filter(market__in=markets.values()).update(
-                last_scanned_at=scan.at, last_error=""
-            )
     for symbol, reason in failed.items():
         report.failed[f"{user.get_username()}/{exchange}/{symbol}"] = reason
         WatchlistEntry.objects.for_user(user).filter(market__exchange__code=exchange, market__symbol=symbol).update(

@@ -13,12 +13,25 @@ one-line reason, and nothing written:
 * 400 body not a JSON object, missing / bad ``id``, ``symbol``, ``action``, ``bot``, ``price``;
   ``close`` without a bot; a symbol that names no stored market;
 * 404 ``bot`` not one of the token user's bots (the ownership gate ``Bot.objects.for_user``);
-* 403 the user's role may not operate bots (``close``); 409 the bot is not running (``close``).
+* with a bot: 403 the user's role may not operate bots; 409 the bot is not running; 400 the bot
+  does not trade the alert's market.
 
 A (token, message id) seen before answers 200 ``{"status": "duplicate"}`` and writes nothing.
 Otherwise a :class:`~strategies.models.WebhookSignal` (source ``"tradingview"``) is stored and,
-for ``close``, the bot's close-all is queued through ``trading.services.bots.bot_close_all``,
-in the same transaction (a refused close stores nothing).
+when the alert names a bot, a command is queued on it in the same transaction
+(``trading.services.bot_commands``; the bot's next step applies it through
+``Engine.apply_commands``; a ``status`` event ``tradingview`` "requested" in its log; a
+scheduler kick after commit):
+
+* ``buy``: ``{"cmd": "start_deal", "symbol": "BTC/USDT", "side": "long", "source":
+  "tradingview", "score": null, "reason": "TradingView alert <message id>", "signal_time": null}``;
+* ``sell``: the same with ``"side": "short"`` on a short-side bot (params ``direction`` =
+  ``"short"``), else ``{"cmd": "close_symbol", "symbol": "BTC/USDT", "source": "tradingview"}``
+  (close the long);
+* ``close``: that ``close_symbol``.
+
+``result`` says what was queued (``"start_deal long BTC/USDT queued"``). An alert without a
+bot is only recorded.
 """
 
 from __future__ import annotations
@@ -138,10 +151,36 @@ def _market(symbol: str, bot: Bot | None) -> Market:
     return market
 
 
+def bot_action_command(action: str, bot: Bot, market: Market, message_id: str) -> dict:
+    """The command an alert's ``action`` queues on ``bot`` for ``market`` (see the module
+    docstring): ``buy`` a long ``start_deal``; ``sell`` a short ``start_deal`` on a short-side
+    bot (params ``direction`` = ``"short"``), else a ``close_symbol`` (close the long);
+    ``close`` a ``close_symbol``."""
+    short_bot = (bot.params or {}).get("direction") == "short"
+    if action == "buy" or (action == "sell" and short_bot):
+        return {
+            "cmd": "start_deal", "symbol": market.symbol, "side": "long" if action == "buy" else "short",
+            "source": "tradingview", "score": None, "reason": f"TradingView alert {message_id}", "signal_time": None,
+        }  # fmt: skip
+    return {"cmd": "close_symbol", "symbol": market.symbol, "source": "tradingview"}
+
+
+def _check_bot(user, bot: Bot, market: Market) -> None:
+    """The alert's bot may take a command now: the user may operate bots (403), the bot runs
+    (409: a bot that takes no step would never act on it) and trades the alert's market (400)."""
+    from trading.services.bot_validation import OPERATE_PERM
+
+    if not user.has_perm(OPERATE_PERM):
+        raise WebhookError(403, "your role may not operate bots")
+    if bot.status != Bot.Status.RUNNING:
+        raise WebhookError(409, f"bot {bot.pk} is {bot.status}: only a running bot acts on alerts; start it first")
+    if not bot.markets.filter(pk=market.pk).exists():
+        raise WebhookError(400, f"bot {bot.pk} does not trade {market.symbol}")
+
+
 def webhook_receive(*, token: str, body: bytes) -> WebhookResult:
     """Authenticate, rate-limit, validate and record one alert (see the module docstring)."""
-    from trading.services import bots as bot_services
-    from trading.services.bot_validation import BotPermissionDenied, BotTransitionError
+    from trading.services.bot_commands import bot_command_queue
 
     tok = WebhookToken.objects.select_related("user").filter(token_hash=token_hash(token)).first()
     if tok is None or tok.revoked_at is not None or not tok.user.is_active:
@@ -160,19 +199,23 @@ def webhook_receive(*, token: str, body: bytes) -> WebhookResult:
     market = _market(alert["symbol"], bot)
     try:
         with transaction.atomic():
+            if bot is not None:
+                bot = Bot.objects.select_for_update().get(pk=bot.pk)  # the gate passed above; lock it now
+                _check_bot(tok.user, bot, market)
             signal = WebhookSignal.objects.create(
                 token=tok, owner=tok.user, message_id=alert["id"], symbol=alert["symbol"], market=market,
                 action=alert["action"], bot=bot, price=alert["price"], payload=alert["raw"], result="recorded",
             )  # fmt: skip
-            if alert["action"] == "close":
-                n = bot_services.bot_close_all(user=tok.user, bot=bot)
-                signal.result = f"close_all queued ({n} open deal{'s' if n != 1 else ''})"
+            if bot is not None:
+                command = bot_action_command(alert["action"], bot, market, alert["id"])
+                what = command["cmd"] + (f" {command['side']}" if "side" in command else "") + f" {market.symbol}"
+                queued = bot_command_queue(
+                    bot=bot, command=command, rule="tradingview", symbol=market.symbol,
+                    reason=f"TradingView alert {alert['id']} ({alert['action']}): {what} requested",
+                )  # fmt: skip
+                signal.result = f"{what} {'queued' if queued else 'already queued'}"
                 signal.save(update_fields=["result"])
             WebhookToken.objects.filter(pk=tok.pk).update(last_used=timezone.now())
     except IntegrityError:  # the same id raced in from a concurrent post
         return WebhookResult("duplicate", WebhookSignal.objects.get(token=tok, message_id=alert["id"]))
-    except BotPermissionDenied as exc:
-        raise WebhookError(403, str(exc)) from None
-    except BotTransitionError as exc:
-        raise WebhookError(409, str(exc)) from None
     return WebhookResult("recorded", signal)

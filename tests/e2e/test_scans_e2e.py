@@ -37,7 +37,7 @@ def test_scan_pages_draw(transactional_db, make_user, page, live_server_url, log
     r = page.goto(f"{live_server_url}/scans/signals/{sig.pk}/")
     assert r.status == 200
     page.wait_for_selector("#signal-chart[data-loaded='true'] canvas")
-    assert page.get_attribute("#signal-chart", "data-points") == "300"
+    assert page.get_attribute("#signal-chart", "data-points") == "201"  # 200 before + the signal candle (the last)
     page.screenshot(path=artifact("e2e_scan_signal.png"))
     r = page.goto(f"{live_server_url}/scans/btc-risk/")
     assert r.status == 200

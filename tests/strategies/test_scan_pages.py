@@ -101,7 +101,7 @@ def test_signal_detail(client, world):
     assert data == {
         "url": "/markets/binance/ETH-USDT/candles.json",
         "timeframe": "1h",
-        "limit": 300,
+        "candles": [],  # no candles stored in this world (the window: tests/strategies/test_scan_signal_chart.py)
         "signal_time": int(dt(2025, 6, 1, 11).timestamp()),
         "side": "short",
         "entry": 200.0,
@@ -112,7 +112,7 @@ def test_signal_detail(client, world):
         'href="/backtests/new/?strategy=fork_score&amp;symbols=ETH%2FUSDT&amp;timeframe=1h'
         '&amp;start=2025-05-02&amp;end=2025-06-01"' in html
     )
-    assert f'href="/bots/new/?strategy=fork_score&amp;markets={eth.pk}"' in html
+    assert f'href="/bots/new/?strategy=fork_score&amp;markets={eth.pk}&amp;signal_strategies=fork_score"' in html
     assert 'src="/static/js/scans.js"' in html and "<script>" not in html
 
 

@@ -84,7 +84,7 @@ def test_each_user_gets_one_scan_of_their_enabled_markets(markets, user, other_u
 
 def test_configured_strategies_and_nobody_watching(markets, user, settings):
     settings.MARKET7_SCAN_STRATEGIES = ["channel"]
-    assert scan_watchlists("2025-08-30T03:00") == {"scans": [], "signals": 0, "failed": {}, "deleted": 0}
+    assert scan_watchlists("2025-08-30T03:00") == {"scans": [], "signals": 0, "starts": 0, "failed": {}, "deleted": 0}
     watchlist_enable(user=user, market=markets["BTC/USDT"])
     report = scan_watchlists("2025-08-30T03:00")
     scan = MarketScan.objects.get()

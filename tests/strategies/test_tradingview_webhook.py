@@ -1,5 +1,5 @@
 """``POST /webhooks/tradingview/<token>/``: token, rate limit, validation, idempotency, ownership,
-and the bot close it queues (strategies.services.webhooks)."""
+and the bot command it queues (strategies.services.webhooks; more in test_tradingview_bot_actions)."""
 
 from __future__ import annotations
 
@@ -138,23 +138,26 @@ def test_other_users_bot_404(client, markets, make_user, token):
     assert Bot.objects.get(pk=bot.pk).commands == [] and not kick.called
 
 
-def test_close_queues_bot_close_all(client, markets, alice, token, django_capture_on_commit_callbacks):
+def test_close_queues_close_symbol(client, markets, alice, token, django_capture_on_commit_callbacks):
     bot = make_replay_bot(alice)
     with no_enqueue() as kick, django_capture_on_commit_callbacks(execute=True):
         r = post(client, token, alert(action="close", bot=bot.pk, symbol="BTCUSDT", id="c-1"))
     assert r.status_code == 200
-    assert r.json()["result"] == "close_all queued (0 open deals)"
-    assert Bot.objects.get(pk=bot.pk).commands == [{"cmd": "close_all", "stop": False}]
+    assert r.json()["result"] == "close_symbol BTC/USDT queued"
+    assert Bot.objects.get(pk=bot.pk).commands == [
+        {"cmd": "close_symbol", "symbol": "BTC/USDT", "source": "tradingview"}
+    ]
     sig = WebhookSignal.objects.get()
-    assert (sig.action, sig.bot, sig.result) == ("close", bot, "close_all queued (0 open deals)")
+    assert (sig.action, sig.bot, sig.result) == ("close", bot, "close_symbol BTC/USDT queued")
     assert kick.called
 
 
 def test_close_of_bot_not_running_409_writes_nothing(client, markets, alice, token):
     bot = make_replay_bot(alice, start=False)
     r = post(client, token, alert(action="close", bot=bot.pk))
-    assert r.status_code == 409
-    assert r.json()["error"].startswith("cannot close: the bot is created")
+    assert (r.status_code, r.json()) == (
+        409, {"error": f"bot {bot.pk} is created: only a running bot acts on alerts; start it first"}
+    )  # fmt: skip
     assert WebhookSignal.objects.count() == 0 and Bot.objects.get(pk=bot.pk).commands == []
 
 

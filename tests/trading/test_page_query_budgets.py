@@ -35,7 +35,7 @@ _seq = count(1)
 BUDGETS = {
     "dashboard": 17,
     "bots": 8,
-    "bot": 19,
+    "bot": 20,  # + the newest signal starts (issue 11)
     "trades": 9,
     "live-dashboard": 14,
     "live-bots": 7,

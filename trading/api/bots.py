@@ -2,7 +2,8 @@
 
 - ``GET/POST /api/v1/bots/`` — list (with equity, P&L, trade counts) / create (validated by
   the strategy's schema; field errors as ``{"params.take_profit": ["must be >= 0.1%"]}``)
-- ``GET/PATCH/DELETE /api/v1/bots/{id}/``
+- ``GET/PATCH/DELETE /api/v1/bots/{id}/`` (``signal_strategies`` / ``signal_min_score``: the
+  signal starts, changeable in any status)
 - ``POST /api/v1/bots/{id}/start|pause|resume|stop|restart/`` — the status machine
   (409 on an invalid transition, 403 without ``trading.operate_bot``)
 - ``POST /api/v1/bots/{id}/resume_trading/`` — lift a portfolio-risk pause (409 when none holds)
@@ -73,7 +74,7 @@ class BotSerializer(serializers.ModelSerializer):
         model = Bot
         fields = [
             "id", "name", "strategy", "params", "risk", "risk_status", "markets", "timeframe", "mode", "capital", "quote", "status", "status_message",
-            "feed", "replay_start", "replay_speed", "equity", "realized_pnl", "unrealized_pnl", "last_candle_at", "steps",
+            "feed", "replay_start", "replay_speed", "signal_strategies", "signal_min_score", "equity", "realized_pnl", "unrealized_pnl", "last_candle_at", "steps",
             "open_trades", "closed_trades", "allowed_actions", "started_at", "stopped_at", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
@@ -111,6 +112,13 @@ class BotWriteSerializer(serializers.Serializer):
     feed = serializers.CharField(default="live")
     replay_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
     replay_speed = serializers.FloatField(required=False, default=3600.0)
+    # Checked by the bot service (one validator for form, API and clone): 400 naming the field.
+    signal_strategies = serializers.JSONField(
+        required=False, default=list, help_text='scan strategies whose signals start deals, e.g. ["fork_score"]'
+    )
+    signal_min_score = serializers.JSONField(
+        required=False, default=0.0, help_text="lowest signal score (0..1) that starts a deal; 0 = every passing signal"
+    )
 
 
 BIGINT_MAX = 2**63 - 1

@@ -52,6 +52,11 @@ class Bot(OwnedModel):
     ``replay_clock + (wall now - replay_clock_wall) * replay_speed`` while running, and frozen at
     ``replay_clock`` while not (``replay_clock_wall`` is None). ``replay_speed`` is market seconds
     per wall second (3600 = one hour of market per second).
+
+    Signal starts: a passing signal of the owner's scheduled scan (``strategies.tasks.scan_watchlists``)
+    from one of ``signal_strategies`` with ``score >= signal_min_score``, on one of the bot's
+    markets and its timeframe, queues a ``start_deal`` command while the bot is running
+    (``strategies.services.signal_starts``).
     """
 
     class Mode(models.TextChoices):
@@ -100,6 +105,15 @@ class Bot(OwnedModel):
         help_text='manual commands for the next step, e.g. [{"cmd": "close", "deal_id": "..."}]',
     )
 
+    signal_strategies = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='scan strategies whose signals start deals, e.g. ["fork_score"]; empty = none',
+    )
+    signal_min_score = models.FloatField(
+        default=0.0, help_text="lowest signal score (0..1) that starts a deal; 0 = every passing signal"
+    )
+
     feed = models.CharField(max_length=8, choices=FeedKind.choices, default=FeedKind.LIVE)
     replay_start = models.DateTimeField(null=True, blank=True, help_text="market time the replay starts at, UTC")
     replay_speed = models.FloatField(default=3600.0, help_text="market seconds per wall second")
@@ -125,6 +139,11 @@ class Bot(OwnedModel):
         ordering = ["-created_at", "-id"]
         permissions = [("operate_bot", "Can start, pause and stop bots")]
         indexes = [models.Index(fields=["owner", "status"]), models.Index(fields=["status", "feed"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(signal_min_score__gte=0, signal_min_score__lte=1), name="bot_signal_min_score_range"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.name} ({self.strategy}, {self.mode})"

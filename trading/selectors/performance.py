@@ -255,3 +255,38 @@ def bot_pair_performance(*, user, bot: Bot) -> list[dict[str, Any]]:
 
 
 __all__ = ["PERIODS", "bot_pair_performance", "bot_pnl_series", "bot_profit_calendar", "period_next", "period_start"]
+
+
+# --- per strategy (strategy manager) --------------------------------------------------------
+
+
+def bot_strategy_performance(*, user, bot: Bot) -> list[dict[str, Any]]:
+    """Per-strategy performance of a strategy-manager bot (``strategy == "manager"``) from its
+    closed deals, each tagged ``strategy:<name>`` by the manager: the backtest page's table,
+    computed by the same function (``strategies.library.manager.strategy_report``) over the
+    bot's deals with ``pnl`` = net realized P&L and ``cost`` = quote spent on entries (floats,
+    quote currency) and the bot's ``capital``.
+
+    Returns ``[{"name", "allocation_pct", "trades", "wins", "win_rate_pct", "pnl" (quote),
+    "pnl_pct" (of the strategy's capital share), "sharpe" (per trade, not annualised; None with
+    fewer than 2 deals), "max_drawdown_pct"}]`` by name, one row per allocated strategy; ``[]``
+    for any other strategy. One query.
+    """
+    if bot.strategy != "manager":
+        return []
+    from types import SimpleNamespace
+
+    from strategies.library.manager import strategy_report
+
+    deals = [
+        SimpleNamespace(
+            tags=list(t.tags or []),
+            closed_at=t.closed_at,
+            deal_id=t.deal_id,
+            pnl=float(t.realized_pnl or 0),
+            cost=float(t.cost),
+        )  # fmt: skip
+        for t in _closed_deals(user, bot).only("tags", "closed_at", "deal_id", "realized_pnl", "cost")
+    ]
+    report = strategy_report(deals, dict(bot.params or {}), float(bot.capital))
+    return [{"name": name, **row} for name, row in sorted(report.items())]

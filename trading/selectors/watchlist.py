@@ -42,3 +42,14 @@ def watchlist_annotate(queryset: QuerySet, user) -> QuerySet:
         watch_entry_id=Subquery(mine.values("pk")[:1]),
         watch_multiplier=Subquery(mine.values("risk_multiplier")[:1]),
     )
+
+
+def watchlist_risk_multipliers(*, owner_id: int, markets) -> dict[str, float]:
+    """``{symbol: multiplier}`` of owner ``owner_id``'s watchlist entries among ``markets``
+    (Market rows or ids) whose ``risk_multiplier`` is not 1, enabled or not (the multiplier is
+    the market's, the switch only decides what the scheduled scan covers). Unitless floats
+    (``0.5`` halves a position). For the bot runner and backtests acting for that owner (not a
+    request: the owner is the bot's or the run's). One query."""
+    ids = [m if isinstance(m, int) else m.pk for m in markets]
+    rows = WatchlistEntry.objects.filter(owner_id=owner_id, market_id__in=ids).exclude(risk_multiplier=1)
+    return {symbol: float(mult) for symbol, mult in rows.values_list("market__symbol", "risk_multiplier")}

@@ -157,6 +157,53 @@ def params_and_risk_validate(
     return validated, validated_risk
 
 
+def scan_strategy_names() -> list[str]:
+    """The scan detectors' names (``strategies.signals.DETECTORS``), sorted."""
+    from strategies.signals import DETECTORS, get_detector
+
+    try:  # the registry fills itself on the first lookup (built-in detectors register on import)
+        get_detector("fork_score")
+    except KeyError:
+        pass
+    return sorted(DETECTORS)
+
+
+def signal_settings_validate(strategies: Any, min_score: Any) -> tuple[list[str], float]:
+    """A bot's signal starts: ``strategies`` (a list of scan detector names of
+    ``strategies.signals.DETECTORS``, or a comma-separated string; duplicates dropped, order
+    kept; ``None`` = none) and ``min_score`` (a number 0..1; ``None`` = 0). Returns
+    ``(strategies, min_score)``. Errors: ``BotValidationError({"signal_strategies" |
+    "signal_min_score": message})``, every bad field at once."""
+    known = scan_strategy_names()
+    errors: dict[str, str] = {}
+    names: list[str] = []
+    if isinstance(strategies, str):
+        strategies = [s.strip() for s in strategies.split(",") if s.strip()]
+    if strategies is None:
+        strategies = []
+    if not isinstance(strategies, list | tuple) or not all(isinstance(s, str) for s in strategies):
+        errors["signal_strategies"] = 'must be a list of strategy names, e.g. ["fork_score"]'
+    else:
+        names = list(dict.fromkeys(s.strip() for s in strategies if s.strip()))
+        if unknown := [s for s in names if s not in known]:
+            errors["signal_strategies"] = (
+                f"unknown scan strateg{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; use {', '.join(known)}"
+            )
+    score = 0.0
+    try:
+        if isinstance(min_score, bool):
+            raise ValueError
+        score = 0.0 if min_score is None or min_score == "" else float(min_score)
+    except (TypeError, ValueError):
+        errors["signal_min_score"] = "must be a number from 0 to 1"
+    else:
+        if not 0.0 <= score <= 1.0:  # NaN fails too
+            errors["signal_min_score"] = "must be from 0 to 1 (a signal score)"
+    if errors:
+        raise BotValidationError(errors)
+    return names, score
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}

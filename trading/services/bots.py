@@ -37,6 +37,7 @@ from accounts.models import AuditLog
 from market7.events import publish
 from market7.timeframes import dt_to_ms, ms_to_dt
 from trading.models import Bot, BotEvent, Market, Timeframe, Trade
+from trading.services.bot_commands import _kick_after_commit, _queue_command  # noqa: F401  (re-exported)
 
 # Errors, SYSTEM, the permission check and the validators live one floor down; they stay
 # importable from here (``from trading.services.bots import BotValidationError``).
@@ -61,6 +62,7 @@ from trading.services.bot_validation import (  # noqa: F401  (re-exported)
     _resolve_markets,
     bot_validate_risk,
     params_and_risk_validate,
+    signal_settings_validate,
     strategy_validate_params,
     watched_symbols_check,
 )
@@ -150,13 +152,16 @@ def bot_create(
     exchange: str = "binance",
     owner=None,
     risk: dict | None = None,
+    signal_strategies: list[str] | None = None,
+    signal_min_score: float | None = None,
 ) -> Bot:
     """Create a bot in status ``created`` after validating everything (nothing saved on error).
 
     ``markets``: ccxt symbols on ``exchange`` (``["BTC/USDT", "ETH/USDT"]``), Market ids or rows.
     ``capital``: quote currency (Decimal or a string like ``"1000"``). ``params`` are validated
     by the strategy's schema (defaults filled in); ``risk`` (a ``RiskConfig`` dict, ``None`` =
-    no portfolio risk) by :func:`bot_validate_risk`. ``owner`` defaults to ``user``; only
+    no portfolio risk) by :func:`bot_validate_risk`; ``signal_strategies`` / ``signal_min_score``
+    (signal starts) by :func:`signal_settings_validate`. ``owner`` defaults to ``user``; only
     :data:`SYSTEM` may create for someone else. Needs ``trading.add_bot``.
     Raises BotValidationError / BotPermissionDenied.
     """
@@ -184,6 +189,7 @@ def bot_create(
     for _key, check in (
         ("capital", lambda: _parse_capital(capital)),
         ("markets", lambda: _resolve_markets(markets, exchange)),
+        ("signal", lambda: signal_settings_validate(signal_strategies, signal_min_score)),
     ):
         try:
             check()
@@ -202,6 +208,7 @@ def bot_create(
     if feed == Bot.FeedKind.REPLAY:
         start, speed = _check_replay(market_rows, timeframe, replay_start, replay_speed)
 
+    signal_names, min_score = signal_settings_validate(signal_strategies, signal_min_score)
     bot = Bot.objects.create(
         owner=owner,
         name=name,
@@ -216,6 +223,8 @@ def bot_create(
         replay_start=start,
         replay_speed=speed,
         replay_clock=start,
+        signal_strategies=signal_names,
+        signal_min_score=min_score,
     )
     bot.markets.set(market_rows)
     _audit(
@@ -228,14 +237,14 @@ def bot_create(
     return bot
 
 
-_ANY_TIME_FIELDS = {"name"}
+_ANY_TIME_FIELDS = {"name", "signal_strategies", "signal_min_score"}
 _NOT_RUNNING_FIELDS = {"params", "risk"}
 _CREATED_ONLY_FIELDS = {"strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed"}
 
 
 @transaction.atomic
 def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
-    """Change a bot. ``name`` any time; ``params`` and ``risk`` when not running; ``strategy``, ``markets``,
+    """Change a bot. ``name`` and the signal starts any time; ``params`` and ``risk`` when not running; ``strategy``, ``markets``,
     ``timeframe``, ``mode``, ``capital``, ``feed``, ``replay_start``, ``replay_speed`` only
     before the first start (status ``created``) — the engine state depends on them.
 
@@ -260,6 +269,11 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
         if not name or len(name) > 120:
             raise BotValidationError({"name": "give the bot a name of at most 120 characters"})
         bot.name = name
+    if {"signal_strategies", "signal_min_score"} & set(changes):
+        bot.signal_strategies, bot.signal_min_score = signal_settings_validate(
+            changes.get("signal_strategies", bot.signal_strategies),
+            changes.get("signal_min_score", bot.signal_min_score),
+        )
     strategy = changes.get("strategy", bot.strategy)
     if "params" in changes or "strategy" in changes:
         bot.params = strategy_validate_params(strategy, changes.get("params", bot.params))
@@ -344,13 +358,6 @@ def _initial_last_candle(bot: Bot, now: datetime) -> datetime:
         return ms_to_dt(dt_to_ms(bot.replay_start) - tf)
     now_ms = dt_to_ms(now)
     return ms_to_dt(now_ms - now_ms % tf - tf)
-
-
-def _kick_after_commit(*bots: Bot) -> None:
-    from trading.services import runner
-
-    bot_ids = [b.pk for b in bots]
-    transaction.on_commit(lambda: runner.bots_kick_after_request(bot_ids=bot_ids))
 
 
 @transaction.atomic
@@ -497,13 +504,6 @@ def _check_can_close(bot: Bot) -> None:
         raise BotTransitionError(
             f"cannot close: the bot is {bot.status} and takes no steps, so the deal would stay open; restart it first"
         )
-
-
-def _queue_command(bot: Bot, command: dict) -> None:
-    commands = list(bot.commands or [])
-    if command not in commands:
-        commands.append(command)
-    bot.commands = commands
 
 
 @transaction.atomic

@@ -27,7 +27,7 @@ COPY_SUFFIX = " (copy)"
 @transaction.atomic
 def bot_clone(*, user, bot: Bot | int) -> Bot:
     """A new paper bot (status ``created``: never started, every field editable) with the
-    same strategy, parameters, risk block, markets, timeframe, capital and feed, named
+    same strategy, parameters, risk block, signal starts, markets, timeframe, capital and feed, named
     ``"<name> (copy)"``. Needs ``trading.add_bot``. Raises Bot.DoesNotExist for another
     user's bot, BotValidationError when the source no longer validates."""
     _require(user, ADD_PERM, "create bots")
@@ -39,6 +39,7 @@ def bot_clone(*, user, bot: Bot | int) -> Bot:
         user=user, name=name, strategy=src.strategy, params=dict(src.params or {}), risk=src.risk,
         markets=markets, capital=src.capital, timeframe=src.timeframe, mode=Bot.Mode.PAPER, feed=src.feed,
         replay_start=src.replay_start, replay_speed=src.replay_speed,
+        signal_strategies=list(src.signal_strategies or []), signal_min_score=src.signal_min_score,
         exchange=markets[0].exchange.code if markets else "binance",
     )  # fmt: skip
     _audit(user, "bot_clone", clone, f"cloned from #{src.pk} {src.name}", {"source": src.pk})

@@ -30,7 +30,8 @@ One step (:func:`bot_step`):
    worker that stalled past its lease while another took the bot over writes nothing), build the feed from stored
    candles, apply manual commands (close, add funds, change TP/SL: ``Engine.apply_commands``,
    each leaves a decision with its reason), run the *same* ``Engine`` as a backtest with the
-   ``PaperBroker`` from the saved ``EngineState``, then write orders (upsert by the unique
+   ``PaperBroker`` from the saved ``EngineState`` (risk: the bot's block plus its owner's
+   watchlist multipliers, :func:`bot_risk_config`), then write orders (upsert by the unique
    ``client_order_id``), fills, trades, the decision log, balances, equity snapshots and the
    new state + last candle time, and release the claim. Websocket events are published with
    ``transaction.on_commit``. A step killed midway leaves nothing; re-running it recomputes
@@ -53,9 +54,10 @@ from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
 from strategies.providers import confidence_provider_for, step_observed
 from strategies.registry import create_strategy
-from strategies.risk import risk_manager_from_config
+from strategies.risk import risk_config_with_symbol_multipliers, risk_manager_from_config
 from trading.brokers import broker_for, market_spec
 from trading.models import Bot, BotEvent, Market, Order
+from trading.selectors.watchlist import watchlist_risk_multipliers
 from trading.services.claims import bot_claim, bot_claim_renew, bot_release, claim_heartbeat, claim_lease
 from trading.services.feeds import (
     FeedError,
@@ -277,7 +279,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
         strategy,
         list(specs.values()),
         broker=broker_for(bot.mode),
-        risk=risk_manager_from_config(bot.risk, markets=specs.values()),  # the backtest's factory
+        risk=risk_manager_from_config(bot_risk_config(bot, markets), markets=specs.values()),  # the backtest's factory
         capital=float(bot.capital),
         order_prefix=bot.order_prefix,
     )
@@ -339,6 +341,18 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     report.decisions = len(result.decisions)
     report.last_candle_ms = bot.last_candle_ms
     return report
+
+
+def bot_risk_config(bot: Bot, markets: list[Market]) -> dict | None:
+    """The risk block a step runs with: the bot's ``risk`` plus its owner's watchlist risk
+    multipliers of the bot's markets as ``symbol_multipliers``, under the ones the block sets
+    itself (``strategies.risk.risk_config_with_symbol_multipliers``; ``docs/risk.md``). None
+    without a risk block (no query then)."""
+    if bot.risk is None:
+        return None
+    return risk_config_with_symbol_multipliers(
+        bot.risk, watchlist_risk_multipliers(owner_id=bot.owner_id, markets=markets)
+    )
 
 
 def _rejection_streak(bot: Bot) -> str | None:

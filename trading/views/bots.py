@@ -34,7 +34,7 @@ from trading.selectors.bots import (
     open_deal_counts,
 )
 from trading.selectors.events import DECISION_LOG_KINDS, bot_activity, bot_event_facets, bot_events_page
-from trading.selectors.performance import bot_pair_performance, bot_profit_calendar
+from trading.selectors.performance import bot_pair_performance, bot_profit_calendar, bot_strategy_performance
 from trading.selectors.risk import bot_risk_status
 from trading.selectors.trades import trades_for_user
 from trading.services import bots as bot_services
@@ -47,6 +47,7 @@ ACTIONS = ("start", "pause", "resume", "stop", "restart")
 EVENTS_PAGE = 50
 ACTIVITY_ROWS = 50
 CLOSED_TRADES = 25
+SIGNAL_STARTS = 10  # newest signal starts on the bot page
 CHART_CANDLES = 600
 
 
@@ -131,6 +132,8 @@ def _service_kwargs(form: BotForm) -> dict:
         "replay_start": data.get("replay_start") if data["feed"] == Bot.FeedKind.REPLAY else None,
         "replay_speed": data.get("replay_speed") or 3600.0,
         "risk": form.cleaned_risk,
+        "signal_strategies": list(data.get("signal_strategies") or []),
+        "signal_min_score": 0.0 if data.get("signal_min_score") is None else data["signal_min_score"],
     }
 
 
@@ -162,6 +165,8 @@ def bot_create(request: HttpRequest) -> HttpResponse:
         initial["strategy"] = request.GET["strategy"]
     if markets := [m for m in request.GET.getlist("markets") if m.isdigit()]:  # Scan Review's "Start a bot"
         initial["markets"] = [int(m) for m in markets]
+    if signal_strategies := request.GET.getlist("signal_strategies"):
+        initial["signal_strategies"] = signal_strategies
     form_kwargs = {}
     preset = None
     if request.GET.get("preset", "").isdigit():  # "Load preset": the user's own only (404 otherwise)
@@ -228,6 +233,8 @@ def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "feed": bot.feed,
         "replay_start": bot.replay_start,
         "replay_speed": bot.replay_speed,
+        "signal_strategies": list(bot.signal_strategies or []),
+        "signal_min_score": bot.signal_min_score,
     }
     form_kwargs = {"initial": initial, "initial_params": bot.params, "initial_risk": bot.risk, "new": False}
     if request.method == "POST":
@@ -304,6 +311,8 @@ def bot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["calendar"] = bot_profit_calendar(user=request.user, bot=bot, period="day")
     context["pairs"] = bot_pair_performance(user=request.user, bot=bot)
     context["risk_status"] = bot_risk_status(bot)
+    context["per_strategy"] = bot_strategy_performance(user=request.user, bot=bot)
+    context["signal_starts"] = bot.signal_starts.select_related("market").order_by("-created_at", "-id")[:SIGNAL_STARTS]
     return render(request, "trading/bots/detail.html", context)
 
 
