@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0005_watchlist'),
+        ('trading', '0006_bot_signal_starts'),
     ]
 
     operations = [
