@@ -1,0 +1,1 @@
+"""Pure-core ML: features, labels, datasets, walk-forward, training, artifacts, prediction (no Django)."""
