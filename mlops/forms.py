@@ -20,8 +20,8 @@ STRATEGY_CHOICES = [("smart_dca", "smart dca"), *((s, s.replace("_", " ")) for s
 
 # (words in the service's message, the input it names); first match wins
 _ERROR_FIELDS = (
-    ("model kind", "kind"),
     ("strategy must", "strategy"),
+    ("model kind", "kind"),
     ("folds", "folds"),
     ("symbol", "symbols"),
     ("market", "symbols"),
