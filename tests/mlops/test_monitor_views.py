@@ -201,7 +201,8 @@ FORM = {
 }
 
 
-def test_train_form_queues_a_job(client, user, candles, django_capture_on_commit_callbacks):  # noqa: F811
+@pytest.mark.usefixtures("candles")
+def test_train_form_queues_a_job(client, user, django_capture_on_commit_callbacks):
     client.force_login(user)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post("/ml/train/", FORM, follow=True)
@@ -233,7 +234,8 @@ def test_train_form_queues_a_job(client, user, candles, django_capture_on_commit
         ({"symbols": "XRP/USDT"}, "symbols", "unknown symbol(s) on binance: XRP/USDT"),
     ],
 )
-def test_train_form_errors_save_nothing(client, user, candles, change, field, error):  # noqa: F811
+@pytest.mark.usefixtures("candles")
+def test_train_form_errors_save_nothing(client, user, change, field, error):
     client.force_login(user)
     response = client.post("/ml/train/", FORM | change)
     assert response.status_code == 400
@@ -242,7 +244,8 @@ def test_train_form_errors_save_nothing(client, user, candles, change, field, er
     assert TrainingJob.objects.count() == 0
 
 
-def test_train_is_forbidden_to_viewers_and_anonymous(client, viewer, candles):  # noqa: F811
+@pytest.mark.usefixtures("candles")
+def test_train_is_forbidden_to_viewers_and_anonymous(client, viewer):
     client.force_login(viewer)
     assert client.post("/ml/train/", FORM).status_code == 403
     client.logout()
