@@ -159,7 +159,7 @@ def trading_rows(metrics: dict) -> dict | None:
 
 
 # Calibration plot geometry: a square SVG viewBox with margins for the axis labels.
-CAL_SIZE, CAL_PAD = 300, 40
+CAL_SIZE, CAL_PAD = 300, 52
 
 
 def calibration_chart(metrics: dict) -> dict | None:

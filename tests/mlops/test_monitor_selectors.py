@@ -117,11 +117,11 @@ def test_trading_rows_gated_minus_ungated():
 
 def test_calibration_chart_geometry():
     c = sel.calibration_chart(CLASSIFIER_METRICS)
-    # plot area 300 px from 40 to 340; y grows downward: y = 40 + (1 - p) * 300
-    assert c["points"] == "70.0,280.0 190.0,190.0 310.0,115.0"
-    assert (c["box"], c["end"], c["mid"]) == (380, 340, 190)
+    # plot area 300 px from 52 to 352; y grows downward: y = 52 + (1 - p) * 300
+    assert c["points"] == "82.0,292.0 202.0,202.0 322.0,127.0"
+    assert (c["box"], c["end"], c["mid"]) == (404, 352, 202)
     assert [t["value"] for t in c["ticks"]] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
-    assert [(t["x"], t["y"]) for t in c["ticks"]][1] == (115.0, 265.0)
+    assert [(t["x"], t["y"]) for t in c["ticks"]][1] == (127.0, 277.0)
     assert sel.calibration_chart(REGRESSOR_METRICS) is None
     assert sel.calibration_chart({"calibration": {"prob_pred": [0.1], "prob_true": []}}) is None
 

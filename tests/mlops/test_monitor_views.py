@@ -77,7 +77,7 @@ def test_version_page_shows_the_walk_forward_report(client, user):
     assert '<td class="num" data-label="AUC"><strong>0.610</strong></td>' in body
     bars = re.findall(r'data-feature="([^"]+)">.*?style="width: ([\d.]+)%".*?ml-bar-value">([^<]+)<', body)
     assert bars == [("ret_1", "100.0", "50.0%"), ("rsi_14", "60.0", "30.0%"), ("atr_pct", "40.0", "20.0%")]
-    assert 'points="70.0,280.0 190.0,190.0 310.0,115.0"' in body
+    assert 'points="82.0,292.0 202.0,202.0 322.0,127.0"' in body
     assert (
         'data-trading="pnl"><td>P&amp;L</td><td class="num">120.50</td><td class="num">150.25</td><td class="num">29.75</td>'
         in body
