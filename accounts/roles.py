@@ -1,7 +1,8 @@
 """Roles as Django groups: viewer, trader, admin.
 
 - **viewer** sees their own bots, trades, backtests and all market data; changes nothing.
-- **trader** also creates, edits and operates (start/pause/stop) their own bots and runs backtests.
+- **trader** also creates, edits and operates (start/pause/stop) their own bots, runs backtests,
+  trains models and activates / deactivates / rolls back their own model versions.
 - **admin** also manages market data (import, discover) and users.
 
 ``ROLE_PERMISSIONS`` lists permission codenames (``app_label.codename``); permissions of models
@@ -31,6 +32,8 @@ _VIEW = [
     "trading.view_trade",
     "trading.view_botevent",
     "strategies.view_backtestrun",
+    "mlops.view_modelversion",
+    "mlops.view_trainingjob",
 ]
 _TRADE = [
     "trading.add_bot",
@@ -39,6 +42,8 @@ _TRADE = [
     "trading.operate_bot",
     "strategies.add_backtestrun",
     "strategies.delete_backtestrun",
+    "mlops.add_trainingjob",  # train a model (ML Monitor, API)
+    "mlops.change_modelversion",  # activate / deactivate / roll back a model version
 ]
 _ADMIN = [
     "trading.add_market",

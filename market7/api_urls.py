@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("trading.api_urls")),
+    path("", include("mlops.api_urls")),
 ]

@@ -276,7 +276,17 @@ SPECTACULAR_SETTINGS = {
         },
         {"name": "exchanges", "description": "Exchanges known to Market7 (ccxt ids). Shared, read-only."},
         {"name": "markets", "description": "Markets with their 24 h statistics, and their candles. Shared, read-only."},
+        {
+            "name": "models",
+            "description": "Your ML models (per user): versions with walk-forward metrics, the registry "
+            "(activate, deactivate, roll back), training and training jobs.",
+        },
     ],
+    # Two models of the ML app have a "status" field with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "ModelVersionStatusEnum": "mlops.models.ModelVersion.Status",
+        "TrainingJobStatusEnum": "mlops.models.TrainingJob.Status",
+    },
     # Swagger UI and ReDoc come from drf-spectacular-sidecar (served by whitenoise, no CDN);
     # templates/drf_spectacular/redoc.html drops the Google Fonts links of the stock template.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("backtests/", include("strategies.urls")),
     path("scans/", include("strategies.urls_scans")),
+    path("ml/", include("mlops.urls")),
     path("webhooks/", include(webhook_urlpatterns)),
     path("", include("trading.urls")),
 ]

@@ -20,7 +20,7 @@ from tests.trading.conftest import bot_with_trades, market  # noqa: F401
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 PHONE = {"width": 390, "height": 844}
-NAV_LINKS = ["Dashboard", "Bots", "Trades", "Backtests", "Scans", "Markets"]
+NAV_LINKS = ["Dashboard", "Bots", "Trades", "Backtests", "Scans", "ML", "Markets"]
 
 SCROLL_WIDTH = "() => document.documentElement.scrollWidth"
 PAGE_BOX = """(sel) => { const r = document.querySelector(sel).getBoundingClientRect();
