@@ -86,7 +86,14 @@ def simulate_labels(
 
     from .labels import detector_labels, simulate, smart_dca_labels
 
+    from strategies.base import ParamError
+    from strategies.registry import StrategyNotFound, get_strategy
+
     opts = dict(options or {})
+    try:
+        params = get_strategy(strategy).validate_params(dict(params))  # defaults filled, as the run sees them
+    except (ParamError, StrategyNotFound) as exc:
+        raise PipelineError(f"invalid params: {exc}") from None
     try:
         result = simulate(strategy, params, feed, list(symbols), start_ms=start_ms, end_ms=end_ms, risk=risk)
     except BacktestInputError as exc:
