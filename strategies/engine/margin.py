@@ -12,13 +12,13 @@ position, **before** the broker fills the candle's orders (:meth:`PerpsMixin._pe
    leverage − funding paid`` as wallet; cross: the wallet balance with the other perpetuals'
    maintenance margin and unrealised P&L at their last close) is compared with the candle's
    **mark** low (long) / high (short). Crossed: the position closes at the liquidation price
-   (rounded to the tick) with the liquidation fee ``notional × liquidation_fee_bps`` (isolated:
-   at most the margin left), exit reason ``liquidation``, the deal's other orders are canceled
-   (``deal_closed``), and a ``liquidation`` decision records the prices. Without a mark candle
-   the last-price candle is used and a ``mark_price`` decision says so (once per symbol and
-   run). This runs before the candle's stops and take profits: pessimistic, like the fill
-   model's "stop wins". A position opened or grown inside the candle is checked from the next
-   candle on.
+   (rounded to the tick) with the liquidation fee ``notional × liquidation_fee_bps`` (at most
+   the margin left: isolated the position's, cross the wallet's margin balance), exit reason
+   ``liquidation``, the deal's other orders are canceled (``deal_closed``), and a
+   ``liquidation`` decision records the prices. Without a mark candle the last-price candle
+   is used and a ``mark_price`` decision says so (once per symbol and run). This runs before
+   the candle's stops and take profits: pessimistic, like the fill model's "stop wins". A
+   position opened or grown inside the candle is checked from the next candle on.
 
 The **liquidation-buffer guard** (:meth:`PerpsMixin._buffer_block`) refuses an entry or
 safety order on a perpetual whose fill would leave the liquidation price closer than
@@ -154,10 +154,12 @@ class PerpsMixin:
         price = m.round_price(lp)
         amount = abs(pos.amount)
         fee = price * amount * m.liquidation_fee_bps / 1e4
-        if m.margin_mode == "isolated":
-            wb, _, _ = self._wallet_for(s, pos.amount, pos.entry_price)
-            left = wb + pos.amount * (price - pos.entry_price)
-            fee = min(fee, max(left, 0.0))
+        # the fee is paid from the margin left (isolated: the position's; cross: the wallet's
+        # margin balance, other positions' unrealised P&L included); beyond it the exchange's
+        # insurance fund takes the loss, so the balance never goes below zero from the fee
+        wb, _, upnl = self._wallet_for(s, pos.amount, pos.entry_price)
+        left = wb + upnl + pos.amount * (price - pos.entry_price)
+        fee = min(fee, max(left, 0.0))
         st = self._st
         st.order_seq += 1
         side = Side.SELL if pos.amount > 0 else Side.BUY
