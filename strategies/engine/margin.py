@@ -24,7 +24,10 @@ The **liquidation-buffer guard** (:meth:`PerpsMixin._buffer_block`) refuses an e
 safety order on a perpetual whose fill would leave the liquidation price closer than
 ``liquidation_buffer_pct`` % to the order price: the order is rejected with reason
 ``liquidation_buffer: ...`` and a ``liquidation_buffer`` BLOCK decision, so a DCA ladder stops
-where it would pass the buffer. Runs with a perpetual step every candle (``skip`` is off for
+where it would pass the buffer. The projected position is the held one plus the resting
+entries of the same side that fill before the order (market orders; limits at or above a
+buy's price, at or below a sell's) plus the order itself: a whole ladder placed at once is
+judged rung by rung as it would fill. Runs with a perpetual step every candle (``skip`` is off for
 them: funding and liquidation can happen on any candle).
 """
 
@@ -205,11 +208,24 @@ class PerpsMixin:
             return ""
         p = self._pf.positions.get(s)
         amt0, e0 = (p.amount, p.entry_price) if p is not None else (0.0, 0.0)
-        signed = od.amount if od.side == Side.BUY else -od.amount
-        amount = amt0 + signed
-        if not amount or (amt0 and (amt0 > 0) != (amount > 0)):
+        buy = od.side == Side.BUY
+        if amt0 and (amt0 > 0) != buy:
             return ""
-        entry = (abs(amt0) * e0 + od.amount * price) / abs(amount)
+        # the ladder: resting entries of the same side that fill before this one (market orders,
+        # and limits at or above a buy's price / at or below a sell's) are in the position by then
+        size, cost = abs(amt0), abs(amt0) * e0
+        for o in self._open.get(s, ()):
+            if o.side != od.side or o.reduce_only or o.type == OrderType.STOP:
+                continue
+            px = ref if o.type == OrderType.MARKET else o.price
+            if o.type == OrderType.MARKET or (px >= price if buy else px <= price):
+                left = o.amount - o.filled
+                size += left
+                cost += left * px
+        size += od.amount
+        cost += od.amount * price
+        amount = size if buy else -size
+        entry = cost / size
         lp = self._liq_price(s, amount, entry)
         if not lp:
             return ""
