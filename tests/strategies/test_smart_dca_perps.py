@@ -104,7 +104,9 @@ def test_long_safety_orders_move_the_liquidation_price():
     base = next(o for o in r.orders if o.deal_id == t.deal_id and o.tag == "base_order")
     base_lp = isolated_lp(1, base.amount, base.average)
     assert round(t.liquidation_price, 2) == 60849.81 < round(base_lp, 2) == 62575.21
-    assert t.exit_price == pytest.approx(round(lp, 1), abs=1e-9) and t.closed_at == int(pd.Timestamp("2024-08-03T01:00Z").value // 1_000_000)
+    assert t.exit_price == pytest.approx(round(lp, 1), abs=1e-9) and t.closed_at == int(
+        pd.Timestamp("2024-08-03T01:00Z").value // 1_000_000
+    )
 
 
 def test_short_ladder_on_margin_collateral_after_the_crash():
