@@ -27,6 +27,15 @@ Report shape (``report_build``)::
                      max_drawdown_pct}}   # only for the "manager" (strategies.library.manager)
     }
 
+Perpetual runs (``config.perpetual`` set; spot reports are unchanged) add to every trade
+``leverage`` (x), ``margin`` (initial margin = cost ÷ leverage, quote), ``liquidation_price``
+(the last one computed before the close, quote), ``min_liquidation_distance_pct`` (the
+smallest distance of the adverse mark extreme from it over the deal, %) and ``funding``
+(quote, signed: > 0 paid); to every open deal ``leverage``, ``margin``, ``liquidation_price``
+and ``funding``; to the metrics ``funding_paid`` (closed + open deals, quote, signed) and
+``liquidations`` (deals closed with exit reason ``liquidation``); and to ``run`` a
+``perpetual`` section (``{"leverage", "margin_mode", "liquidation_buffer_pct"}``).
+
 Units: prices and money in quote currency (floats rounded to 10 decimals in the report),
 ``*_pct`` in percent, times ISO 8601 UTC strings (``2024-03-01T05:00:00Z``).
 """
@@ -69,6 +78,8 @@ class BacktestConfig:
     fee_bps: float | None = 10.0
     slippage_bps: float = 5.0
     risk: dict[str, Any] | None = None
+    # perpetual (swap) runs: {"leverage", "margin_mode", "liquidation_buffer_pct"}; None = spot
+    perpetual: dict[str, Any] | None = None
 
 
 def iso(ms: int) -> str:
@@ -204,11 +215,13 @@ def pairs_build(trades: list[dict[str, Any]], symbols: Iterable[str]) -> dict[st
 def unrealized_pnl(deal: dict[str, Any], amount: float, mark: float) -> float:
     """Net P&L of an open deal if it were closed at ``mark`` with no exit fee (quote):
     long ``exit_value + |amount|·mark − entry_cost − fees``, short mirrored — the closed-deal
-    formula of :class:`~strategies.engine.orders.ClosedTrade` on the still-held ``amount``.
+    formula of :class:`~strategies.engine.orders.ClosedTrade` on the still-held ``amount``
+    (perpetuals: minus the deal's ``funding`` paid, as there).
     ``deal`` is the portfolio's deal dict (``entry_cost, exit_value, fees, side``)."""
     held = abs(float(amount)) * float(mark)
     exit_value = float(deal.get("exit_value", 0.0))
     cost, fees = float(deal.get("entry_cost", 0.0)), float(deal.get("fees", 0.0))
+    fees += float(deal.get("funding", 0.0))  # perpetuals: funding paid (0 on spot), as in a closed deal
     if deal.get("side") == "short":
         return cost - exit_value - held - fees
     return exit_value + held - cost - fees
@@ -314,6 +327,8 @@ def report_build(
         }
         for t in result.trades
     ]
+    if config.perpetual is not None:
+        _perpetual_fields(result, config, trades, open_deals, pf_deals, metrics)
     report = {
         "metrics": metrics,
         "trades": trades,
@@ -342,8 +357,33 @@ def report_build(
             "candle_steps": int(result.candle_steps),
         },
     }
+    if config.perpetual is not None:
+        report["run"]["perpetual"] = dict(config.perpetual)
     if config.strategy == "manager":  # per-strategy performance of the managed strategies
         from strategies.library.manager import strategy_report
 
         report["strategies"] = strategy_report(result.trades, config.params, config.capital)
     return report
+
+
+def _perpetual_fields(result, config, trades, open_deals, pf_deals, metrics) -> None:
+    """Add the perpetual keys (module docstring) to the report's ``trades``, ``open_deals``
+    and ``metrics`` in place."""
+    lev = float(config.perpetual["leverage"])
+    for row, t in zip(trades, result.trades, strict=True):
+        row["leverage"] = float(t.leverage)
+        row["margin"] = _m(t.margin)
+        row["liquidation_price"] = _m(t.liquidation_price)
+        row["min_liquidation_distance_pct"] = round(float(t.min_liquidation_distance_pct), METRIC_DECIMALS)
+        row["funding"] = _m(t.funding)
+    open_funding = []
+    for row, d in zip(open_deals, result.open_deals, strict=True):
+        deal = pf_deals.get(d.get("deal_id"), {})
+        funding = float(deal.get("funding", 0.0))
+        open_funding.append(funding)
+        row["leverage"] = lev
+        row["margin"] = _m(float(deal.get("entry_cost", 0.0)) / lev)
+        row["liquidation_price"] = _m(deal.get("liquidation_price", 0.0))
+        row["funding"] = _m(funding)
+    metrics["funding_paid"] = _m(math.fsum([*(t.funding for t in result.trades), *open_funding]))
+    metrics["liquidations"] = sum(1 for t in result.trades if t.exit_reason == "liquidation")

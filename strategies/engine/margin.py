@@ -12,19 +12,22 @@ position, **before** the broker fills the candle's orders (:meth:`PerpsMixin._pe
    leverage − funding paid`` as wallet; cross: the wallet balance with the other perpetuals'
    maintenance margin and unrealised P&L at their last close) is compared with the candle's
    **mark** low (long) / high (short). Crossed: the position closes at the liquidation price
-   (rounded to the tick) with the liquidation fee ``notional × liquidation_fee_bps`` (isolated:
-   at most the margin left), exit reason ``liquidation``, the deal's other orders are canceled
-   (``deal_closed``), and a ``liquidation`` decision records the prices. Without a mark candle
-   the last-price candle is used and a ``mark_price`` decision says so (once per symbol and
-   run). This runs before the candle's stops and take profits: pessimistic, like the fill
-   model's "stop wins". A position opened or grown inside the candle is checked from the next
-   candle on.
+   (rounded to the tick) with the liquidation fee ``notional × liquidation_fee_bps`` (at most
+   the margin left: isolated the position's, cross the wallet's margin balance), exit reason
+   ``liquidation``, the deal's other orders are canceled (``deal_closed``), and a
+   ``liquidation`` decision records the prices. Without a mark candle the last-price candle
+   is used and a ``mark_price`` decision says so (once per symbol and run). This runs before
+   the candle's stops and take profits: pessimistic, like the fill model's "stop wins". A
+   position opened or grown inside the candle is checked from the next candle on.
 
 The **liquidation-buffer guard** (:meth:`PerpsMixin._buffer_block`) refuses an entry or
 safety order on a perpetual whose fill would leave the liquidation price closer than
 ``liquidation_buffer_pct`` % to the order price: the order is rejected with reason
 ``liquidation_buffer: ...`` and a ``liquidation_buffer`` BLOCK decision, so a DCA ladder stops
-where it would pass the buffer. Runs with a perpetual step every candle (``skip`` is off for
+where it would pass the buffer. The projected position is the held one plus the resting
+entries of the same side that fill before the order (market orders; limits at or above a
+buy's price, at or below a sell's) plus the order itself: a whole ladder placed at once is
+judged rung by rung as it would fill. Runs with a perpetual step every candle (``skip`` is off for
 them: funding and liquidation can happen on any candle).
 """
 
@@ -154,10 +157,12 @@ class PerpsMixin:
         price = m.round_price(lp)
         amount = abs(pos.amount)
         fee = price * amount * m.liquidation_fee_bps / 1e4
-        if m.margin_mode == "isolated":
-            wb, _, _ = self._wallet_for(s, pos.amount, pos.entry_price)
-            left = wb + pos.amount * (price - pos.entry_price)
-            fee = min(fee, max(left, 0.0))
+        # the fee is paid from the margin left (isolated: the position's; cross: the wallet's
+        # margin balance, other positions' unrealised P&L included); beyond it the exchange's
+        # insurance fund takes the loss, so the balance never goes below zero from the fee
+        wb, _, upnl = self._wallet_for(s, pos.amount, pos.entry_price)
+        left = wb + upnl + pos.amount * (price - pos.entry_price)
+        fee = min(fee, max(left, 0.0))
         st = self._st
         st.order_seq += 1
         side = Side.SELL if pos.amount > 0 else Side.BUY
@@ -203,11 +208,24 @@ class PerpsMixin:
             return ""
         p = self._pf.positions.get(s)
         amt0, e0 = (p.amount, p.entry_price) if p is not None else (0.0, 0.0)
-        signed = od.amount if od.side == Side.BUY else -od.amount
-        amount = amt0 + signed
-        if not amount or (amt0 and (amt0 > 0) != (amount > 0)):
+        buy = od.side == Side.BUY
+        if amt0 and (amt0 > 0) != buy:
             return ""
-        entry = (abs(amt0) * e0 + od.amount * price) / abs(amount)
+        # the ladder: resting entries of the same side that fill before this one (market orders,
+        # and limits at or above a buy's price / at or below a sell's) are in the position by then
+        size, cost = abs(amt0), abs(amt0) * e0
+        for o in self._open.get(s, ()):
+            if o.side != od.side or o.reduce_only or o.type == OrderType.STOP:
+                continue
+            px = ref if o.type == OrderType.MARKET else o.price
+            if o.type == OrderType.MARKET or (px >= price if buy else px <= price):
+                left = o.amount - o.filled
+                size += left
+                cost += left * px
+        size += od.amount
+        cost += od.amount * price
+        amount = size if buy else -size
+        entry = cost / size
         lp = self._liq_price(s, amount, entry)
         if not lp:
             return ""

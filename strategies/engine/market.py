@@ -84,7 +84,7 @@ class MarketSpec:
             (:meth:`~strategies.engine.perps.TierTable.to_rows`); empty: the bundled table of
             ``symbol`` (:func:`~strategies.engine.perps.bundled_tiers`).
         liquidation_fee_bps: liquidation clearance fee of the notional at the liquidation price
-            (Market7's default 125 bps = 1.25 %); isolated: at most the margin left.
+            (Market7's default 125 bps = 1.25 %); at most the margin left (isolated or cross).
         liquidation_buffer_pct: Market7's liquidation-buffer guard: no entry or safety order
             whose fill would leave the liquidation price closer than this % to the order price.
 

@@ -55,6 +55,7 @@ class BacktestInputs:
     slippage_bps: Decimal
     exchange: str
     risk: dict[str, Any] | None
+    perpetual: dict[str, Any] | None = None  # swap runs: PerpetualSettings.to_dict()
 
 
 def backtest_validate(
@@ -69,6 +70,10 @@ def backtest_validate(
     fee_bps: Decimal | float | str = 10,
     slippage_bps: Decimal | float | str = 5,
     exchange: str = "binance",
+    market_type: str = "spot",
+    leverage: Any = None,
+    margin_mode: str | None = None,
+    liquidation_buffer_pct: Any = None,
 ) -> BacktestInputs:
     """Check every input; raise :class:`BacktestError` with a one-line reason on the first bad one.
 
@@ -77,6 +82,14 @@ def backtest_validate(
     The window must hold candles of every market and lie inside the days the stored candles
     cover (:func:`_check_window`); a market-naming parameter (``btc_symbol``) must name a
     stored market of ``exchange`` when the BTC filter is on or it is given.
+
+    Perpetuals: ``market_type="swap"`` with ``leverage`` (1..125, capped by each market's first
+    tier), ``margin_mode`` (``isolated`` default, or ``cross``) and ``liquidation_buffer_pct``
+    (0 = off); every symbol must be a stored ``XXX/USDT:USDT`` swap market with a bundled tier
+    table, and its stored funding rates must cover the window
+    (:mod:`trading.services.perpetuals`). A saved run keeps them as ``params["perpetual"]``,
+    which is read back here when the explicit arguments are not given. A swap market in a
+    spot run, or leverage settings on spot: BacktestError.
     """
     from strategies.base import ParamError
     from strategies.registry import StrategyNotFound, get_strategy
@@ -87,6 +100,12 @@ def backtest_validate(
         raise BacktestError(str(exc.args[0])) from None
     params = dict(params or {})
     risk = params.pop("risk", None)
+    stored_perp = params.pop("perpetual", None)
+    if stored_perp is not None and leverage is None:
+        market_type = "swap"
+        leverage = stored_perp.get("leverage")
+        margin_mode = stored_perp.get("margin_mode")
+        liquidation_buffer_pct = stored_perp.get("liquidation_buffer_pct")
     given_params = dict(params)
     try:
         params = cls.validate_params(params)
@@ -129,17 +148,53 @@ def backtest_validate(
     if missing:
         raise BacktestError(f"unknown symbol(s) on {exchange}: {', '.join(missing)}")
     markets = tuple(found[s] for s in sorted(set(symbols)))
+    perpetual = _perpetual_check(markets, market_type, leverage, margin_mode, liquidation_buffer_pct)
     for market in markets:
         if not market.candles.filter(timeframe=timeframe, open_time__gte=start, open_time__lte=end).exists():
             raise BacktestError(
                 f"no {timeframe} candles for {market.symbol} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
             )
     _check_window(markets, timeframe, start, end)
+    if perpetual is not None:
+        from trading.services.perpetuals import PerpetualError, funding_coverage_check
+
+        try:
+            funding_coverage_check(markets, dt_to_ms(start), dt_to_ms(end))
+        except PerpetualError as exc:
+            raise BacktestError(str(exc)) from None
+    # a parameter equal to its default is as good as not given: a stored run (whose params are
+    # the validated ones, defaults included) must re-validate exactly as it was created
+    defaults = {p.name: p.default for p in cls.param_specs()}
+    given_params = {k: v for k, v in given_params.items() if k not in defaults or v != defaults[k]}
     if watched := watched_symbols_check(params, given_params, markets[0].exchange_id, exchange):
         raise BacktestError("invalid params: " + "; ".join(f"{k[7:]}: {v}" for k, v in watched.items()))
     return BacktestInputs(
-        strategy, params, markets, timeframe, start, end, capital, fee_bps, slippage_bps, exchange, risk
+        strategy, params, markets, timeframe, start, end, capital, fee_bps, slippage_bps, exchange, risk, perpetual
     )
+
+
+def _perpetual_check(markets, market_type, leverage, margin_mode, buffer) -> dict[str, Any] | None:
+    """The validated perpetual settings (dict) of a swap run, None for spot; BacktestError."""
+    from trading.services.perpetuals import PerpetualError, perpetual_settings_validate
+
+    if market_type not in ("spot", "swap"):
+        raise BacktestError(f"market type must be spot or swap, got {market_type!r}")
+    if market_type == "spot":
+        if leverage is not None or margin_mode is not None or buffer is not None:
+            raise BacktestError("leverage, margin mode and liquidation buffer need market type swap")
+        swaps = [m.symbol for m in markets if m.type == Market.Type.SWAP]
+        if swaps:
+            raise BacktestError(f"{', '.join(swaps)}: perpetual market(s); run them with market type swap")
+        return None
+    try:
+        return perpetual_settings_validate(
+            markets=markets,
+            leverage=1 if leverage is None else leverage,
+            margin_mode=margin_mode or "isolated",
+            liquidation_buffer_pct=buffer or 0,
+        ).to_dict()
+    except PerpetualError as exc:
+        raise BacktestError(str(exc)) from None
 
 
 def _check_window(markets: tuple[Market, ...], timeframe: str, start: datetime, end: datetime) -> None:
@@ -180,7 +235,11 @@ def backtest_create(*, user, enqueue: bool = True, name: str = "", **inputs: Any
             owner=user,
             name=name,
             strategy=v.strategy,
-            params={**v.params, **({"risk": risk} if risk is not None else {})},
+            params={
+                **v.params,
+                **({"risk": risk} if risk is not None else {}),
+                **({"perpetual": v.perpetual} if v.perpetual is not None else {}),
+            },
             symbols=[m.symbol for m in v.markets],
             exchange=v.exchange,
             timeframe=v.timeframe,
@@ -211,7 +270,22 @@ def _feed(inputs: BacktestInputs) -> Feed:
     for m in markets:
         a = candles_arrays(market=m, timeframe=inputs.timeframe, start=origin, end=dt_to_ms(inputs.end) + 1)
         data[m.symbol] = Candles.from_arrays(a["time"], a["open"], a["high"], a["low"], a["close"], a["volume"])
-    return Feed(inputs.timeframe, data)
+    if inputs.perpetual is None:
+        return Feed(inputs.timeframe, data)
+    from trading.services.perpetuals import perpetual_feed_parts
+
+    mark, funding = perpetual_feed_parts(inputs.markets, inputs.timeframe, origin, dt_to_ms(inputs.end))
+    return Feed(inputs.timeframe, data, mark=mark, funding=funding)
+
+
+def backtest_specs(inputs: BacktestInputs) -> list:
+    """The engine :class:`MarketSpec` of each traded market: spot as stored, or swap with the
+    run's leverage, margin mode and buffer (:func:`trading.services.perpetuals.perpetual_spec`)."""
+    if inputs.perpetual is None:
+        return [market_spec(m) for m in inputs.markets]
+    from trading.services.perpetuals import perpetual_spec
+
+    return [perpetual_spec(m, inputs.perpetual) for m in inputs.markets]
 
 
 def _inputs_of(run: BacktestRun) -> BacktestInputs:
@@ -262,10 +336,9 @@ def backtest_execute(*, run_id: int) -> BacktestRun:
             fee_bps=float(inputs.fee_bps),
             slippage_bps=float(inputs.slippage_bps),
             risk=inputs.risk,
+            perpetual=inputs.perpetual,
         )
-        result, report = run_backtest(
-            config, _feed(inputs), [market_spec(m) for m in inputs.markets], progress=progress
-        )
+        result, report = run_backtest(config, _feed(inputs), backtest_specs(inputs), progress=progress)
     except (BacktestError, BacktestInputError) as exc:
         return _fail(run_id, str(exc))
     except Exception as exc:  # a bug must still leave a visible failed run, not a stuck one

@@ -393,7 +393,10 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
             return d.reason
         quote = p["base_order_size"]
         m = ctx.market
-        need = quote * (1.0 + m.taker_fee_bps / 1e4) if self.long else quote
+        if m.market_type == "swap":  # a perpetual, long or short: initial margin + taker fee (broker's rule)
+            need = quote * (1.0 / m.leverage + m.taker_fee_bps / 1e4)
+        else:
+            need = quote * (1.0 + m.taker_fee_bps / 1e4) if self.long else quote
         free = ctx.free()
         if need > free:
             why = f"insufficient funds: base order needs {need:.2f}, free {free:.2f}; new deal blocked"
