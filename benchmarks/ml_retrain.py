@@ -50,6 +50,11 @@ def data_dir() -> tuple[Path, str]:
     return ROOT / "trading" / "data" / "bundled", "bundled data (shared data absent)"
 
 
+def pf(x) -> str:
+    """Profit factor; ``n/a`` without a losing deal (or without deals)."""
+    return "n/a" if x is None else f"{x:.2f}"
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -107,8 +112,8 @@ def main() -> None:
             if tr:
                 u, g = tr["ungated"], tr["gated"]
                 line += (
-                    f"  ungated {u['trades']} deals PF {u['profit_factor'] or 0:.2f} P&L {u['pnl']:.1f} | "
-                    f"gated {g['trades']} deals PF {g['profit_factor'] or 0:.2f} P&L {g['pnl']:.1f}"
+                    f"  ungated {u['trades']} deals PF {pf(u['profit_factor'])} P&L {u['pnl']:.1f} | "
+                    f"gated {g['trades']} deals PF {pf(g['profit_factor'])} P&L {g['pnl']:.1f}"
                 )
             print(line)
     t_train = time.perf_counter() - t2

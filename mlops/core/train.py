@@ -176,7 +176,15 @@ def _make_model(kind: str, params: dict[str, Any], seed: int):
     return xgb.XGBRegressor(objective="reg:squarederror", random_state=seed, **params)
 
 
+SMALL_FIT_ROWS = 5000
+
+
 def _fit(kind: str, params: dict[str, Any], seed: int, X: np.ndarray, y: np.ndarray):
+    if len(y) < SMALL_FIT_ROWS and params.get("n_jobs", 1) != 1:
+        # Below a few thousand rows a second OpenMP thread costs more than it saves, and on a
+        # busy machine its spin-waits cost seconds per fit (measured: 200 rows, 0.16 s with one
+        # thread, 3.1 s with two while the other core was busy).
+        params = {**params, "n_jobs": 1}
     model = _make_model(kind, params, seed)
     model.fit(X, y.astype(np.int64) if kind in CLASSIFIERS else y)
     return model
