@@ -30,9 +30,9 @@ Report shape (``report_build``)::
 Perpetual runs (``config.perpetual`` set; spot reports are unchanged) add to every trade
 ``leverage`` (x), ``margin`` (initial margin = cost ÷ leverage, quote), ``liquidation_price``
 (the last one computed before the close, quote), ``min_liquidation_distance_pct`` (the
-smallest distance of the adverse mark extreme from it over the deal, %) and ``funding``
+smallest distance of the adverse mark extreme from it over the deal, %) and ``funding_paid``
 (quote, signed: > 0 paid); to every open deal ``leverage``, ``margin``, ``liquidation_price``
-and ``funding``; to the metrics ``funding_paid`` (closed + open deals, quote, signed) and
+and ``funding_paid``; to the metrics ``funding_paid`` (closed + open deals, quote, signed) and
 ``liquidations`` (deals closed with exit reason ``liquidation``); and to ``run`` a
 ``perpetual`` section (``{"leverage", "margin_mode", "liquidation_buffer_pct"}``).
 
@@ -375,7 +375,7 @@ def _perpetual_fields(result, config, trades, open_deals, pf_deals, metrics) -> 
         row["margin"] = _m(t.margin)
         row["liquidation_price"] = _m(t.liquidation_price)
         row["min_liquidation_distance_pct"] = round(float(t.min_liquidation_distance_pct), METRIC_DECIMALS)
-        row["funding"] = _m(t.funding)
+        row["funding_paid"] = _m(t.funding)
     open_funding = []
     for row, d in zip(open_deals, result.open_deals, strict=True):
         deal = pf_deals.get(d.get("deal_id"), {})
@@ -384,6 +384,6 @@ def _perpetual_fields(result, config, trades, open_deals, pf_deals, metrics) -> 
         row["leverage"] = lev
         row["margin"] = _m(float(deal.get("entry_cost", 0.0)) / lev)
         row["liquidation_price"] = _m(deal.get("liquidation_price", 0.0))
-        row["funding"] = _m(funding)
+        row["funding_paid"] = _m(funding)
     metrics["funding_paid"] = _m(math.fsum([*(t.funding for t in result.trades), *open_funding]))
     metrics["liquidations"] = sum(1 for t in result.trades if t.exit_reason == "liquidation")

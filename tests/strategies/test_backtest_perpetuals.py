@@ -90,7 +90,7 @@ def test_short_smart_dca_run_funding_equals_rates_times_notional_from_the_files(
             if abs(pos) > 1e-12:
                 expected += pos * mark[t] * rate
         assert d["side"] == "short" and d["leverage"] == 5.0
-        assert d["funding"] == pytest.approx(expected, abs=1e-8)
+        assert d["funding_paid"] == pytest.approx(expected, abs=1e-8)
         total += expected
     assert m["funding_paid"] == pytest.approx(total, abs=1e-8)
     assert round(m["funding_paid"], 6) == -1.218215  # shorts received the (mostly positive) rates
@@ -103,7 +103,7 @@ def test_short_smart_dca_run_funding_equals_rates_times_notional_from_the_files(
     # Binance isolated, one-way short, tier 1 (notional < 50,000: MMR 0.4 %, cum 0):
     # LP = (WB + amount x entry) / (amount x MMR + amount), WB = margin - funding paid
     a, e = liq["amount"], liq["entry_price"]
-    lp = (a * e / 5 - liq["funding"] + a * e) / (a * 0.004 + a)
+    lp = (a * e / 5 - liq["funding_paid"] + a * e) / (a * 0.004 + a)
     assert liq["liquidation_price"] == pytest.approx(lp, abs=1e-6)
     assert liq["exit_price"] == round(lp, 8) == 61645.43453096  # the market's 1e-8 tick (no precision stored)
     assert "  perpetual          5x isolated\n" in out and "  liquidations       1\n" in out
@@ -123,7 +123,7 @@ def test_10x_long_is_liquidated_in_the_2024_08_05_crash_isolated_before_cross(fu
     c = frame(futures / "BTCUSDT-1h.csv.gz").set_index("open_time")
     # base order at market: next open (2024-08-03 01:00) + 5 bps slippage; 5,000 quote of it
     assert t["entry_price"] == pytest.approx(c.open[ms("2024-08-03T01:00:00Z")] * 1.0005, abs=1e-9)
-    a, e, f = t["amount"], t["entry_price"], t["funding"]
+    a, e, f = t["amount"], t["entry_price"], t["funding_paid"]
     assert (t["opened_at"], t["leverage"], t["margin"]) == ("2024-08-03T01:00:00Z", 10.0, pytest.approx(a * e / 10))
     # isolated long, tier 1: LP = (WB - amount x entry) / (amount x 0.004 - amount), WB = margin - funding
     lp = (a * e / 10 - f - a * e) / (a * 0.004 - a)

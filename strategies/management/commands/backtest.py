@@ -147,7 +147,7 @@ class Command(BaseCommand):
             if t["exit_reason"] == "liquidation":
                 self.stdout.write(
                     f"  liquidated {t['symbol']} {t['side']} {t['closed_at']} at {t['exit_price']:g} "
-                    f"(margin {t['margin']:.2f}, funding {t['funding']:.2f})"
+                    f"(margin {t['margin']:.2f}, funding {t['funding_paid']:.2f})"
                 )
         decisions = run.report["decisions"]
         if decisions:
