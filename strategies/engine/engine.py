@@ -311,7 +311,9 @@ class Engine(MarkingMixin, ExecutionMixin, PerpsMixin):
         on_candle = strategy.on_candle
         next_wake = strategy.next_wake
         broker = self.broker
-        skip = self.skip and not swap  # perpetuals: funding and liquidation on any candle
+        # perpetuals: isolated positions skip to their next funding event or liquidation
+        # (PerpsMixin._perps_bound); cross margin reads every candle
+        skip = self.skip and not (swap and self._perps_no_skip())
         total = g1 - g0
         next_progress = g0 + 5000
         markets = self.markets
@@ -330,9 +332,12 @@ class Engine(MarkingMixin, ExecutionMixin, PerpsMixin):
         self._ev_cash: list[tuple[int, float]] = []
         self._ev_amt: list[list[tuple[int, float]]] = [[] for _ in syms]
 
+        pending = self._pending_funding  # funding queued by skipping perpetuals (margin.py)
         cur = g0
         while True:
             g = min(wake_g.values()) if wake_g else _NEVER
+            if pending and pending[0][0] < g:
+                g = pending[0][0]
             if g >= g1:
                 g = g1
             if g > cur and not defer:
@@ -346,9 +351,13 @@ class Engine(MarkingMixin, ExecutionMixin, PerpsMixin):
             # 1. fills
             fills_by: dict[str, list[Fill]] = {}
             if swap:
-                for s in due:
-                    if s in swap:
-                        self._perps_step(s, wake_l[s], t)
+                if pending and pending[0][0] == g:
+                    # queued funding and the due symbols' own steps, in symbol order
+                    self._apply_funding(g, {s for s in due if s in swap}, wake_l, t)
+                else:
+                    for s in due:
+                        if s in swap:
+                            self._perps_step(s, wake_l[s], t)
             for s in due:
                 if open_[s]:
                     c = nt_cache.get(s)
@@ -414,6 +423,8 @@ class Engine(MarkingMixin, ExecutionMixin, PerpsMixin):
                     elif nw <= i:
                         nw = i + 1
                     nxt = nw
+                    if swap and s in swap and nxt > i + 1:
+                        nxt = self._perps_bound(s, i, nxt)
                 else:
                     nxt = i + 1
                 if nxt < end:

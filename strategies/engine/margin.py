@@ -27,11 +27,20 @@ safety order on a perpetual whose fill would leave the liquidation price closer 
 where it would pass the buffer. The projected position is the held one plus the resting
 entries of the same side that fill before the order (market orders; limits at or above a
 buy's price, at or below a sell's) plus the order itself: a whole ladder placed at once is
-judged rung by rung as it would fill. Runs with a perpetual step every candle (``skip`` is off for
-them: funding and liquidation can happen on any candle).
+judged rung by rung as it would fill.
+
+**Skipping** (the engine's ``skip``, identical results): between two wakes of a perpetual
+symbol the position cannot change (a fill wakes it), so with **isolated** margin its
+liquidation price is constant until the next funding event. :meth:`PerpsMixin._perps_bound`
+lets the engine jump at most to the candle of that event, or to the first candle whose mark
+low / high crosses the liquidation price (found over the whole span at once), and keeps the
+deal's smallest liquidation distance over the skipped candles. **Cross** margin reads the other
+positions' prices on every candle: runs with a cross-margin perpetual step every candle.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -52,6 +61,10 @@ class PerpsMixin:
         self._mark_idx: dict[str, np.ndarray | None] = {}
         self._fund: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
         self._mark_warned: set[str] = set()
+        # (global candle, symbol order, seq, symbol, deal id, payment, visit generation)
+        self._pending_funding: list[tuple[int, int, int, str, str, float, int]] = []
+        self._seq_funding = 0
+        self._fgen: dict[str, int] = {}  # visits of each perpetual: a queued payment is stale after one
         t0 = int(self._G[g0]) if g0 < len(self._G) else 0
         for s in sorted(self._swap):
             c = feed.candles(s)
@@ -98,6 +111,137 @@ class PerpsMixin:
             wallet -= cur.amount * cur.entry_price  # replaced by the (prospective) position below
         return wallet + amount * entry, tmm, upnl
 
+    def _perps_no_skip(self) -> bool:
+        """Whether the run must step every candle: a cross-margin perpetual (module doc)."""
+        return any(self.markets[s].margin_mode != "isolated" for s in self._swap)
+
+    def _perps_bound(self, s: str, i: int, nxt: int) -> int:
+        """The latest candle the engine may wake ``s`` at after visiting its candle ``i``,
+        given the strategy's and broker's wake ``nxt`` (module doc: skipping). Without a risk
+        manager the funding events before that wake are queued (``_pending_funding``, applied by
+        :meth:`_apply_funding` on their candle without waking the strategy); with one, the wake
+        stops at the next funding event (the risk layer may close positions at any candle)."""
+        # payments queued at an earlier visit are stale from here on (this visit queues its own)
+        self._fgen[s] = self._fgen.get(s, 0) + 1
+        pos = self._pf.positions.get(s)
+        if pos is None or not pos.amount or nxt <= i + 1:
+            return nxt
+        c = self._cands[s]
+        idx = self._mark_idx.get(s)
+        if idx is None and s not in self._mark_warned:
+            return i + 1  # the "no mark-price candle" decision is recorded on its first candle
+        if idx is not None and s not in self._mark_warned:
+            ix = idx[i + 1 : nxt]
+            if (ix < 0).any():
+                nxt = i + 1 + int(np.argmax(ix < 0))
+                if nxt <= i + 1:
+                    return nxt
+        deal = self._pf.deals[pos.deal_id]
+        paid = deal.funding
+        events: list[tuple[int, float]] = []  # (local candle, payment) of the queued events
+        fund = self._fund.get(s)
+        if fund is not None:
+            times, rates, _ = fund
+            k = int(np.searchsorted(times, int(c.time[i]) + self._tf))  # after candle i's events
+            while k < len(times):
+                j = int(np.searchsorted(c.time, times[k], side="right")) - 1
+                if j >= nxt:
+                    break
+                if times[k] >= int(c.time[j]) + self._tf:
+                    k += 1  # inside no candle (a gap, or after the last): never charged
+                    continue
+                if self.risk is not None:
+                    nxt = max(j, i + 1)
+                    break
+                mk = self._mark_hl(s, j)
+                mark = mk[0] if mk is not None else float(c.open[j])
+                events.append((j, funding_payment(amount=pos.amount, mark_price=mark, rate=float(rates[k]))))
+                k += 1
+        # pieces of constant liquidation price: [a, next event candle), ...
+        a = i + 1
+        e = 0
+        while a < nxt:
+            while e < len(events) and events[e][0] <= a:
+                paid += events[e][1] if events[e][0] == a else 0.0
+                e += 1
+            b = events[e][0] if e < len(events) else nxt
+            hit = self._span_cross(s, pos.amount, pos.entry_price, paid, a, b, deal)
+            if hit is not None:
+                nxt = hit
+                break
+            a = b
+        g = self._gidx[s]
+        kof = self._kof[s]
+        for j, amount in events:
+            if j < nxt:
+                self._seq_funding += 1
+                heapq.heappush(
+                    self._pending_funding,
+                    (int(g[j]), kof, self._seq_funding, s, pos.deal_id, amount, self._fgen.get(s, 0)),
+                )
+        return nxt
+
+    def _span_cross(self, s: str, amount: float, entry: float, paid: float, a: int, b: int, deal) -> int | None:
+        """First candle of ``[a, b)`` whose mark low (long) / high (short) crosses the isolated
+        liquidation price of the position with ``paid`` funding, or None; folds the smallest
+        distance over the candles before it into the deal."""
+        c = self._cands[s]
+        idx = self._mark_idx.get(s)
+        if idx is None:
+            hi, lo = c.high[a:b], c.low[a:b]
+        else:
+            ix = idx[a:b]
+            mk = self.feed.mark(s)
+            safe = np.maximum(ix, 0)
+            hi = np.where(ix >= 0, mk.high[safe], c.high[a:b])
+            lo = np.where(ix >= 0, mk.low[safe], c.low[a:b])
+        m = self.markets[s]
+        leg = Leg(1 if amount > 0 else -1, abs(amount), entry)
+        lp = liquidation_price(wallet_balance=abs(amount) * entry / m.leverage - paid, legs=[leg], tiers=m.tier_table())
+        if not lp:
+            return None
+        long = amount > 0
+        ext = lo if long else hi
+        crossed = ext <= lp if long else ext >= lp
+        stop = int(np.argmax(crossed)) if crossed.any() else len(ext)
+        if stop:
+            # the same expression per candle as _perps_step, then the smallest
+            seg = ext[:stop]
+            dist = float((((seg - lp) / seg) * 100.0).min() if long else (((lp - seg) / seg) * 100.0).min())
+            if dist < deal.min_liq_distance_pct:
+                deal.min_liq_distance_pct = max(dist, 0.0)
+        return a + stop if stop < len(ext) else None
+
+    def _apply_funding(self, g: int, due: set[str], wake_l: dict[str, int], t: int) -> None:
+        """At global candle ``g``: the queued funding payments of ``g`` and the ``due`` perpetuals'
+        own steps (:meth:`_perps_step`), in symbol order — the order a run stepping every candle
+        charges them in; a payment received wakes the symbols waiting for funds."""
+        pf = self._pf
+        pend = self._pending_funding
+        by: dict[str, list[tuple[str, float]]] = {}
+        while pend and pend[0][0] == g:
+            _, _, _, s, deal_id, amount, gen = heapq.heappop(pend)
+            # a symbol visited since the payment was queued (woken early) queued its own again,
+            # and a symbol due now charges this candle's events in its own step
+            if s not in due and gen == self._fgen.get(s, 0):
+                by.setdefault(s, []).append((deal_id, amount))
+        received = False
+        for s in self.symbols:
+            paid = by.get(s)
+            if paid:
+                for deal_id, amount in paid:
+                    pf.cash -= amount
+                    pf.deals[deal_id].funding += amount
+                    received = received or amount < 0
+                # the liquidation price moves with the wallet, as _perps_step keeps it
+                pos = pf.positions[s]
+                lp = self._liq_price(s, pos.amount, pos.entry_price)
+                pf.deals[pos.deal_id].liquidation_price = lp or 0.0
+            if s in due:
+                self._perps_step(s, wake_l[s], t)
+        if received:
+            self._notify("funds", "")
+
     def _liq_price(self, s: str, amount: float, entry: float) -> float | None:
         wb, tmm, upnl = self._wallet_for(s, amount, entry)
         leg = Leg(1 if amount > 0 else -1, abs(amount), entry)
@@ -107,6 +251,7 @@ class PerpsMixin:
 
     def _perps_step(self, s: str, i: int, t: int) -> None:
         """Funding, then the liquidation check, of ``s`` at its candle ``i`` (open time ``t``)."""
+        self._fgen[s] = self._fgen.get(s, 0) + 1
         pf = self._pf
         pos = pf.positions.get(s)
         c = self._cands[s]
