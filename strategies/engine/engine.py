@@ -324,7 +324,7 @@ class Engine(MarkingMixin, ExecutionMixin, PerpsMixin):
         waiters = self._waiters
         tf = self._tf
         no_fills: list[Fill] = []
-        defer = self.risk is None and not swap  # funding moves cash outside fills
+        defer = self.risk is None  # perpetuals record their funding cash moves too (margin.py)
         self._defer = defer
         visits = 0
         self._cash0 = self._pf.cash
@@ -441,6 +441,8 @@ class Engine(MarkingMixin, ExecutionMixin, PerpsMixin):
             self._mark_all(g0, g1)
 
         # finish
+        if swap:
+            self._perps_finish()
         if g1 > g0:
             st.last_time = int(G[g1 - 1])
         st.portfolio = self._pf.to_dict()

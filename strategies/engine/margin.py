@@ -65,6 +65,8 @@ class PerpsMixin:
         self._pending_funding: list[tuple[int, int, int, str, str, float, int]] = []
         self._seq_funding = 0
         self._fgen: dict[str, int] = {}  # visits of each perpetual: a queued payment is stale after one
+        self._lp_dirty: set[str] = set()  # funding applied since the last liquidation price
+        self._tt = {s: ms[s].tier_table() for s in self._swap}
         t0 = int(self._G[g0]) if g0 < len(self._G) else 0
         for s in sorted(self._swap):
             c = feed.candles(s)
@@ -142,49 +144,48 @@ class PerpsMixin:
         fund = self._fund.get(s)
         if fund is not None:
             times, rates, _ = fund
-            k = int(np.searchsorted(times, int(c.time[i]) + self._tf))  # after candle i's events
-            while k < len(times):
-                j = int(np.searchsorted(c.time, times[k], side="right")) - 1
-                if j >= nxt:
-                    break
-                if times[k] >= int(c.time[j]) + self._tf:
-                    k += 1  # inside no candle (a gap, or after the last): never charged
-                    continue
-                if self.risk is not None:
-                    nxt = max(j, i + 1)
-                    break
-                mk = self._mark_hl(s, j)
-                mark = mk[0] if mk is not None else float(c.open[j])
-                events.append((j, funding_payment(amount=pos.amount, mark_price=mark, rate=float(rates[k]))))
-                k += 1
-        # pieces of constant liquidation price: [a, next event candle), ...
-        a = i + 1
-        e = 0
-        while a < nxt:
-            while e < len(events) and events[e][0] <= a:
-                paid += events[e][1] if events[e][0] == a else 0.0
-                e += 1
-            b = events[e][0] if e < len(events) else nxt
-            hit = self._span_cross(s, pos.amount, pos.entry_price, paid, a, b, deal)
-            if hit is not None:
-                nxt = hit
-                break
-            a = b
+            tf = self._tf
+            # the events after candle i's and before the wake's candle, all at once
+            k0 = int(np.searchsorted(times, int(c.time[i]) + tf))
+            k1 = int(np.searchsorted(times, int(c.time[nxt]) if nxt < len(c) else int(c.time[-1]) + tf))
+            if k1 > k0:
+                ts = times[k0:k1]
+                js = np.searchsorted(c.time, ts, side="right") - 1
+                inside = ts < c.time[js] + tf  # inside no candle (a gap): never charged
+                if not inside.all():
+                    ts, js = ts[inside], js[inside]
+                    rs = rates[k0:k1][inside]
+                else:
+                    rs = rates[k0:k1]
+                if len(js):
+                    if self.risk is not None:
+                        nxt = max(int(js[0]), i + 1)
+                    else:
+                        if idx is None:
+                            marks = c.open[js]
+                        else:
+                            mi = idx[js]
+                            marks = np.where(mi >= 0, self.feed.mark(s).open[np.maximum(mi, 0)], c.open[js])
+                        # amount x mark x rate: funding_payment's expression, element by element
+                        pays = pos.amount * marks * rs
+                        events = list(zip(js.tolist(), pays.tolist(), strict=True))
+        hit = self._span_cross(s, pos.amount, pos.entry_price, paid, i + 1, nxt, events, deal)
+        if hit is not None:
+            nxt = hit
         g = self._gidx[s]
         kof = self._kof[s]
+        gen = self._fgen[s]
         for j, amount in events:
             if j < nxt:
                 self._seq_funding += 1
-                heapq.heappush(
-                    self._pending_funding,
-                    (int(g[j]), kof, self._seq_funding, s, pos.deal_id, amount, self._fgen.get(s, 0)),
-                )
+                heapq.heappush(self._pending_funding, (int(g[j]), kof, self._seq_funding, s, pos.deal_id, amount, gen))
         return nxt
 
-    def _span_cross(self, s: str, amount: float, entry: float, paid: float, a: int, b: int, deal) -> int | None:
+    def _span_cross(self, s: str, amount: float, entry: float, paid: float, a: int, b: int, events, deal) -> int | None:
         """First candle of ``[a, b)`` whose mark low (long) / high (short) crosses the isolated
-        liquidation price of the position with ``paid`` funding, or None; folds the smallest
-        distance over the candles before it into the deal."""
+        liquidation price — constant between funding ``events`` ``[(candle, payment)]``, each
+        moving the wallet from its candle on — or None; folds the smallest distance over the
+        candles before it into the deal (the same expression per candle as :meth:`_perps_step`)."""
         c = self._cands[s]
         idx = self._mark_idx.get(s)
         if idx is None:
@@ -196,18 +197,27 @@ class PerpsMixin:
             hi = np.where(ix >= 0, mk.high[safe], c.high[a:b])
             lo = np.where(ix >= 0, mk.low[safe], c.low[a:b])
         m = self.markets[s]
+        tiers = self._tt[s]
         leg = Leg(1 if amount > 0 else -1, abs(amount), entry)
-        lp = liquidation_price(wallet_balance=abs(amount) * entry / m.leverage - paid, legs=[leg], tiers=m.tier_table())
-        if not lp:
-            return None
+        margin = abs(amount) * entry / m.leverage
+        # piecewise-constant liquidation price: one value per piece between funding events
+        bounds, lps = [a], []
+        for j, pay in events:
+            if j > bounds[-1]:
+                lps.append(liquidation_price(wallet_balance=margin - paid, legs=[leg], tiers=tiers) or 0.0)
+                bounds.append(j)
+            paid += pay
+        lps.append(liquidation_price(wallet_balance=margin - paid, legs=[leg], tiers=tiers) or 0.0)
+        bounds.append(b)
+        lp = np.repeat(np.asarray(lps), np.diff(bounds)) if len(lps) > 1 else np.full(b - a, lps[0])
         long = amount > 0
         ext = lo if long else hi
-        crossed = ext <= lp if long else ext >= lp
+        valid = lp > 0.0
+        crossed = valid & ((ext <= lp) if long else (ext >= lp))
         stop = int(np.argmax(crossed)) if crossed.any() else len(ext)
-        if stop:
-            # the same expression per candle as _perps_step, then the smallest
-            seg = ext[:stop]
-            dist = float((((seg - lp) / seg) * 100.0).min() if long else (((lp - seg) / seg) * 100.0).min())
+        if stop and valid[:stop].any():
+            seg, ls = ext[:stop][valid[:stop]], lp[:stop][valid[:stop]]
+            dist = float((((seg - ls) / seg) * 100.0).min() if long else (((ls - seg) / seg) * 100.0).min())
             if dist < deal.min_liq_distance_pct:
                 deal.min_liq_distance_pct = max(dist, 0.0)
         return a + stop if stop < len(ext) else None
@@ -233,25 +243,37 @@ class PerpsMixin:
                     pf.cash -= amount
                     pf.deals[deal_id].funding += amount
                     received = received or amount < 0
-                # the liquidation price moves with the wallet, as _perps_step keeps it
-                pos = pf.positions[s]
-                lp = self._liq_price(s, pos.amount, pos.entry_price)
-                pf.deals[pos.deal_id].liquidation_price = lp or 0.0
+                if self._defer:
+                    self._ev_cash.append((g, pf.cash))
+                # the liquidation price moves with the wallet: kept by the next _perps_step,
+                # or recomputed at the end of the run (_perps_finish)
+                self._lp_dirty.add(s)
             if s in due:
                 self._perps_step(s, wake_l[s], t)
         if received:
             self._notify("funds", "")
 
+    def _perps_finish(self) -> None:
+        """At the end of a run: the liquidation price of positions whose wallet funding moved
+        after their last step, as a run stepping every candle leaves it."""
+        pf = self._pf
+        for s in sorted(self._lp_dirty):
+            pos = pf.positions.get(s)
+            if pos is not None and pos.amount:
+                pf.deals[pos.deal_id].liquidation_price = self._liq_price(s, pos.amount, pos.entry_price) or 0.0
+        self._lp_dirty.clear()
+
     def _liq_price(self, s: str, amount: float, entry: float) -> float | None:
         wb, tmm, upnl = self._wallet_for(s, amount, entry)
         leg = Leg(1 if amount > 0 else -1, abs(amount), entry)
         return liquidation_price(
-            wallet_balance=wb, legs=[leg], tiers=self.markets[s].tier_table(), other_maintenance=tmm, other_upnl=upnl
+            wallet_balance=wb, legs=[leg], tiers=self._tt[s], other_maintenance=tmm, other_upnl=upnl
         )
 
     def _perps_step(self, s: str, i: int, t: int) -> None:
         """Funding, then the liquidation check, of ``s`` at its candle ``i`` (open time ``t``)."""
         self._fgen[s] = self._fgen.get(s, 0) + 1
+        self._lp_dirty.discard(s)
         pf = self._pf
         pos = pf.positions.get(s)
         c = self._cands[s]
@@ -266,6 +288,8 @@ class PerpsMixin:
                     paid = funding_payment(amount=pos.amount, mark_price=mark, rate=float(rates[k]))
                     pf.cash -= paid
                     pf.deals[pos.deal_id].funding += paid
+                    if self._defer:
+                        self._ev_cash.append((self._g, pf.cash))
                 k += 1
             self._fund[s] = (times, rates, k)
         if pos is None or not pos.amount:
