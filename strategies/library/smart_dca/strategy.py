@@ -30,7 +30,7 @@ from ..guards import (
 )
 from .commands import DcaCommandsMixin
 from .exits import DcaExitsMixin
-from .formulas import so_deviations, so_sizes, take_profit_price
+from .formulas import deal_take_profit_price, so_deviations, so_sizes, take_profit_price
 from .ladder import DcaLadderMixin
 from .params import _CORE_PARAMS
 from .start import fork_signal_mask
@@ -307,12 +307,17 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         avg, amt = pos.entry_price, abs(pos.amount)
         if st.tp_pct is not None:
             tp = take_profit_price(avg, st.tp_pct, self.side)
-        elif p["tp_type"] == "total":
-            tp = take_profit_price(avg, p["take_profit"], self.side)
         else:
             deal = ctx.portfolio.deals[st.deal_id]
-            target = st.base_cost * p["take_profit"] / 100.0
-            tp = (deal.entry_cost + target) / amt if self.long else (deal.entry_cost - target) / amt
+            tp = deal_take_profit_price(
+                p["take_profit"],
+                self.side,
+                tp_type=p["tp_type"],
+                avg_entry=avg,
+                entry_cost=deal.entry_cost,
+                base_cost=st.base_cost,
+                amount=amt,
+            )
         st.tp_price = m.round_price(tp)
         for o in list(ctx.orders):
             if o.tag in ("take_profit", "stop_loss") and o.deal_id == st.deal_id:
