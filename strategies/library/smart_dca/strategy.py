@@ -49,7 +49,12 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
     PARAMS = _CORE_PARAMS + tuple(guard_params())
     State = DcaState
 
-    def __init__(self, params: dict[str, Any] | None = None, confidence_provider=None, exit_scorer=None) -> None:
+    def __init__(
+        self, params: dict[str, Any] | None = None, confidence_provider=None, exit_scorer=None, spend_model=None
+    ) -> None:
+        """``confidence_provider`` / ``exit_scorer`` replace the rule-based confidence and SAFU
+        exit score; ``spend_model`` (a :class:`~strategies.library.confidence.SpendModel`)
+        lowers the spend guard's cap (only with ``spend_guard_enabled``). None: the rules."""
         super().__init__(params)
         p = self.params
         self.long = p["direction"] == "long"
@@ -65,6 +70,7 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         self.g_safu = SafuExit.from_params(p)
         self.confidence_provider = confidence_provider or RuleConfidence(self.side)
         self.exit_scorer = exit_scorer or RuleExitScorer(p["safu_drawdown_ref_pct"])
+        self.spend_model = spend_model
         self._feed = None
         self._arrays: dict[str, _Arrays] = {}
         self._btc_series: dict[str, np.ndarray] | None = None
