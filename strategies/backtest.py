@@ -111,6 +111,8 @@ def run_backtest(
     skip: bool = True,
     decision_log_cap: int = DECISION_LOG_CAP,
     confidence_provider=None,
+    exit_scorer=None,
+    spend_model=None,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run ``config`` over ``feed`` and return ``(result, report)``.
 
@@ -119,14 +121,21 @@ def run_backtest(
     ``markets`` are the traded markets; with ``config.fee_bps`` set their maker and taker fees
     are overridden; the report keeps the first ``decision_log_cap`` decisions with their
     reasons. ``confidence_provider`` (a ``ConfidenceProvider``, e.g. an ML model's) replaces the
-    strategy's rule-based confidence (:func:`strategies.registry.create_strategy`). Raises
+    strategy's rule-based confidence, ``exit_scorer`` / ``spend_model`` Smart DCA's SAFU exit
+    score and spend-guard model (:func:`strategies.registry.create_strategy`). Raises
     :class:`BacktestInputError` for bad parameters, a provider the strategy does not take, or
     an empty range.
     """
     from strategies.base import ParamError
 
     try:
-        strategy = create_strategy(config.strategy, config.params, confidence_provider=confidence_provider)
+        strategy = create_strategy(
+            config.strategy,
+            config.params,
+            confidence_provider=confidence_provider,
+            exit_scorer=exit_scorer,
+            spend_model=spend_model,
+        )
     except TypeError as exc:
         raise BacktestInputError(str(exc)) from None
     except ParamError as exc:

@@ -85,20 +85,41 @@ def takes_confidence_provider(cls: type[BaseStrategy]) -> bool:
     return "confidence_provider" in inspect.signature(cls.__init__).parameters
 
 
-def create_strategy(name: str, params: dict[str, Any] | None = None, *, confidence_provider=None) -> BaseStrategy:
+def create_strategy(
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    confidence_provider=None,
+    exit_scorer=None,
+    spend_model=None,
+) -> BaseStrategy:
     """Instantiate ``get_strategy(name)`` with validated ``params`` (``ParamError`` if bad).
 
     ``confidence_provider``: a :class:`~strategies.library.confidence.ConfidenceProvider` (e.g.
-    an ML model's) the strategy gates and ranks on instead of its rule-based default; None keeps
-    the default. ``TypeError`` when given to a strategy that takes none
-    (:func:`takes_confidence_provider`).
+    an ML model's) the strategy gates and ranks on instead of its rule-based default;
+    ``exit_scorer`` (:class:`~strategies.library.confidence.ExitScorer`) and ``spend_model``
+    (:class:`~strategies.library.confidence.SpendModel`): Smart DCA's SAFU exit score and spend
+    guard model. None keeps the default. ``TypeError`` when one is given to a strategy that
+    takes none (:func:`takes_confidence_provider`; the keyword in its ``__init__``).
     """
     cls = get_strategy(name)
-    if confidence_provider is None:
+    given = {
+        k: v
+        for k, v in (
+            ("confidence_provider", confidence_provider),
+            ("exit_scorer", exit_scorer),
+            ("spend_model", spend_model),
+        )
+        if v is not None
+    }
+    if not given:
         return cls(params or {})
-    if not takes_confidence_provider(cls):
-        raise TypeError(f"strategy {name!r} does not take a confidence provider")
-    return cls(params or {}, confidence_provider=confidence_provider)
+    accepted = inspect.signature(cls.__init__).parameters
+    for k in given:
+        if k not in accepted:
+            what = "a confidence provider" if k == "confidence_provider" else f"an {k}" if k[0] == "e" else f"a {k}"
+            raise TypeError(f"strategy {name!r} does not take {what}")
+    return cls(params or {}, **given)
 
 
 def list_strategies() -> list[dict[str, Any]]:

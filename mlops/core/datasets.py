@@ -9,7 +9,7 @@ its close and earlier; the label uses what came after).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,9 +37,15 @@ class Dataset:
         return len(self.y)
 
 
-def build_dataset(frames: Mapping[str, object], labels: LabelSet, label: str) -> Dataset:
+def build_dataset(frames: Mapping[str, object], labels: LabelSet, label: str, extra: Sequence[str] = ()) -> Dataset:
     """Join ``frames`` (``{symbol: feature frame}``, all with the same ``names``) with the
     ``label`` column of ``labels``.
+
+    ``extra``: label-set columns appended to each row's features after the frame's (the
+    deal-state features of the DCA deal models, which are a property of the decision point, not
+    of the candle): ``X`` is ``(n, len(names) + len(extra))`` and ``feature_names`` is
+    ``names + extra``. NaN in an extra column stays (XGBoost's missing value); ``KeyError``
+    for an extra column the label set does not hold.
 
     Label rows are dropped (and counted in ``Dataset.dropped``) when the label is NaN
     (``"nan_label"``), the symbol has no frame (``"no_features"``), the frame has no row at that
@@ -47,8 +53,9 @@ def build_dataset(frames: Mapping[str, object], labels: LabelSet, label: str) ->
     Raises ``KeyError`` for an unknown label and ``ValueError`` when frames disagree on names
     or a frame's values do not match its names.
     """
-    if label not in labels.labels:
-        raise KeyError(f"label {label!r} not in {sorted(labels.labels)}")
+    for col in (label, *extra):
+        if col not in labels.labels:
+            raise KeyError(f"label {col!r} not in {sorted(labels.labels)}")
     names: tuple[str, ...] | None = None
     for sym, fr in frames.items():
         fn = tuple(fr.names)
@@ -60,7 +67,7 @@ def build_dataset(frames: Mapping[str, object], labels: LabelSet, label: str) ->
             raise ValueError(
                 f"feature frame of {sym}: values {np.shape(fr.values)}, expected ({len(fr.time)}, {len(fn)})"
             )
-    names = names or ()
+    names = (names or ()) + tuple(extra)
     y_all = labels.labels[label]
     dropped = {"nan_label": 0, "no_features": 0, "no_feature_row": 0, "nan_features": 0}
     rows_x, keep = [], []
@@ -80,6 +87,9 @@ def build_dataset(frames: Mapping[str, object], labels: LabelSet, label: str) ->
         vals = np.asarray(fr.values, dtype=np.float32)[pos]
         ok = ~np.isnan(vals).any(axis=1)
         dropped["nan_features"] += int((~ok).sum())
+        if extra:
+            cols = np.column_stack([labels.labels[e][idx] for e in extra]).astype(np.float32)
+            vals = np.hstack([vals, cols])
         rows_x.append(vals[ok])
         keep.append(idx[ok])
     sel = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)

@@ -18,6 +18,12 @@ scanner see the same value).
   predicting) makes the whole series fall back to the rule-based provider, and the reason is
   kept in ``fallback_reason`` (the Django side records it on the bot's decisions / the ML
   Monitor).
+
+:class:`ModelExitScorer` (``safu_exit``) and :class:`ModelSpend` (``dca_spend``) serve Smart
+DCA's SAFU exit and spend guard from the candle features **plus the deal's state** at the
+closed candle (:class:`~strategies.library.confidence.DealSnapshot` →
+:func:`mlops.core.deal_features.deal_features`), the same columns the deal models are trained
+on; they fall back the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelConfidence", "BTC_SYMBOL"]
+__all__ = ["ModelConfidence", "ModelExitScorer", "ModelSpend", "BTC_SYMBOL"]
 
 BTC_SYMBOL = "BTC/USDT"
 
@@ -104,3 +110,142 @@ class ModelConfidence:
         """Confidence at the closed candle ``ctx.i`` (the last value of :meth:`series` on the
         candles up to it)."""
         return float(self.series(symbol, ctx.candles[: ctx.i + 1])[-1])
+
+
+class _DealModel:
+    """Shared part of the deal-state models (``safu_exit``, ``dca_spend``): one row = the 72
+    candle features at the closed candle ``ctx.i`` (computed once per symbol and candle array,
+    causal: the row equals the one computed on the candles up to ``i``) + the deal-state
+    features of :func:`mlops.core.deal_features.deal_features` at that candle's close, in the
+    model's feature order (``FEATURE_NAMES + DEAL_FEATURE_NAMES``, as
+    :func:`mlops.core.pipeline.train_kind` trains the deal kinds).
+
+    ``params``: the Smart DCA params (``max_safety_orders``, ``base_order_size``,
+    ``safety_order_size``, ``volume_scale``) for the safety-order and spend fractions.
+    A failing model (load, hash, feature set, predict) is remembered: later calls go straight
+    to the fallback; ``fallback_reason`` says why; ``last_source`` names what produced the
+    last value.
+    """
+
+    source = "model"
+    reference_symbols = (BTC_SYMBOL,)
+    kind = "model"
+
+    def __init__(self, load: Callable[[], Any], *, label: str, params: dict[str, Any]) -> None:
+        from strategies.library.smart_dca import so_sizes
+
+        self._load = load
+        self._predictor = None
+        self.label = label
+        self.fallback_reason: str | None = None
+        self.last_source = ""
+        self._error: str | None = None
+        self._frames: dict[str, tuple[tuple, Any]] = {}
+        self.so_max = int(params.get("max_safety_orders", 5))
+        self.max_spend = float(params.get("base_order_size", 20.0)) + sum(
+            so_sizes(float(params.get("safety_order_size", 40.0)), float(params.get("volume_scale", 1.0)), self.so_max)
+        )
+
+    def _frame(self, symbol: str, ctx):
+        from .features import compute_features
+
+        c = ctx.candles
+        btc = c if symbol == BTC_SYMBOL else (ctx.feed.candles(BTC_SYMBOL) if BTC_SYMBOL in ctx.feed else None)
+        key = (len(c), int(c.time[-1]), id(btc), id(c))
+        hit = self._frames.get(symbol)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        frame = compute_features(c, btc=btc)
+        self._frames[symbol] = (key, frame)
+        return frame
+
+    def _row(self, symbol: str, ctx, deal) -> np.ndarray | None:
+        """Float32 ``(1, n_features)`` for the model, or None in the symbol's warm-up."""
+        from .deal_features import DEAL_FEATURE_NAMES, deal_features
+
+        if self._predictor is None:
+            self._predictor = self._load()
+        frame = self._frame(symbol, ctx)
+        if tuple(self._predictor.feature_names) != tuple(frame.names) + DEAL_FEATURE_NAMES:
+            raise ValueError("the model was trained on another feature set")
+        x = frame.values[ctx.i]
+        own = np.array(["btc" not in name for name in frame.names])
+        if np.isnan(x[own]).any():
+            return None
+        tp = float(deal.take_profit_price)
+        d = deal_features(
+            side=deal.side,
+            avg_entry=deal.entry_price,
+            close=float(ctx.candles.close[ctx.i]),
+            safety_orders_filled=min(int(deal.safety_orders_filled), self.so_max),
+            safety_orders_max=self.so_max,
+            spent_quote=float(deal.spent_quote),
+            max_spend_quote=self.max_spend,
+            opened_at_ms=int(deal.opened_at),
+            now_ms=int(ctx.time) + int(ctx.feed.tf_ms),
+            take_profit_price=tp if tp > 0 else None,
+        )
+        return np.concatenate([x, d]).astype(np.float32)[None, :]
+
+    def _predict(self, symbol: str, ctx, deal) -> float | None:
+        """The model's value, or None (warm-up, or the model failed: ``fallback_reason``)."""
+        if self._error is not None:
+            self.last_source = ""
+            return None
+        try:
+            x = self._row(symbol, ctx, deal)
+            if x is None:
+                self.last_source = ""
+                return None
+            v = float(self._predictor.predict(x)[0])
+            if not np.isfinite(v):
+                raise ValueError(f"predicted {v}")
+        except Exception as exc:  # a broken model never stops a bot: the rules take over
+            self._error = f"{type(exc).__name__}: {exc}"
+            self.fallback_reason = f"{self.label} failed ({self._error}); {self._fallback_text}"
+            self.last_source = ""
+            return None
+        self.last_source = self.label
+        return v
+
+
+class ModelExitScorer(_DealModel):
+    """An :class:`~strategies.library.confidence.ExitScorer` from an active ``safu_exit``
+    classifier: ``score`` = the model's probability that exiting now beats holding (see
+    :class:`_DealModel` for the row). ``fallback``: the rule-based scorer
+    (:class:`~strategies.library.confidence.RuleExitScorer`) for warm-up candles and after a
+    failure. It has no ``series`` / ``exit_factors``, so Smart DCA asks it on every candle of an
+    open deal (one cached feature pass per symbol, one single-row predict per candle)."""
+
+    kind = "safu_exit"
+    _fallback_text = "rule-based exit score used"
+
+    def __init__(self, load: Callable[[], Any], fallback, *, label: str, params: dict[str, Any]) -> None:
+        super().__init__(load, label=label, params=params)
+        self.fallback = fallback
+
+    def score(self, symbol: str, ctx, deal) -> float:
+        """Exit score in [0, 1] at the closed candle ``ctx.i`` for ``deal`` (a DealSnapshot)."""
+        v = self._predict(symbol, ctx, deal)
+        return float(self.fallback.score(symbol, ctx, deal)) if v is None else v
+
+
+class ModelSpend(_DealModel):
+    """A :class:`~strategies.library.confidence.SpendModel` from an active ``dca_spend``
+    regressor: ``spend_fraction`` = the predicted total entry cost of the deal ÷ its maximum
+    spend, from the state when the ladder places safety orders (the rows it was trained on).
+    ``margin`` (fraction, default 0.25): head-room over the prediction in the spend guard's cap
+    ``min(rule cap, fraction x (1 + margin) x 100 %)``. None (warm-up, failure): the rule cap."""
+
+    kind = "dca_spend"
+    _fallback_text = "rule-based spend cap used"
+
+    def __init__(self, load: Callable[[], Any], *, label: str, params: dict[str, Any], margin: float = 0.25) -> None:
+        super().__init__(load, label=label, params=params)
+        if not (margin >= 0):
+            raise ValueError(f"margin must be >= 0, got {margin!r}")
+        self.margin = float(margin)
+
+    def spend_fraction(self, symbol: str, ctx, deal) -> float | None:
+        v = self._predict(symbol, ctx, deal)
+        return None if v is None else max(v, 0.0)

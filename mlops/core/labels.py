@@ -39,6 +39,7 @@ __all__ = [
     "triple_barrier_labelset",
     "simulate",
     "smart_dca_labels",
+    "deal_state_at",
     "detector_labels",
     "size_multiplier_target",
 ]
@@ -271,19 +272,24 @@ def _deal_path(trade, fills: list, candles) -> dict[str, np.ndarray | int]:
 
     Returns ``a``, ``b`` and arrays over candles ``a..b``: ``amount`` (base held, >= 0),
     ``bought`` (base bought, long; sold, short), ``cost`` (entry notional, quote), ``exit_value`` (quote received from reducing fills),
-    ``fees`` (quote) — each after the fills that happened in that candle.
+    ``fees`` (quote), ``so`` (safety-order fills, count), ``base_cost`` (the base order's
+    notional, quote) — each after the fills that happened in that candle — and ``entry_fill``
+    (bool: an entry fill happened in that candle).
     """
     t = candles.time
     a, b = _candle_index(t, trade.opened_at), _candle_index(t, trade.closed_at)
     m = b - a + 1
     entry_side = "buy" if trade.side == "long" else "sell"
-    amount, bought, cost, exit_value, fees = (np.zeros(m) for _ in range(5))
+    amount, bought, cost, exit_value, fees, so, base_cost = (np.zeros(m) for _ in range(7))
     for f in fills:
         k = _candle_index(t, f.time) - a
         if f.side == entry_side:
             amount[k] += f.amount
             bought[k] += f.amount
             cost[k] += f.price * f.amount
+            so[k] += f.tag == "safety_order"
+            if f.tag == "base_order":
+                base_cost[k] += f.price * f.amount
         else:
             amount[k] -= f.amount
             exit_value[k] += f.price * f.amount
@@ -296,6 +302,9 @@ def _deal_path(trade, fills: list, candles) -> dict[str, np.ndarray | int]:
         "cost": np.cumsum(cost),
         "exit_value": np.cumsum(exit_value),
         "fees": np.cumsum(fees),
+        "so": np.cumsum(so),
+        "base_cost": np.cumsum(base_cost),
+        "entry_fill": bought > 0,
     }
 
 
@@ -330,10 +339,13 @@ def smart_dca_labels(
     * ``"confidence"`` — one row per deal at the candle whose close decided the base order (the
       candle before the first fill): 1 if the deal closed by take profit (tag ``take_profit`` or
       ``trailing_take_profit``), else 0. Horizon: to the closing candle.
-    * ``"dca_spend"`` — same rows: entry cost the deal spent by its close (quote, fills at their
-      prices) ÷ its maximum spend ``base_order_size + Σ so_sizes(safety_order_size,
-      volume_scale, max_safety_orders)`` (3Commas ladder); a fraction, can exceed 1 slightly
-      through slippage.
+    * ``"dca_spend"`` — one row per candle ``i`` (``a <= i < b``) with an entry fill (the base
+      order's candle and every safety-order fill's candle: the closes at which the ladder places
+      the next safety orders, where the spend guard asks): the entry cost the deal spent by its
+      close (quote, fills at their prices) ÷ its maximum spend ``base_order_size + Σ
+      so_sizes(safety_order_size, volume_scale, max_safety_orders)`` (3Commas ladder); a
+      fraction, can exceed 1 slightly through slippage. Horizon: to the closing candle. A deal
+      closed in its base order's candle has no row.
     * ``"recovery_odds"`` — one row per candle ``i`` (``a <= i < b``) at whose close the deal is
       in drawdown ``(close/avg − 1)·100 <= −drawdown_pct`` (short mirrored; ``avg`` = average entry
       after the fills so far): 1 if within the next ``recovery_hours`` (candles ``i+1 ..
@@ -343,12 +355,17 @@ def smart_dca_labels(
       fees so far, no exit fee — :func:`strategies.backtest.unrealized_pnl`) beat holding to the
       deal's actual close (its ``pnl``), else 0. Horizon: to the closing candle.
 
-    Context columns: ``pnl_pct`` (entry rows); ``drawdown_pct`` (<= 0), ``pnl_now`` and
-    ``pnl_hold`` (quote) on the drawdown rows. Raises ``ValueError`` for
-    ``drawdown_pct`` <= 0 or ``recovery_hours`` <= 0.
+    Context columns: ``pnl_pct`` (confidence and dca_spend rows); ``drawdown_pct`` (<= 0),
+    ``pnl_now`` and ``pnl_hold`` (quote) on the drawdown rows; and on every ``dca_spend``,
+    ``recovery_odds`` and ``safu_exit`` row the deal-state features
+    :data:`mlops.core.deal_features.DEAL_FEATURE_NAMES` at the close of candle ``i`` (see
+    :func:`deal_state_at`) — the deal models' inputs besides the candle features. Raises
+    ``ValueError`` for ``drawdown_pct`` <= 0 or ``recovery_hours`` <= 0.
     """
     from strategies.backtest import unrealized_pnl
     from strategies.library.smart_dca import so_sizes
+
+    from .deal_features import DEAL_FEATURE_NAMES
 
     if not (drawdown_pct > 0 and recovery_hours > 0):
         raise ValueError(f"drawdown_pct and recovery_hours must be > 0, got {drawdown_pct!r}, {recovery_hours!r}")
@@ -357,7 +374,7 @@ def smart_dca_labels(
     )
     n_ahead = max(1, int(round(recovery_hours * HOUR_MS / feed.tf_ms)))
     fills = _fills_by_deal(result)
-    entries, dds = [], []
+    entries, spends, dds = [], [], []
     for tr in result.trades:
         c = feed.candles(tr.symbol)
         p = _deal_path(tr, fills[tr.deal_id], c)
@@ -372,7 +389,6 @@ def smart_dca_labels(
                 "time": t0,
                 "horizon_ms": int(c.time[b]) - t0,
                 "confidence": tp,
-                "dca_spend": tr.cost / max_spend,
                 "pnl_pct": tr.pnl_pct,
             }
         )
@@ -384,6 +400,21 @@ def smart_dca_labels(
                 continue
             avg = _avg_entry(p, k)
             dd = sign * (c.close[i] / avg - 1.0) * 100.0
+            spend_row = bool(p["entry_fill"][k])
+            if dd > -drawdown_pct and not spend_row:
+                continue
+            state = deal_state_at(tr, p, c, i, params, max_spend=max_spend, tf_ms=feed.tf_ms)
+            if spend_row:
+                spends.append(
+                    {
+                        "symbol": tr.symbol,
+                        "time": int(c.time[i]),
+                        "horizon_ms": int(c.time[b] - c.time[i]),
+                        "dca_spend": tr.cost / max_spend,
+                        "pnl_pct": tr.pnl_pct,
+                        **state,
+                    }
+                )
             if dd > -drawdown_pct:
                 continue
             end = min(i + n_ahead, b)
@@ -406,13 +437,13 @@ def smart_dca_labels(
                     "drawdown_pct": dd,
                     "pnl_now": pnl_now,
                     "pnl_hold": tr.pnl,
+                    **state,
                 }
             )
-    entry_names = ("confidence", "dca_spend", "pnl_pct")
-    dd_names = ("drawdown_pct", "pnl_now", "pnl_hold")
+    dd_names = ("drawdown_pct", "pnl_now", "pnl_hold", *DEAL_FEATURE_NAMES)
     return {
-        "confidence": _sorted(LabelSet.from_rows(entries, entry_names)),
-        "dca_spend": _sorted(LabelSet.from_rows(entries, entry_names)),
+        "confidence": _sorted(LabelSet.from_rows(entries, ("confidence", "pnl_pct"))),
+        "dca_spend": _sorted(LabelSet.from_rows(spends, ("dca_spend", "pnl_pct", *DEAL_FEATURE_NAMES))),
         "recovery_odds": _sorted(
             LabelSet.from_rows([dict(r, horizon_ms=r["h_rec"]) for r in dds], ("recovery_odds", *dd_names))
         ),
@@ -420,6 +451,46 @@ def smart_dca_labels(
             LabelSet.from_rows([dict(r, horizon_ms=r["h_close"]) for r in dds], ("safu_exit", *dd_names))
         ),
     }
+
+
+def deal_state_at(trade, path: dict, candles, i: int, params: Mapping[str, Any], *, max_spend: float, tf_ms: int):
+    """``{name: value}`` of :data:`~mlops.core.deal_features.DEAL_FEATURE_NAMES` for the deal at
+    the close of candle ``i`` (``path``: :func:`_deal_path`, after candle ``i``'s fills) — what
+    Smart DCA's ML scorers see there (:class:`~strategies.library.confidence.DealSnapshot`):
+    average entry and entry cost (quote) from the fills so far, safety orders filled (fills
+    tagged ``safety_order``) of ``max_safety_orders``, the deal's open time (its first fill,
+    ms) to the candle's close time ``time[i] + tf_ms``, and the take-profit price of
+    :func:`strategies.library.smart_dca.formulas.deal_take_profit_price` (unrounded; the bot's
+    TP order is rounded to the market's tick — a difference below one tick)."""
+    from strategies.library.smart_dca.formulas import deal_take_profit_price
+
+    from .deal_features import DEAL_FEATURE_NAMES, deal_features
+
+    k = i - path["a"]
+    avg = _avg_entry(path, k)
+    held = float(path["amount"][k])
+    tp = deal_take_profit_price(
+        float(params["take_profit"]),
+        trade.side,
+        tp_type=str(params.get("tp_type", "total")),
+        avg_entry=avg,
+        entry_cost=float(path["cost"][k]),
+        base_cost=float(path["base_cost"][k]),
+        amount=held,
+    )
+    row = deal_features(
+        side=trade.side,
+        avg_entry=avg,
+        close=float(candles.close[i]),
+        safety_orders_filled=int(path["so"][k]),
+        safety_orders_max=int(params["max_safety_orders"]),
+        spent_quote=float(path["cost"][k]),
+        max_spend_quote=max_spend,
+        opened_at_ms=int(trade.opened_at),
+        now_ms=int(candles.time[i]) + int(tf_ms),
+        take_profit_price=tp,
+    )
+    return dict(zip(DEAL_FEATURE_NAMES, row.tolist(), strict=True))
 
 
 def _avg_entry(path: dict, k: int) -> float:

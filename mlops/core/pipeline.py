@@ -10,7 +10,9 @@ benchmark both run it).
   holding all five).
 * :func:`feature_frames` computes every symbol's features once (BTC/USDT's candles as the
   reference; BTC itself against its own).
-* :func:`train_kind` joins labels and features, trains with an embargo of the longest label
+* :func:`train_kind` joins labels and features (the deal models — :data:`DEAL_KINDS` — take
+  the label set's deal-state columns :data:`~mlops.core.deal_features.DEAL_FEATURE_NAMES`
+  after the candle features, so their ``feature_names`` and hash include them), trains with an embargo of the longest label
   horizon, and returns the report with the registry's metrics shape (:func:`registry_metrics`),
   the gated-vs-ungated trading metric for the entry classifiers and the drift bins.
 
@@ -29,6 +31,7 @@ __all__ = [
     "BTC_SYMBOL",
     "CONFIDENCE_HOURS",
     "DCA_KINDS",
+    "DEAL_KINDS",
     "DETECTOR_KINDS",
     "MIN_ROWS",
     "PipelineError",
@@ -45,6 +48,7 @@ MIN_ROWS = 30
 CONFIDENCE_HOURS = 48.0
 BTC_SYMBOL = "BTC/USDT"
 DCA_KINDS = ("confidence", "recovery_odds", "dca_spend", "safu_exit")
+DEAL_KINDS = frozenset({"recovery_odds", "dca_spend", "safu_exit"})  # + the deal-state features
 DETECTOR_KINDS = ("success", "take_profit", "stop_loss", "size_multiplier", "hold_hours")
 GATED_KINDS = {"confidence": "pnl_pct", "success": "pnl_pct"}
 
@@ -83,11 +87,10 @@ def simulate_labels(
     ``options``: ``drawdown_pct`` (3), ``recovery_hours`` (24), ``confidence_hours`` (48).
     Raises :class:`PipelineError` for bad params or a run without any closed deal."""
     from strategies.backtest import BacktestInputError
-
-    from .labels import detector_labels, simulate, smart_dca_labels
-
     from strategies.base import ParamError
     from strategies.registry import StrategyNotFound, get_strategy
+
+    from .labels import detector_labels, simulate, smart_dca_labels
 
     opts = dict(options or {})
     try:
@@ -139,10 +142,11 @@ def train_kind(
     ``extra``: more rows ``(X, y, times_ms, horizons_ms)`` — real outcomes of bots — appended
     before training. Raises :class:`PipelineError`."""
     from .datasets import build_dataset
+    from .deal_features import DEAL_FEATURE_NAMES
     from .train import gated_vs_ungated, train_walk_forward
 
     opts = dict(options or {})
-    data = build_dataset(frames, labels, kind)
+    data = build_dataset(frames, labels, kind, DEAL_FEATURE_NAMES if kind in DEAL_KINDS else ())
     X, y, times, horizons = data.X, data.y, data.times, data.horizons_ms
     if extra is not None and len(extra[1]):
         X = np.vstack([X, extra[0].astype(np.float32)])

@@ -7,12 +7,15 @@ Registered at start-up (:class:`mlops.apps.MlopsConfig`) into :mod:`strategies.p
   its min-confidence gate) as a :class:`mlops.core.inference.ModelConfidence`. The artifact is
   loaded once per process (hash-checked; cached by path and sha256). No active version: None,
   the strategy's rule-based default serves.
+* :func:`providers_for_bot` — the registered factory: that provider plus, for Smart DCA, the
+  active ``safu_exit`` model as the SAFU exit scorer and the active ``dca_spend`` model as the
+  spend guard's model (:mod:`mlops.core.inference`), keyed as ``create_strategy`` takes them.
 * :func:`step_observe` — after each bot step: a :class:`~mlops.models.FeatureSnapshot` of the
   features and the model's score at the decision candle of every deal the step opened (the
   candle before its first fill), the **outcome** of every deal it closed on its snapshot
   (``confidence``: take profit within 48 h → 1 else 0; ``success``: take profit → 1 else 0),
-  and — when the model failed and the rules served — a bot event ``ml_fallback`` with the
-  reason. These rows are the live-accuracy and drift data of the ML Monitor, and real-outcome
+  and — for every model that failed and left the decision to the rules — a bot event
+  ``ml_fallback`` with the reason. These rows are the live-accuracy and drift data of the ML Monitor, and real-outcome
   labels for retraining.
 """
 
@@ -31,7 +34,7 @@ from mlops.models import FeatureSnapshot, ModelVersion
 
 log = logging.getLogger(__name__)
 
-__all__ = ["provider_for_bot", "step_observe", "predictor_cached"]
+__all__ = ["provider_for_bot", "providers_for_bot", "step_observe", "predictor_cached"]
 
 DETECTOR_STRATEGIES = frozenset({"fork_score", "scalping", "dca_detector", "swing", "channel"})
 TP_TAGS = frozenset({"take_profit", "trailing_take_profit"})
@@ -78,30 +81,84 @@ def provider_for_bot(*, owner_id: int, strategy: str, params: dict[str, Any]):
     return provider
 
 
+def providers_for_bot(*, owner_id: int, strategy: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Every active model of the owner serving ``strategy``'s bots, keyed as
+    :func:`strategies.registry.create_strategy` takes them (the registered provider factory):
+
+    * ``confidence_provider`` — :func:`provider_for_bot` (``confidence`` / ``success``);
+    * ``exit_scorer`` — Smart DCA with an active ``safu_exit`` classifier:
+      :class:`mlops.core.inference.ModelExitScorer` (rule fallback: ``RuleExitScorer`` with the
+      bot's ``safu_drawdown_ref_pct``);
+    * ``spend_model`` — Smart DCA with an active ``dca_spend`` regressor:
+      :class:`mlops.core.inference.ModelSpend` (margin 25 %).
+
+    Keys without an active model are left out (the rules serve). Each provider carries its
+    ``version`` (the registry row) for :func:`step_observe`.
+    """
+    from mlops.core.inference import ModelExitScorer, ModelSpend
+    from strategies.library.confidence import RuleExitScorer
+
+    out: dict[str, Any] = {}
+    conf = provider_for_bot(owner_id=owner_id, strategy=strategy, params=params)
+    if conf is not None:
+        out["confidence_provider"] = conf
+    if strategy != "smart_dca":
+        return out
+    p = dict(params or {})
+    active = {
+        v.kind: v
+        for v in ModelVersion.objects.filter(
+            owner_id=owner_id, strategy=strategy, status="active", kind__in=("safu_exit", "dca_spend")
+        )
+    }
+    v = active.get("safu_exit")
+    if v is not None:
+        rule = RuleExitScorer(float(p.get("safu_drawdown_ref_pct", 20.0)))
+        scorer = ModelExitScorer(lambda v=v: predictor_cached(v), rule, label=f"safu_exit v{v.version}", params=p)
+        scorer.version = v
+        out["exit_scorer"] = scorer
+    v = active.get("dca_spend")
+    if v is not None:
+        spend = ModelSpend(lambda v=v: predictor_cached(v), label=f"dca_spend v{v.version}", params=p)
+        spend.version = v
+        out["spend_model"] = spend
+    return out
+
+
 def _decision_index(candles, opened_at_ms: int) -> int:
     """Index of the candle whose close decided a deal opened (first fill) at ``opened_at_ms``."""
     return max(int(np.searchsorted(candles.time, opened_at_ms)) - 1, 0)
 
 
-def step_observe(*, bot, provider, result, feed) -> None:
-    """Snapshots, outcomes and the fallback event of one bot step (module doc)."""
+def step_observe(*, bot, provider, result, feed, providers: dict[str, Any] | None = None) -> None:
+    """Snapshots, outcomes and the fallback events of one bot step (module doc): one
+    ``ml_fallback`` bot event per model that failed in the step (``providers``: every model
+    that served it; ``provider``: the confidence provider, whose decisions are snapshotted)."""
+    served = [p for p in (providers or {}).values() if p is not provider]
+    for p in served:
+        if getattr(p, "version", None) is not None and getattr(p, "fallback_reason", None):
+            _fallback_event(bot, p.fallback_reason)
     version = getattr(provider, "version", None)
     if version is None:
         return
     if provider.fallback_reason:
-        from trading.models import BotEvent
-
-        BotEvent.objects.create(
-            bot=bot,
-            time=timezone.now(),
-            kind=BotEvent.Kind.DECISION,
-            rule="ml_fallback",
-            outcome="fallback",
-            reason=provider.fallback_reason[:500],
-        )
+        _fallback_event(bot, provider.fallback_reason)
         return
     _snapshot_new_deals(bot, provider, version, result, feed)
     _record_outcomes(bot, version, result)
+
+
+def _fallback_event(bot, reason: str) -> None:
+    from trading.models import BotEvent
+
+    BotEvent.objects.create(
+        bot=bot,
+        time=timezone.now(),
+        kind=BotEvent.Kind.DECISION,
+        rule="ml_fallback",
+        outcome="fallback",
+        reason=reason[:500],
+    )
 
 
 def _snapshot_new_deals(bot, provider, version: ModelVersion, result, feed) -> None:

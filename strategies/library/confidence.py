@@ -5,7 +5,10 @@ Pure numpy + TA-Lib (no Django). Two protocols the ML models will implement late
 * :class:`ConfidenceProvider` — ``confidence(symbol, ctx) -> float in [0, 1]``: how much we
   trust averaging down (long) / up (short) now. Used by ``confidence_dca_guard``.
 * :class:`ExitScorer` — ``score(symbol, ctx, deal) -> float in [0, 1]``: how strongly the
-  deal should be abandoned now. Used by ``safu_exit``.
+  deal should be abandoned now. Used by ``safu_exit``. A scorer may name what produced its
+  last score in ``last_source`` (an ML model's ``safu_exit v3``); the exit reason shows it.
+* :class:`SpendModel` — ``spend_fraction(symbol, ctx, deal)``: the spend a deal will need, as
+  a fraction of its maximum; it tightens ``spend_guard``'s cap.
 
 A provider may also offer a vectorized ``series(...)`` (same values for every candle at
 once, causal); the strategy then lets the engine skip candles. Without it the strategy asks
@@ -45,6 +48,7 @@ __all__ = [
     "ConfidenceProvider",
     "ExitScorer",
     "DealSnapshot",
+    "SpendModel",
     "RuleConfidence",
     "RuleExitScorer",
     "SignalConfidence",
@@ -63,8 +67,10 @@ class ConfidenceProvider(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DealSnapshot:
-    """What an exit scorer knows about the deal: side (``long``/``short``), average entry
-    (quote), amount (base units), safety orders filled, and the deal's open time (ms)."""
+    """What an exit scorer (or a spend model) knows about the deal: side (``long``/``short``),
+    average entry (quote), amount (base units), safety orders filled, the deal's open time (its
+    first fill, epoch ms), the quote its entries spent so far and its take-profit price (quote;
+    0 when unknown) — the inputs of :func:`mlops.core.deal_features.deal_features`."""
 
     deal_id: str
     side: str
@@ -72,6 +78,8 @@ class DealSnapshot:
     amount: float
     safety_orders_filled: int
     opened_at: int
+    spent_quote: float = 0.0
+    take_profit_price: float = 0.0
 
 
 @runtime_checkable
@@ -80,6 +88,24 @@ class ExitScorer(Protocol):
         """Exit score in [0, 1] at the closed candle ``ctx.i``; the deal is closed when it
         reaches the ``safu_exit`` threshold."""
         ...
+
+
+@runtime_checkable
+class SpendModel(Protocol):
+    """A model of how much of its maximum spend a deal will need (the ``dca_spend`` regressor).
+
+    ``spend_fraction(symbol, ctx, deal)`` -> the predicted total entry cost of the deal as a
+    fraction of its maximum spend (base order + every safety order, quote / quote), or None
+    when it cannot say (the spend guard then keeps its rule cap alone). ``margin`` (fraction,
+    e.g. 0.25) is the head-room added to the prediction; ``last_source`` names what produced
+    the last value (e.g. ``dca_spend v3``) for the decision reason. Smart DCA's spend guard caps
+    a safety order's spend at ``min(rule cap, fraction x (1 + margin) x 100 %)`` of the
+    budget (:meth:`strategies.library.guards.SpendGuard.check`).
+    """
+
+    margin: float
+
+    def spend_fraction(self, symbol: str, ctx: Any, deal: DealSnapshot) -> float | None: ...
 
 
 _CACHE: dict[tuple, tuple] = {}

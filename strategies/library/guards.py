@@ -15,6 +15,7 @@ confidence_dca_guard     hold safety orders while the confidence (``ConfidencePr
 step_repeat_guard        never two safety orders at the same step, nor within N candles
 trailing_step_guard      widen the next step with ATR or with the move since the last fill
 spend_guard              cap a deal's spend by its drawdown: ``cap% = max% - k x drawdown%``
+                         (lowered by a ``SpendModel``'s predicted spend when one serves)
 zombie_tag               tag a deal stuck > N hours below -X% (keep / stop averaging / close)
 btc_market_filter        no new deals / safety orders while BTC is bearish (bullish: shorts)
 safu_exit                close a deal when an ``ExitScorer`` score passes a threshold
@@ -349,28 +350,55 @@ class SpendGuard:
             return None
         return cls(p["spend_guard_max_pct"], p["spend_guard_k"], p["spend_guard_basis"])
 
-    def blocks(self, spend_after: float, basis_amount: float, drawdown_pct: float) -> bool:
+    def cap_pct(self, drawdown_pct: float, model_cap_pct: float | None = None) -> float:
+        """The cap in percent of the basis: ``max_spend_pct - k x max(0, drawdown%)``, or the
+        model's cap when it is lower (see :meth:`check`)."""
+        cap = self.max_spend_pct - self.k * max(0.0, drawdown_pct)
+        return cap if model_cap_pct is None or model_cap_pct >= cap else model_cap_pct
+
+    def blocks(
+        self, spend_after: float, basis_amount: float, drawdown_pct: float, model_cap_pct: float | None = None
+    ) -> bool:
         """True when :meth:`check` with the same arguments would BLOCK (no Decision built)."""
         spend_pct = spend_after / basis_amount * 100.0 if basis_amount > 0 else float("inf")
-        return spend_pct > self.max_spend_pct - self.k * max(0.0, drawdown_pct)
+        return spend_pct > self.cap_pct(drawdown_pct, model_cap_pct)
 
     def check(
-        self, time: int, symbol: str, so_index: int, spend_after: float, basis_amount: float, drawdown_pct: float
+        self,
+        time: int,
+        symbol: str,
+        so_index: int,
+        spend_after: float,
+        basis_amount: float,
+        drawdown_pct: float,
+        model_cap_pct: float | None = None,
+        model: str = "",
     ) -> Decision:
+        """The guard's decision on safety order ``so_index`` (``spend_after``: the deal's entry
+        cost with it and the resting ones, quote; ``basis_amount`` quote; ``drawdown_pct`` >= 0
+        adverse). ``model_cap_pct``: a spend model's cap in percent of the basis
+        (:class:`~strategies.library.confidence.SpendModel`: predicted fraction x (1 + margin)
+        x 100, rescaled to the basis), named ``model`` in the reason when it is the lower cap."""
         spend_pct = spend_after / basis_amount * 100.0 if basis_amount > 0 else float("inf")
-        cap = self.max_spend_pct - self.k * max(0.0, drawdown_pct)
+        rule = self.max_spend_pct - self.k * max(0.0, drawdown_pct)
+        cap = self.cap_pct(drawdown_pct, model_cap_pct)
         payload = {"so_index": so_index, "spend_pct": spend_pct, "cap_pct": cap, "drawdown_pct": drawdown_pct}
+        by = ""
+        if model_cap_pct is not None:
+            payload.update(rule_cap_pct=rule, model_cap_pct=model_cap_pct, model=model)
+            if cap < rule:
+                by = f" by {model or 'model'} (rule cap {fmt(rule)}%)"
         if spend_pct > cap:
             return Decision(
                 time,
                 self.NAME,
                 Outcome.BLOCK,
-                f"deal spend {spend_pct:.1f}% > cap {fmt(cap)}% (drawdown {drawdown_pct:.2f}%); safety order {so_index} not placed",
+                f"deal spend {spend_pct:.1f}% > cap {fmt(cap)}%{by} (drawdown {drawdown_pct:.2f}%); safety order {so_index} not placed",
                 symbol,
                 payload,
             )
         return Decision(
-            time, self.NAME, Outcome.ALLOW, f"deal spend {spend_pct:.1f}% <= cap {fmt(cap)}%", symbol, payload
+            time, self.NAME, Outcome.ALLOW, f"deal spend {spend_pct:.1f}% <= cap {fmt(cap)}%{by}", symbol, payload
         )
 
 
@@ -543,19 +571,30 @@ class SafuExit:
     def from_params(cls, p: dict[str, Any]) -> SafuExit | None:
         return cls(p["safu_threshold"], p["safu_drawdown_ref_pct"]) if p["safu_exit_enabled"] else None
 
-    def check(self, time: int, symbol: str, score: float, drawdown_pct: float) -> Decision:
+    def check(self, time: int, symbol: str, score: float, drawdown_pct: float, source: str = "") -> Decision:
+        """``source``: what scored (an ML model's ``safu_exit v3``), shown as ``exit score 0.93
+        (safu_exit v3)``; empty for the rule-based scorer."""
+        by = f" ({source})" if source else ""
+        extra = {"source": source} if source else {}
         if score >= self.threshold:
             return _d(
                 self.NAME,
                 Outcome.EXIT,
-                f"exit score {score:.2f} >= {fmt(self.threshold)} (drawdown {drawdown_pct:.2f}%); deal closed",
+                f"exit score {score:.2f}{by} >= {fmt(self.threshold)} (drawdown {drawdown_pct:.2f}%); deal closed",
                 time,
                 symbol,
                 score=score,
                 threshold=self.threshold,
+                **extra,
             )
         return _d(
-            self.NAME, Outcome.ALLOW, f"exit score {score:.2f} < {fmt(self.threshold)}", time, symbol, score=score
+            self.NAME,
+            Outcome.ALLOW,
+            f"exit score {score:.2f}{by} < {fmt(self.threshold)}",
+            time,
+            symbol,
+            score=score,
+            **extra,
         )
 
 

@@ -130,8 +130,20 @@ def test_smart_dca_entry_labels_match_the_deal_records(dca_run, feed):
         t0 = int(c.time[np.searchsorted(c.time, tr.opened_at) - 1])  # the candle that decided the base order
         (row,) = np.flatnonzero((conf.symbol == tr.symbol) & (conf.time == t0))
         assert conf.labels["confidence"][row] == (1.0 if tr.exit_reason == "take_profit" else 0.0)
-        assert spend.labels["dca_spend"][row] == pytest.approx(tr.cost / max_spend, rel=1e-12)
         assert conf.horizon_ms[row] == tr.closed_at - t0
+        # dca_spend: a row at the candle of every entry fill before the closing candle
+        b = int(np.searchsorted(c.time, tr.closed_at, side="right")) - 1
+        fill_candles = sorted(
+            {
+                int(c.time[np.searchsorted(c.time, f.time, side="right") - 1])
+                for f in res.fills
+                if f.deal_id == tr.deal_id and f.side == "buy"
+            }
+        )
+        rows = np.flatnonzero((spend.symbol == tr.symbol) & (spend.time >= t0) & (spend.time < c.time[b]))
+        assert spend.time[rows].tolist() == [t for t in fill_candles if t < c.time[b]]
+        assert spend.labels["dca_spend"][rows] == pytest.approx([tr.cost / max_spend] * len(rows), rel=1e-12)
+        assert (spend.horizon_ms[rows] == c.time[b] - spend.time[rows]).all()
     with_sos = [t for t in res.trades if t.safety_orders_filled == 3]
     assert with_sos and all(spend.labels["dca_spend"].max() >= t.cost / 405.3 - 1e-12 for t in with_sos)
 

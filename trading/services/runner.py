@@ -52,7 +52,7 @@ from django.utils import timezone
 from market7.events import publish
 from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
-from strategies.providers import confidence_provider_for, step_observed
+from strategies.providers import providers_for, step_observed
 from strategies.registry import create_strategy
 from strategies.risk import risk_config_with_symbol_multipliers, risk_manager_from_config
 from trading.brokers import broker_for, market_spec
@@ -258,12 +258,14 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     report = StepReport(bot.pk, "idle", last_candle_ms=last)
     if last is not None and until <= last:
         return _finish_idle(bot, markets, report, now_ms)
-    # an active ML model of the owner serves the strategy's confidence (strategies.providers);
-    # its BTC features read BTC/USDT, as in training
-    provider = confidence_provider_for(owner_id=bot.owner_id, strategy=bot.strategy, params=bot.params)
+    # the owner's active ML models serve the strategy's confidence, SAFU exit score and spend
+    # guard (strategies.providers); their BTC features read BTC/USDT, as in training
+    providers = providers_for(owner_id=bot.owner_id, strategy=bot.strategy, params=bot.params)
+    provider = providers.get("confidence_provider")
     watched = watched_markets(bot, markets)
-    if provider is not None:
-        watched += reference_markets(markets + watched, getattr(provider, "reference_symbols", ()))
+    refs = tuple(dict.fromkeys(s for p in providers.values() for s in getattr(p, "reference_symbols", ())))
+    if refs:
+        watched += reference_markets(markets + watched, refs)
     feed = feed_build(bot, markets + watched, until_ms=until)
     new = [
         s
@@ -273,7 +275,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     if not new:
         return _finish_idle(bot, markets, report, now_ms)
 
-    strategy = create_strategy(bot.strategy, bot.params, confidence_provider=provider)
+    strategy = create_strategy(bot.strategy, bot.params, **providers)
     specs = {m.symbol: market_spec(m) for m in markets}
     engine = Engine(
         strategy,
@@ -300,7 +302,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     ctx.write_fills()
     ctx.write_events([])
     ctx.write_balances_and_equity()
-    step_observed(bot=bot, provider=provider, result=result, feed=feed)
+    step_observed(bot=bot, provider=provider, result=result, feed=feed, providers=providers)
 
     new_state = result.state
     bot.state = new_state.to_dict()

@@ -74,25 +74,39 @@ class DcaExitsMixin:
                         if o.tag == "safety_order":
                             ctx.cancel(o, "zombie_tag: stop averaging")
         if self.g_safu is not None:
+            # a scorer without exit_factors / series (an ML model) is asked on every candle of
+            # the deal: next_wake (_safu) wakes the strategy on each one
             vector = A.safu_f is not None or hasattr(self.exit_scorer, "series")
             score = None
-            snap = (
-                None if vector else DealSnapshot(st.deal_id, self.side, avg, abs(ctx.position.amount), st.so_filled, 0)
-            )
             if vector:
                 fire = self._safu_first(ctx.symbol, A, st, avg, lf, i, i + 1) == i
             else:
-                score = float(self.exit_scorer.score(ctx.symbol, ctx, snap))
+                score = float(self.exit_scorer.score(ctx.symbol, ctx, self._snapshot(ctx, st)))
                 fire = score >= self.g_safu.threshold
             if fire:
                 close = float(A.close[i])
                 dd = (avg - close) / avg * 100.0 if self.long else (close - avg) / avg * 100.0
                 if score is None:
-                    snap = DealSnapshot(st.deal_id, self.side, avg, abs(ctx.position.amount), st.so_filled, 0)
-                    score = float(self.exit_scorer.score(ctx.symbol, ctx, snap))
-                ctx.record(self.g_safu.check(ctx.time, ctx.symbol, score, dd))
+                    score = float(self.exit_scorer.score(ctx.symbol, ctx, self._snapshot(ctx, st)))
+                src = str(getattr(self.exit_scorer, "last_source", "") or "")
+                ctx.record(self.g_safu.check(ctx.time, ctx.symbol, score, dd, src))
                 return self._exit(ctx, st, "safu_exit")
         return False
+
+    def _snapshot(self, ctx, st: DcaSymbolState) -> DealSnapshot:
+        """The open deal at the close of candle ``ctx.i`` as the scorers see it (the engine's
+        running totals: average entry, spend, first-fill time; the strategy's TP price)."""
+        deal = ctx.portfolio.deals.get(st.deal_id)
+        return DealSnapshot(
+            st.deal_id,
+            self.side,
+            ctx.position.entry_price,
+            abs(ctx.position.amount),
+            st.so_filled,
+            int(deal.opened_at) if deal is not None else int(ctx.time),
+            float(deal.entry_cost) if deal is not None else 0.0,
+            float(st.tp_price),
+        )
 
     # vectorized searches: first candle index j in [start, end) where the rule fires, else end
     def _trail_exit(self, A: _Arrays, st, lf: int, start: int, end: int) -> int:

@@ -5,7 +5,7 @@ Floats in, floats out (percent and quote currency as named); no Django. See the 
 
 from __future__ import annotations
 
-__all__ = ["HOUR_MS", "so_deviations", "so_prices", "so_sizes", "take_profit_price"]
+__all__ = ["HOUR_MS", "deal_take_profit_price", "so_deviations", "so_prices", "so_sizes", "take_profit_price"]
 
 _INF = float("inf")
 HOUR_MS = 3_600_000
@@ -36,6 +36,31 @@ def take_profit_price(avg_entry: float, take_profit_pct: float, side: str = "lon
     return (
         avg_entry * (1.0 + take_profit_pct / 100.0) if side == "long" else avg_entry * (1.0 - take_profit_pct / 100.0)
     )
+
+
+def deal_take_profit_price(
+    take_profit_pct: float,
+    side: str,
+    *,
+    tp_type: str,
+    avg_entry: float,
+    entry_cost: float,
+    base_cost: float,
+    amount: float,
+) -> float:
+    """The deal's unrounded take-profit price (quote) for the strategy's ``tp_type``.
+
+    ``"total"``: :func:`take_profit_price` of ``avg_entry``; ``"base"``: the price where the
+    profit equals ``take_profit_pct`` % of the base order's cost ``base_cost``:
+    ``(entry_cost + base_cost x tp/100) / amount`` long, ``(entry_cost - base_cost x tp/100) /
+    amount`` short (``entry_cost`` quote spent by the entries, ``amount`` base held > 0).
+    Smart DCA places its TP order here (rounded to the market's tick) and the ML labels read
+    the same formula for the deal-state features.
+    """
+    if tp_type == "total":
+        return take_profit_price(avg_entry, take_profit_pct, side)
+    target = base_cost * take_profit_pct / 100.0
+    return (entry_cost + target) / amount if side == "long" else (entry_cost - target) / amount
 
 
 def _quote_ccy(symbol: str) -> str:

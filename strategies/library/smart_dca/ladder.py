@@ -168,7 +168,16 @@ class DcaLadderMixin:
         avg = cost / amount if amount else price
         dd = (avg - price) / avg * 100.0 if self.long else (price - avg) / avg * 100.0
         basis = self.budget if self.g_spend.basis == "budget" else ctx.equity()
-        blocked = self.g_spend.blocks(cost + quote, basis, dd)
+        model_cap, model = None, ""
+        if self.spend_model is not None:
+            # the model's predicted total spend (fraction of the budget) plus its margin, in
+            # percent of the guard's basis; None (no prediction / failed): the rule alone
+            frac = self.spend_model.spend_fraction(ctx.symbol, ctx, self._snapshot(ctx, st))
+            if frac is not None and basis > 0:
+                model_cap = float(frac) * (1.0 + self.spend_model.margin) * self.budget / basis * 100.0
+                model = str(getattr(self.spend_model, "last_source", "") or "spend model")
+                model = f"{model} (predicted spend {float(frac) * 100.0:.1f}% + {self.spend_model.margin * 100.0:g}% margin)"
+        blocked = self.g_spend.blocks(cost + quote, basis, dd, model_cap)
         if blocked or ctx.record_allow:
-            ctx.record(self.g_spend.check(ctx.time, ctx.symbol, n, cost + quote, basis, dd))
+            ctx.record(self.g_spend.check(ctx.time, ctx.symbol, n, cost + quote, basis, dd, model_cap, model))
         return blocked

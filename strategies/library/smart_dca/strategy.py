@@ -30,7 +30,7 @@ from ..guards import (
 )
 from .commands import DcaCommandsMixin
 from .exits import DcaExitsMixin
-from .formulas import so_deviations, so_sizes, take_profit_price
+from .formulas import deal_take_profit_price, so_deviations, so_sizes, take_profit_price
 from .ladder import DcaLadderMixin
 from .params import _CORE_PARAMS
 from .start import fork_signal_mask
@@ -49,7 +49,12 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
     PARAMS = _CORE_PARAMS + tuple(guard_params())
     State = DcaState
 
-    def __init__(self, params: dict[str, Any] | None = None, confidence_provider=None, exit_scorer=None) -> None:
+    def __init__(
+        self, params: dict[str, Any] | None = None, confidence_provider=None, exit_scorer=None, spend_model=None
+    ) -> None:
+        """``confidence_provider`` / ``exit_scorer`` replace the rule-based confidence and SAFU
+        exit score; ``spend_model`` (a :class:`~strategies.library.confidence.SpendModel`)
+        lowers the spend guard's cap (only with ``spend_guard_enabled``). None: the rules."""
         super().__init__(params)
         p = self.params
         self.long = p["direction"] == "long"
@@ -65,6 +70,7 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         self.g_safu = SafuExit.from_params(p)
         self.confidence_provider = confidence_provider or RuleConfidence(self.side)
         self.exit_scorer = exit_scorer or RuleExitScorer(p["safu_drawdown_ref_pct"])
+        self.spend_model = spend_model
         self._feed = None
         self._arrays: dict[str, _Arrays] = {}
         self._btc_series: dict[str, np.ndarray] | None = None
@@ -307,12 +313,17 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         avg, amt = pos.entry_price, abs(pos.amount)
         if st.tp_pct is not None:
             tp = take_profit_price(avg, st.tp_pct, self.side)
-        elif p["tp_type"] == "total":
-            tp = take_profit_price(avg, p["take_profit"], self.side)
         else:
             deal = ctx.portfolio.deals[st.deal_id]
-            target = st.base_cost * p["take_profit"] / 100.0
-            tp = (deal.entry_cost + target) / amt if self.long else (deal.entry_cost - target) / amt
+            tp = deal_take_profit_price(
+                p["take_profit"],
+                self.side,
+                tp_type=p["tp_type"],
+                avg_entry=avg,
+                entry_cost=deal.entry_cost,
+                base_cost=st.base_cost,
+                amount=amt,
+            )
         st.tp_price = m.round_price(tp)
         for o in list(ctx.orders):
             if o.tag in ("take_profit", "stop_loss") and o.deal_id == st.deal_id:
