@@ -53,8 +53,9 @@ from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
 from strategies.registry import create_strategy
 from strategies.risk import risk_manager_from_config
-from trading.brokers import broker_for, market_spec
+from trading.brokers import broker_for
 from trading.models import Bot, BotEvent, Market, Order
+from trading.services.bot_perpetuals import bot_specs
 from trading.services.claims import bot_claim, bot_claim_renew, bot_release, claim_heartbeat, claim_lease
 from trading.services.feeds import (
     FeedError,
@@ -264,7 +265,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
         return _finish_idle(bot, markets, report, now_ms)
 
     strategy = create_strategy(bot.strategy, bot.params)
-    specs = {m.symbol: market_spec(m) for m in markets}
+    specs = bot_specs(bot, markets)  # spot, or swap with the bot's leverage (as a backtest)
     engine = Engine(
         strategy,
         list(specs.values()),
