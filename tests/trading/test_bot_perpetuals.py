@@ -218,3 +218,125 @@ def test_replay_without_stored_funding_is_refused(user, futures):
         create(user, [S], {"leverage": 3}, feed="replay")
     assert exc.value.errors == {"markets": "no funding rates stored for BTC/USDT:USDT: import BTCUSDT-funding.csv.gz"}
     assert Bot.objects.count() == 0
+
+
+# --- pages and API: owner / other user / anonymous ----------------------------------------------
+
+
+@pytest.fixture
+def replayed(user, futures):
+    """alice's 5x isolated short bot replayed to 2024-08-17 23:00 (34 closed deals, one
+    liquidated on 2024-08-08 22:00, one open)."""
+    bot = perp_bot(user, perpetual={"leverage": 5, "margin_mode": "isolated", "liquidation_buffer_pct": 0})
+    replay_to_the_end(bot, seed=3)
+    return bot
+
+
+def test_deal_page_shows_the_liquidation_and_the_open_deals_distance_from_mark(client, user, replayed):
+    from market7.templatetags.m7 import money, pct, price, signed_money
+    from trading.models.market import MarkCandle
+
+    client.force_login(user)
+    liq = Trade.objects.get(bot=replayed, exit_reason="liquidation")
+    page = client.get(f"/bots/{replayed.pk}/deals/{liq.pk}/").content.decode()
+    assert "closed 2024-08-08 22:00 UTC (liquidation)" in page
+    assert '5× <span class="unit">isolated</span>' in page
+    assert "61,645.43" in page and "liquidated · closest" in page
+    assert f"margin {money(liq.margin, 'USDT')} · funding {signed_money(liq.funding_paid, 'USDT')}" in page
+    # the open deal: distance of the liquidation price from the mark close at 2024-08-17 23:00
+    open_ = Trade.objects.get(bot=replayed, status="open")
+    mark = Decimal(str(MarkCandle.objects.get(market=open_.market, timeframe="1h", open_time=LAST).close))
+    distance = (open_.liquidation_price - mark) / mark * 100  # a short: LP above the mark
+    page = client.get(f"/bots/{replayed.pk}/deals/{open_.pk}/").content.decode()
+    assert f"{pct(distance)} from mark {price(mark)}" in page  # "16.01 % from mark 59,468.40"
+    assert pct(distance) == "16.01 %"
+    bot_page = client.get(f"/bots/{replayed.pk}/").content.decode()
+    assert "data-bot-leverage>5× isolated</span>" in bot_page
+    assert f"({pct(distance)} from mark)" in bot_page
+
+
+def test_perpetual_pages_are_the_owners_only(client, user, other_user, replayed):
+    liq = Trade.objects.get(bot=replayed, exit_reason="liquidation")
+    urls = [f"/bots/{replayed.pk}/", f"/bots/{replayed.pk}/deals/{liq.pk}/"]
+    for url in urls:
+        anonymous = client.get(url)
+        assert anonymous.status_code == 302 and "/login" in anonymous["Location"]
+    client.force_login(other_user)
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 404 and b"liquidation" not in response.content
+
+
+def test_api_creates_a_perpetual_bot_and_reports_trade_fields(client, user, other_user, futures):
+    body = {
+        "name": "api perp", "strategy": "smart_dca", "markets": [S], "capital": "1000", "params": SHORT_DCA,
+        "feed": "replay", "replay_start": "2024-07-23T00:00:00Z", "leverage": 125, "margin_mode": "cross",
+        "liquidation_buffer_pct": 12.5,
+    }  # fmt: skip
+    assert client.post("/api/v1/bots/", body, content_type="application/json").status_code in (401, 403)
+    assert Bot.objects.count() == 0
+    client.force_login(user)
+    bad = client.post("/api/v1/bots/", {**body, "leverage": 126}, content_type="application/json")
+    assert bad.status_code == 400 and bad.json() == {"leverage": ["leverage must be a whole number 1..125, got 126"]}
+    created = client.post("/api/v1/bots/", body, content_type="application/json")
+    assert created.status_code == 201, created.content
+    data = created.json()
+    assert (data["leverage"], data["margin_mode"], data["liquidation_buffer_pct"]) == (125, "cross", "12.500")
+    bot = Bot.objects.get(pk=data["id"])
+    patched = client.patch(f"/api/v1/bots/{bot.pk}/", {"leverage": 20}, content_type="application/json")
+    assert patched.status_code == 200 and patched.json()["leverage"] == 20
+    assert patched.json()["margin_mode"] == "cross"  # a PATCH of one setting keeps the others
+    client.force_login(other_user)
+    assert client.get(f"/api/v1/bots/{bot.pk}/").status_code == 404
+    assert client.patch(f"/api/v1/bots/{bot.pk}/", {"leverage": 2}, content_type="application/json").status_code == 404
+    bot.refresh_from_db()
+    assert bot.leverage == 20
+
+
+def test_api_trades_carry_leverage_margin_liquidation_and_funding(client, user, other_user, replayed):
+    liq = Trade.objects.get(bot=replayed, exit_reason="liquidation")
+    url = f"/api/v1/bot-trades/{liq.pk}/"
+    assert client.get(url).status_code in (401, 403)
+    client.force_login(user)
+    row = client.get(url).json()
+    assert (row["leverage"], row["exit_reason"]) == (5, "liquidation")
+    assert Decimal(row["liquidation_price"]) == Decimal("61645.43453096")
+    assert Decimal(row["margin"]) == liq.margin and Decimal(row["funding_paid"]) == liq.funding_paid
+    assert row["info"]["min_liquidation_distance_pct"] == liq.info["min_liquidation_distance_pct"]
+    client.force_login(other_user)
+    assert client.get(url).status_code == 404
+
+
+def form_data(market: Market, **kw) -> dict:
+    return {
+        "name": "Form perp", "strategy": "smart_dca", "markets": [market.pk], "timeframe": "1h", "mode": "paper",
+        "capital": "1000", "feed": "replay", "replay_start": "2024-07-23T00:00", "replay_speed": "3600",
+        "p_base_order_size": "200", "p_direction": "short",
+    } | kw  # fmt: skip
+
+
+def test_bot_form_creates_a_perpetual_bot_and_names_bad_fields(client, user, futures, candles):
+    assert client.get("/bots/new/").status_code == 302  # anonymous: to the login page
+    client.force_login(user)
+    page = client.get("/bots/new/").content.decode()
+    assert 'name="leverage"' in page and 'name="margin_mode"' in page and 'name="liquidation_buffer_pct"' in page
+    bad = client.post("/bots/new/", form_data(futures, leverage="126"))
+    assert bad.status_code == 200 and "Ensure this value is less than or equal to 125." in bad.content.decode()
+    spot = client.post(
+        "/bots/new/", form_data(Market.objects.get(symbol="BTC/USDT"), leverage="3", replay_start="2025-04-01T00:00")
+    )
+    assert "only a USDT-M perpetual bot takes leverage" in spot.content.decode()
+    assert Bot.objects.count() == 0
+    ok = client.post("/bots/new/", form_data(futures, leverage="10", margin_mode="cross", liquidation_buffer_pct="15"))
+    bot = Bot.objects.get()
+    assert ok.status_code == 302 and ok["Location"] == f"/bots/{bot.pk}/"
+    assert bot.perpetual == {"leverage": 10, "margin_mode": "cross", "liquidation_buffer_pct": 15.0}
+    page = client.get(f"/bots/{bot.pk}/").content.decode()
+    assert "data-bot-leverage>10× cross · liquidation buffer 15%</span>" in page
+    edit = client.post(
+        f"/bots/{bot.pk}/edit/",
+        form_data(futures, name="Form perp", leverage="4", margin_mode="cross", liquidation_buffer_pct="15"),
+    )
+    assert edit.status_code == 302
+    bot.refresh_from_db()
+    assert bot.leverage == 4
