@@ -20,6 +20,7 @@ A spot bot refuses the three settings. Errors are :class:`BotValidationError` wi
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from market7.timeframes import dt_to_ms
@@ -47,10 +48,7 @@ def bot_perpetual_validate(
     markets, ``{"leverage": None, "margin_mode": "", "liquidation_buffer_pct": 0}`` for spot.
     ``replay_start_ms``: a replay bot's first candle, whose funding must be stored.
     Raises :class:`BotValidationError`."""
-    from decimal import Decimal
-
     from trading.services.perpetuals import (
-        MARGIN_MODES,
         PerpetualError,
         funding_coverage_check,
         perpetual_settings_validate,
@@ -104,7 +102,6 @@ def bot_perpetual_validate(
         message = str(exc)
         field = "leverage" if ": leverage " in message else "markets"
         return _raise({field: message})
-    assert settings.margin_mode in MARGIN_MODES
     return {
         "leverage": settings.leverage,
         "margin_mode": settings.margin_mode,
