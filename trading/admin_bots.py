@@ -93,12 +93,14 @@ class BotAdmin(admin.ModelAdmin):
     readonly_fields = (
         "status", "status_message", "state", "last_candle_at", "steps", "commands", "equity", "realized_pnl", "unrealized_pnl",
         "replay_clock", "replay_clock_wall", "claimed_at", "claim_token", "started_at", "stopped_at", "created_at", "updated_at",
+        "leverage", "margin_mode", "liquidation_buffer_pct",  # validated by bot_create / bot_update only
     )  # fmt: skip
     fieldsets = (
         (None, {"fields": ("owner", "name", "strategy", "params", "markets", "timeframe", "mode", "capital", "quote")}),
         ("Status", {"fields": ("status", "status_message", "started_at", "stopped_at", "steps", "commands")}),
         ("Signal starts", {"fields": ("signal_strategies", "signal_min_score")}),
         ("Feed", {"fields": ("feed", "replay_start", "replay_speed", "replay_clock", "replay_clock_wall")}),
+        ("Perpetual", {"fields": ("leverage", "margin_mode", "liquidation_buffer_pct")}),
         ("Equity", {"fields": ("equity", "realized_pnl", "unrealized_pnl")}),
         ("Engine", {"classes": ("collapse",), "fields": ("last_candle_at", "state", "claimed_at", "claim_token")}),
         (None, {"fields": ("created_at", "updated_at")}),

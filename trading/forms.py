@@ -283,6 +283,25 @@ class BotForm(RiskFieldsMixin, ParamFieldsMixin, forms.Form):
         initial=3600.0,
         help_text="market seconds per wall second (3600 = 1 h of market per second)",
     )
+    # USDT-M perpetual bots only (markets named like BTC/USDT:USDT); a spot bot leaves them
+    # at their defaults. Checked by trading.services.bot_perpetuals (docs/perps.md).
+    leverage = forms.IntegerField(
+        required=False, min_value=1, max_value=125, help_text="perpetuals: 1–125×, capped by the market's first tier"
+    )
+    margin_mode = forms.ChoiceField(
+        required=False,
+        choices=[("isolated", "isolated"), ("cross", "cross")],
+        initial="isolated",
+        help_text="perpetuals only",
+    )
+    liquidation_buffer_pct = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0"),
+        max_digits=6,
+        decimal_places=3,
+        initial=Decimal("0"),
+        help_text="perpetuals: no entry or safety order closer than this % to liquidation (0 = off)",
+    )
 
     signal_strategies = forms.MultipleChoiceField(
         required=False,
@@ -322,7 +341,10 @@ class BotForm(RiskFieldsMixin, ParamFieldsMixin, forms.Form):
         self.locked_note = ""
         self.risk_locked_why = ""
 
-    CREATED_ONLY = ("strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed")
+    CREATED_ONLY = (
+        "strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed",
+        "leverage", "margin_mode", "liquidation_buffer_pct",
+    )  # fmt: skip
     WHY_FIXED = (
         "Fixed after the first start: the bot's engine state (cash, positions, orders) was built with it. "
         "Clone the bot to trade with a different value."

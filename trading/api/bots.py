@@ -76,6 +76,7 @@ class BotSerializer(serializers.ModelSerializer):
             "id", "name", "strategy", "params", "risk", "risk_status", "markets", "timeframe", "mode", "capital", "quote", "status", "status_message",
             "feed", "replay_start", "replay_speed", "signal_strategies", "signal_min_score", "equity", "realized_pnl", "unrealized_pnl", "last_candle_at", "steps",
             "open_trades", "closed_trades", "allowed_actions", "started_at", "stopped_at", "created_at", "updated_at",
+            "leverage", "margin_mode", "liquidation_buffer_pct",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -119,6 +120,20 @@ class BotWriteSerializer(serializers.Serializer):
     signal_min_score = serializers.JSONField(
         required=False, default=0.0, help_text="lowest signal score (0..1) that starts a deal; 0 = every passing signal"
     )
+    # USDT-M perpetual bots (markets like BTC/USDT:USDT); the service checks them and names the
+    # field (trading.services.bot_perpetuals). A spot bot refuses them.
+    leverage = serializers.JSONField(required=False, default=None, help_text="perpetuals: 1..125, capped by tier")
+    margin_mode = serializers.CharField(required=False, allow_blank=True, default="", help_text="isolated or cross")
+    liquidation_buffer_pct = serializers.JSONField(required=False, default=None, help_text="percent; 0 = off")
+
+
+def _perpetual_of(data: dict, given) -> dict | None:
+    """Pop the perpetual fields of validated ``data`` into the service's ``perpetual`` dict
+    (only those in the request body ``given``); None when none was given."""
+    fields = ("leverage", "margin_mode", "liquidation_buffer_pct")
+    values = {k: data.pop(k, None) for k in fields}
+    sent = {k: v for k, v in values.items() if k in given}
+    return sent or None
 
 
 BIGINT_MAX = 2**63 - 1
@@ -170,7 +185,7 @@ class TradeSerializer(serializers.ModelSerializer):
         fields = [
             "id", "bot", "symbol", "deal_id", "side", "status", "opened_at", "closed_at", "avg_entry", "amount", "cost", "fees",
             "realized_pnl", "exit_price", "exit_reason", "take_profit_price", "stop_loss_price", "safety_orders_filled",
-            "safety_orders_max", "tags", "info",
+            "safety_orders_max", "tags", "info", "leverage", "margin", "liquidation_price", "funding_paid",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -209,7 +224,9 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         data = BotWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        bot = _service_errors(svc.bot_create, user=request.user, **data.validated_data)
+        values = dict(data.validated_data)
+        perpetual = _perpetual_of(values, request.data)
+        bot = _service_errors(svc.bot_create, user=request.user, perpetual=perpetual, **values)
         return Response(self._bot_data(request, bot.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BotWriteSerializer, responses=BotSerializer)
@@ -219,6 +236,9 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         data.is_valid(raise_exception=True)
         changes = {k: v for k, v in data.validated_data.items() if k in request.data}
         changes.pop("exchange", None)
+        perpetual = _perpetual_of(changes, request.data)
+        if perpetual is not None:  # a PATCH of one setting keeps the others
+            changes["perpetual"] = {**(bot.perpetual or {}), **perpetual}
         _service_errors(svc.bot_update, user=request.user, bot=bot, **changes)
         return Response(self._bot_data(request, bot.pk))
 

@@ -122,6 +122,15 @@ class Bot(OwnedModel):
         null=True, blank=True, help_text="wall time the replay clock last (re)started; null = frozen"
     )
 
+    # USDT-M perpetual bots (markets named BTC/USDT:USDT): leverage 1..125 (capped by the
+    # market's first tier), margin mode and the liquidation-buffer guard in percent. Spot bots:
+    # leverage None. Validated by trading.services.bot_perpetuals; see docs/perps.md.
+    leverage = models.PositiveSmallIntegerField(null=True, blank=True, help_text="perpetual bots: leverage (x)")
+    margin_mode = models.CharField(max_length=8, blank=True, help_text="perpetual bots: isolated or cross")
+    liquidation_buffer_pct = models.DecimalField(
+        max_digits=6, decimal_places=3, default=ZERO, help_text="perpetual bots: liquidation buffer, percent (0 = off)"
+    )
+
     # Equity snapshot of the last step (quote currency), for lists and the dashboard.
     equity = models.DecimalField(null=True, blank=True, **MONEY)
     realized_pnl = models.DecimalField(default=ZERO, **MONEY)
@@ -175,6 +184,18 @@ class Bot(OwnedModel):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.RUNNING, self.Status.PAUSED)
+
+    @property
+    def perpetual(self) -> dict | None:
+        """The perpetual settings as the engine spec and backtests take them
+        (``{"leverage", "margin_mode", "liquidation_buffer_pct"}``), None for a spot bot."""
+        if self.leverage is None:
+            return None
+        return {
+            "leverage": int(self.leverage),
+            "margin_mode": self.margin_mode,
+            "liquidation_buffer_pct": float(self.liquidation_buffer_pct),
+        }
 
 
 class BotPreset(OwnedModel):
@@ -233,6 +254,12 @@ class Trade(models.Model):
     info = models.JSONField(
         default=dict, blank=True, help_text="engine extras: the safety-order ladder, trailing state"
     )
+    # Perpetual deals (None / 0 on spot): the bot's leverage, initial margin (cost / leverage),
+    # the last liquidation price the engine computed, funding paid (signed: > 0 paid).
+    leverage = models.PositiveSmallIntegerField(null=True, blank=True)
+    margin = models.DecimalField(null=True, blank=True, help_text="initial margin, quote", **MONEY)
+    liquidation_price = models.DecimalField(null=True, blank=True, **MONEY)
+    funding_paid = models.DecimalField(default=ZERO, help_text="funding paid (> 0) or received (< 0), quote", **MONEY)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = BotOwnedQuerySet.as_manager()

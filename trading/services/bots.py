@@ -41,6 +41,7 @@ from trading.services.bot_commands import _kick_after_commit, _queue_command  # 
 
 # Errors, SYSTEM, the permission check and the validators live one floor down; they stay
 # importable from here (``from trading.services.bots import BotValidationError``).
+from trading.services.bot_perpetuals import bot_perpetual_apply, bot_perpetual_validate
 from trading.services.bot_validation import (  # noqa: F401  (re-exported)
     ADD_PERM,
     CHANGE_PERM,
@@ -154,6 +155,7 @@ def bot_create(
     risk: dict | None = None,
     signal_strategies: list[str] | None = None,
     signal_min_score: float | None = None,
+    perpetual: dict | None = None,
 ) -> Bot:
     """Create a bot in status ``created`` after validating everything (nothing saved on error).
 
@@ -161,7 +163,8 @@ def bot_create(
     ``capital``: quote currency (Decimal or a string like ``"1000"``). ``params`` are validated
     by the strategy's schema (defaults filled in); ``risk`` (a ``RiskConfig`` dict, ``None`` =
     no portfolio risk) by :func:`bot_validate_risk`; ``signal_strategies`` / ``signal_min_score``
-    (signal starts) by :func:`signal_settings_validate`. ``owner`` defaults to ``user``; only
+    (signal starts) by :func:`signal_settings_validate`; ``perpetual`` by ``bot_perpetual_validate``.
+    ``owner`` defaults to ``user``; only
     :data:`SYSTEM` may create for someone else. Needs ``trading.add_bot``.
     Raises BotValidationError / BotPermissionDenied.
     """
@@ -207,9 +210,11 @@ def bot_create(
     speed = float(replay_speed or 3600.0)
     if feed == Bot.FeedKind.REPLAY:
         start, speed = _check_replay(market_rows, timeframe, replay_start, replay_speed)
+    perp = bot_perpetual_validate(markets=market_rows, perpetual=perpetual, replay_start_ms=start and dt_to_ms(start))
 
     signal_names, min_score = signal_settings_validate(signal_strategies, signal_min_score)
     bot = Bot.objects.create(
+        **perp,
         owner=owner,
         name=name,
         strategy=strategy,
@@ -240,6 +245,7 @@ def bot_create(
 _ANY_TIME_FIELDS = {"name", "signal_strategies", "signal_min_score"}
 _NOT_RUNNING_FIELDS = {"params", "risk"}
 _CREATED_ONLY_FIELDS = {"strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed"}
+_CREATED_ONLY_FIELDS.add("perpetual")  # {"leverage", "margin_mode", "liquidation_buffer_pct"}
 
 
 @transaction.atomic
@@ -321,6 +327,7 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
         bot.replay_speed = speed
     if bot.mode == Bot.Mode.LIVE and bot.feed == Bot.FeedKind.REPLAY:
         raise BotValidationError({"feed": "a live bot cannot trade a replay"})
+    bot_perpetual_apply(bot, market_rows, changes)
     bot.save()
     _audit(user, "bot_update", bot, "changed " + ", ".join(sorted(changes)), {"fields": sorted(changes)})
     return bot

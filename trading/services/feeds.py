@@ -85,11 +85,22 @@ def _candles(market: Market, timeframe: str, start_ms: int, end_ms: int) -> Cand
 def feed_build(bot: Bot, markets: list[Market], *, until_ms: int, origin_ms: int | None = None) -> Feed:
     """The engine feed for one step: each market's stored candles from the feed origin (see
     module doc; capped to the last :data:`MAX_FEED_CANDLES`) through open time ``until_ms``.
-    ``markets`` may include watched-only markets (e.g. Smart DCA's BTC filter market)."""
+    ``markets`` may include watched-only markets (e.g. Smart DCA's BTC filter market). A
+    perpetual bot's feed also carries its swap markets' mark candles and funding events
+    (:func:`trading.services.perpetuals.perpetual_feed_parts`)."""
     tf = bot.timeframe_ms
     origin = feed_origin_ms(bot) if origin_ms is None else origin_ms
     origin = max(origin, until_ms - (MAX_FEED_CANDLES - 1) * tf)
-    return Feed(bot.timeframe, {m.symbol: _candles(m, bot.timeframe, origin, until_ms) for m in markets})
+    data = {m.symbol: _candles(m, bot.timeframe, origin, until_ms) for m in markets}
+    if bot.leverage is None:
+        return Feed(bot.timeframe, data)
+    # A perpetual bot: the mark candles and funding events of its swap markets from the same
+    # origin, as a swap backtest's feed has them (strategies.services.backtests._feed).
+    from trading.services.perpetuals import perpetual_feed_parts
+
+    swaps = [m for m in markets if m.type == Market.Type.SWAP]
+    mark, funding = perpetual_feed_parts(swaps, bot.timeframe, origin, until_ms)
+    return Feed(bot.timeframe, data, mark=mark, funding=funding)
 
 
 def watched_markets(bot: Bot, markets: list[Market]) -> list[Market]:

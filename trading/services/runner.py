@@ -55,9 +55,10 @@ from strategies.engine.engine import Engine, EngineState
 from strategies.providers import providers_for, step_observed
 from strategies.registry import create_strategy
 from strategies.risk import risk_config_with_symbol_multipliers, risk_manager_from_config
-from trading.brokers import broker_for, market_spec
+from trading.brokers import broker_for
 from trading.models import Bot, BotEvent, Market, Order
 from trading.selectors.watchlist import watchlist_risk_multipliers
+from trading.services.bot_perpetuals import bot_specs
 from trading.services.claims import bot_claim, bot_claim_renew, bot_release, claim_heartbeat, claim_lease
 from trading.services.feeds import (
     FeedError,
@@ -276,7 +277,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
         return _finish_idle(bot, markets, report, now_ms)
 
     strategy = create_strategy(bot.strategy, bot.params, **providers)
-    specs = {m.symbol: market_spec(m) for m in markets}
+    specs = bot_specs(bot, markets)  # spot, or swap with the bot's leverage (as a backtest)
     engine = Engine(
         strategy,
         list(specs.values()),

@@ -98,6 +98,7 @@ class StepWriter:
                 "safety_orders_max": int(deal.get("max_safety_orders") or 0) or self.max_safety_orders,
                 "tags": list(deal.get("tags") or []),
                 "info": json_safe({k: deal[k] for k in ("ladder", "next_so_price") if k in deal}),
+                **self._perpetual_open(deal),
             }
             trade = stored.get(deal["deal_id"])
             if trade is None:
@@ -134,6 +135,7 @@ class StepWriter:
                 # a deal opened and closed in one step has no open row to inherit it from
                 "safety_orders_max": (existing.safety_orders_max if existing else 0) or self.max_safety_orders,
                 "tags": list(ct.tags or []),
+                **self._perpetual_closed(ct, existing),
             }
             trade, created = Trade.objects.update_or_create(bot=bot, deal_id=ct.deal_id, defaults=values)
             if existing is None:
@@ -142,6 +144,40 @@ class StepWriter:
             self.closed_trades.append(trade)
             self.realized_delta += trade.realized_pnl
         self.opened = len(self.new_trades)
+
+    def _perpetual_open(self, deal: dict) -> dict[str, Any]:
+        """A perpetual bot's open-deal fields: leverage, margin (cost / leverage), the engine's
+        last liquidation price and funding paid (from the state's deal, as the backtest report
+        reads them); the minimum distance to liquidation so far in ``info``. Spot: {}."""
+        lev = self.bot.leverage
+        if lev is None:
+            return {}
+        d = self.result.state.portfolio.get("deals", {}).get(deal["deal_id"], {})
+        lp = float(d.get("liquidation_price") or 0.0)
+        info = {k: deal[k] for k in ("ladder", "next_so_price") if k in deal}
+        info["min_liquidation_distance_pct"] = float(d.get("min_liq_distance_pct", 100.0))
+        return {
+            "leverage": lev,
+            "margin": money_dec(float(deal["cost"]) / lev),
+            "liquidation_price": price_dec(self.specs[deal["symbol"]], lp) if lp > 0 else None,
+            "funding_paid": money_dec(float(d.get("funding", 0.0))),
+            "info": json_safe(info),
+        }
+
+    def _perpetual_closed(self, ct, existing: Trade | None) -> dict[str, Any]:
+        """A perpetual bot's closed-trade fields (the engine's ``ClosedTrade``); spot: {}."""
+        if self.bot.leverage is None:
+            return {}
+        info = dict(existing.info) if existing is not None else {}
+        info["min_liquidation_distance_pct"] = float(ct.min_liquidation_distance_pct)
+        lp = float(ct.liquidation_price)
+        return {
+            "leverage": self.bot.leverage,
+            "margin": money_dec(ct.margin),
+            "liquidation_price": price_dec(self.specs[ct.symbol], lp) if lp > 0 else None,
+            "funding_paid": money_dec(ct.funding),
+            "info": json_safe(info),
+        }
 
     def write_orders(self) -> None:
         bot = self.bot

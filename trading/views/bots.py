@@ -134,6 +134,18 @@ def _service_kwargs(form: BotForm) -> dict:
         "risk": form.cleaned_risk,
         "signal_strategies": list(data.get("signal_strategies") or []),
         "signal_min_score": 0.0 if data.get("signal_min_score") is None else data["signal_min_score"],
+        "perpetual": perpetual_of(data),
+    }
+
+
+def perpetual_of(data: dict) -> dict:
+    """The form's perpetual settings as ``bot_create``/``bot_update`` take them (a spot bot's
+    defaults — no leverage, isolated, buffer 0 — are accepted as "none")."""
+    buffer = data.get("liquidation_buffer_pct")
+    return {
+        "leverage": data.get("leverage"),
+        "margin_mode": data.get("margin_mode") or "isolated",
+        "liquidation_buffer_pct": Decimal("0") if buffer in (None, "") else buffer,
     }
 
 
@@ -192,11 +204,11 @@ def _edit_changes(bot: Bot, form: BotForm, initial: dict) -> dict:
     """The fields the user really changed and the bot's status lets change (disabled fields
     keep their initial value, so they never show up here)."""
     kwargs = _service_kwargs(form)
-    current = dict(initial, params=bot.params or {}, risk=bot.risk)
+    current = dict(initial, params=bot.params or {}, risk=bot.risk, perpetual=perpetual_of(initial))
     changes = {}
     for key, value in kwargs.items():
         field = form.fields.get(key)
-        if field is not None and field.disabled:
+        if (field is not None and field.disabled) or (key == "perpetual" and form.fields["leverage"].disabled):
             continue
         if key == "params":
             try:  # compare with the stored (defaulted) params
@@ -235,6 +247,9 @@ def bot_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "replay_speed": bot.replay_speed,
         "signal_strategies": list(bot.signal_strategies or []),
         "signal_min_score": bot.signal_min_score,
+        "leverage": bot.leverage,
+        "margin_mode": bot.margin_mode or "isolated",
+        "liquidation_buffer_pct": bot.liquidation_buffer_pct,
     }
     form_kwargs = {"initial": initial, "initial_params": bot.params, "initial_risk": bot.risk, "new": False}
     if request.method == "POST":

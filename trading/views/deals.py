@@ -25,6 +25,7 @@ from market7.formatting import price_decimals
 from trading.models import Bot, Order, Trade
 from trading.selectors.bots import last_prices
 from trading.selectors.deals import deal_chart, deal_events, deal_for_user, deal_ladder, deal_orders
+from trading.selectors.perpetuals import attach_liquidation_distance
 from trading.services import bots as bot_services
 from trading.services import deals as deal_services
 from trading.views.bots import OPERATE_PERM, fill_markers, is_fragment, require_perm, user_bot
@@ -87,6 +88,7 @@ def deal_context(request: HttpRequest, bot: Bot, trade: Trade) -> dict:
         sign = 1 if trade.side == Trade.Side.LONG else -1
         unrealized = sign * (current_price - trade.avg_entry) * trade.amount - trade.fees
     can_operate = request.user.has_perm(OPERATE_PERM)
+    attach_liquidation_distance([trade])
     return {
         "bot": bot,
         "trade": trade,

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 from trading.forms import TradeFilterForm
 from trading.models import Order, Trade
 from trading.selectors.bots import bots_by_name, last_prices
+from trading.selectors.perpetuals import attach_liquidation_distance
 from trading.selectors.trades import (
     orders_by_trade,
     trade_symbols,
@@ -206,7 +207,7 @@ def decorate_trades(trades) -> list[Trade]:
         trade.svg = ladder_svg(trade)
         so_max = min(trade.safety_orders_max or 0, 25)
         trade.ladder_slots = [i < (trade.safety_orders_filled or 0) for i in range(so_max)]
-    return trades
+    return attach_liquidation_distance(trades)  # perpetual deals: mark price, distance to liquidation
 
 
 def _filter_context(request: HttpRequest) -> tuple[dict, TradeFilterForm]:
