@@ -108,7 +108,7 @@ def test_replayed_short_bot_makes_exactly_the_swap_backtests_trades(user, future
         assert float(t.realized_pnl) == pytest.approx(row["pnl"], abs=1e-6)
         assert (t.leverage, float(t.margin)) == (5, pytest.approx(row["margin"], abs=1e-6))
         assert float(t.liquidation_price) == pytest.approx(row["liquidation_price"], abs=1e-6)
-        assert float(t.funding_paid) == pytest.approx(row["funding"], abs=1e-6)
+        assert float(t.funding_paid) == pytest.approx(row["funding_paid"], abs=1e-6)
         assert round(t.info["min_liquidation_distance_pct"], 4) == row["min_liquidation_distance_pct"]
     (liq,) = [t for t in closed if t.exit_reason == "liquidation"]
     assert (liq.closed_at, liq.safety_orders_filled) == (datetime(2024, 8, 8, 22, tzinfo=UTC), 3)
@@ -116,7 +116,7 @@ def test_replayed_short_bot_makes_exactly_the_swap_backtests_trades(user, future
     (open_row,) = Trade.objects.filter(bot=bot, status="open")
     (open_deal,) = report["open_deals"]
     assert open_row.opened_at.isoformat().replace("+00:00", "Z") == open_deal["opened_at"]
-    assert float(open_row.funding_paid) == pytest.approx(open_deal["funding"], abs=1e-6)
+    assert float(open_row.funding_paid) == pytest.approx(open_deal["funding_paid"], abs=1e-6)
     assert float(open_row.liquidation_price) == pytest.approx(open_deal["liquidation_price"], abs=1e-6)
     total = sum(float(t.funding_paid) for t in Trade.objects.filter(bot=bot))
     assert total == pytest.approx(m["funding_paid"], abs=1e-6)
