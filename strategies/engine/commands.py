@@ -191,22 +191,24 @@ def _close(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int,
     return new, placed, decisions
 
 
+def _refused(engine: Engine, st: EngineState, command: dict[str, Any], t: int, rule: str, reason: str):
+    """``(state unchanged, no orders, [the BLOCK decision])`` of a refused symbol command."""
+    symbol = command.get("symbol")
+    sym = symbol if symbol in engine.markets else ""
+    return (
+        st,
+        [],
+        [Decision(t, rule, Outcome.BLOCK, f"{_describe(command)} refused: {reason}", sym, {"command": dict(command)})],
+    )
+
+
 def _close_symbol(engine: Engine, st: EngineState, command: dict[str, Any], tf_ms: int):
     t = int(st.last_time)
     symbol = command.get("symbol")
     rule = command_rule(command)
 
     def refuse(reason: str):
-        sym = symbol if symbol in engine.markets else ""
-        return (
-            st,
-            [],
-            [
-                Decision(
-                    t, rule, Outcome.BLOCK, f"{_describe(command)} refused: {reason}", sym, {"command": dict(command)}
-                )
-            ],
-        )
+        return _refused(engine, st, command, t, rule, reason)
 
     if symbol not in engine.markets:
         return refuse(f"{symbol} is not one of the bot's markets")
@@ -223,16 +225,7 @@ def _start_deal(engine: Engine, st: EngineState, command: dict[str, Any], feed: 
     rule = command_rule(command)
 
     def refuse(reason: str):
-        sym = symbol if symbol in engine.markets else ""
-        return (
-            st,
-            [],
-            [
-                Decision(
-                    t, rule, Outcome.BLOCK, f"{_describe(command)} refused: {reason}", sym, {"command": dict(command)}
-                )
-            ],
-        )
+        return _refused(engine, st, command, t, rule, reason)
 
     if symbol not in engine.markets:
         return refuse(f"{symbol} is not one of the bot's markets")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mlops.management.commands.ml_train import Command as TrainCommand
+from accounts.commands import command_owner
 from mlops.services.evaluation import SIDE_METRICS, EvaluationError, model_evaluate
 from strategies.services.backtests import BacktestError, parse_day_range
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path, dest="json_path", help="write the evaluation to this file")
 
     def handle(self, *args, **opts):
-        owner = TrainCommand()._owner(opts["owner"])
+        owner = command_owner(opts["owner"])
         if opts["threshold"] is not None and not 0.0 <= opts["threshold"] <= 1.0:
             raise CommandError("--threshold must be between 0 and 1")
         try:

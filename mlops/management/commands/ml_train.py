@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.commands import command_owner
 from mlops.models import ModelKind, TrainingJob
 from mlops.services.training import TrainingError, training_job_create, training_job_execute
 from strategies.services.backtests import BacktestError, parse_day_range
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path, dest="json_path", help="write the training report to this file")
 
     def handle(self, *args, **opts):
-        owner = self._owner(opts["owner"])
+        owner = command_owner(opts["owner"])
         try:
             start, end = parse_day_range(opts["start"], opts["end"])
             job = training_job_create(
@@ -90,18 +90,6 @@ class Command(BaseCommand):
         if opts["json_path"]:
             opts["json_path"].write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
             self.stdout.write(f"report written to {opts['json_path']}")
-
-    def _owner(self, username):
-        User = get_user_model()
-        if username:
-            try:
-                return User.objects.get(username=username)
-            except User.DoesNotExist:
-                raise CommandError(f"no user {username!r}") from None
-        user = User.objects.filter(is_superuser=True).order_by("pk").first() or User.objects.order_by("pk").first()
-        if user is None:
-            raise CommandError("no users yet: create one (createsuperuser) or pass --owner")
-        return user
 
 
 def _f(x) -> str:

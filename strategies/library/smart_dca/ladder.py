@@ -34,19 +34,23 @@ class DcaLadderMixin:
                 return ConfidenceDcaGuard.NAME, cval
         return "", 0.0
 
-    def _gate_decision(self, ctx, A: _Arrays, rule: str, cval: float, n: int) -> Decision:
+    def _btc_decision(self, ctx, A: _Arrays, what: str) -> Decision:
+        """The BTC market filter's blocking decision at candle ``ctx.i`` for ``what``."""
         i = ctx.i
+        return self.g_btc.check(
+            ctx.time,
+            ctx.symbol,
+            self.side,
+            True,
+            float(A.btc["close"][i]),
+            float(A.btc["ema"][i]),
+            float(A.btc["change"][i]),
+            what,
+        )
+
+    def _gate_decision(self, ctx, A: _Arrays, rule: str, cval: float, n: int) -> Decision:
         if rule == BtcMarketFilter.NAME:
-            return self.g_btc.check(
-                ctx.time,
-                ctx.symbol,
-                self.side,
-                True,
-                float(A.btc["close"][i]),
-                float(A.btc["ema"][i]),
-                float(A.btc["change"][i]),
-                "safety orders",
-            )
+            return self._btc_decision(ctx, A, "safety orders")
         return self.g_conf.check(ctx.time, ctx.symbol, cval, n)
 
     def _hold(self, ctx, st: DcaSymbolState, kind: str, rule: str, decision, resting) -> None:

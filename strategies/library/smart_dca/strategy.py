@@ -389,16 +389,7 @@ class SmartDCA(DcaCommandsMixin, DcaExitsMixin, DcaLadderMixin, BaseStrategy):
         if self.g_btc is not None and A.btc["block"][i]:
             if st.entry_blocked == "btc" and not forced:
                 return "BTC market filter blocks new deals"
-            d = self.g_btc.check(
-                ctx.time,
-                ctx.symbol,
-                self.side,
-                True,
-                float(A.btc["close"][i]),
-                float(A.btc["ema"][i]),
-                float(A.btc["change"][i]),
-                "new deal",
-            )
+            d = self._btc_decision(ctx, A, "new deal")
             st.entry_blocked = "btc"
             ctx.record(d)
             return d.reason

@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.commands import command_owner
 from strategies.services.backtests import BacktestError, backtest_create, backtest_execute, parse_day_range
 
 
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 raise CommandError(f"cannot read --params {opts['params']}: {exc}") from None
             if not isinstance(params, dict):
                 raise CommandError(f"--params {opts['params']} must hold a JSON object")
-        owner = self._owner(opts["owner"])
+        owner = command_owner(opts["owner"])
         try:
             start, end = parse_day_range(opts["start"], opts["end"])
             run = backtest_create(
@@ -104,18 +104,6 @@ class Command(BaseCommand):
             if opts.get(opt) is not None:
                 out[key] = opts[opt]
         return out
-
-    def _owner(self, username):
-        User = get_user_model()
-        if username:
-            try:
-                return User.objects.get(username=username)
-            except User.DoesNotExist:
-                raise CommandError(f"no user {username!r}") from None
-        user = User.objects.filter(is_superuser=True).order_by("pk").first() or User.objects.order_by("pk").first()
-        if user is None:
-            raise CommandError("no users yet: create one (createsuperuser) or pass --owner")
-        return user
 
     def _summary(self, run):
         m = run.metrics
