@@ -18,18 +18,12 @@ from mlops.core.features import feature_hash
 from mlops.core.labels import simulate, smart_dca_labels
 from mlops.core.pipeline import train_kind
 from strategies.engine import Feed, load_csv
+from tests.mlops.conftest import DCA_LADDER
 
 H = 3_600_000
 BUNDLED = Path(__file__).resolve().parents[2] / "trading" / "data" / "bundled"
 DCA = dict(
-    base_order_size=50,
-    safety_order_size=50,
-    max_safety_orders=4,
-    active_safety_orders=2,
-    price_deviation=1.0,
-    step_scale=1.3,
-    volume_scale=1.4,
-    take_profit=1.5,
+    **DCA_LADDER,
     max_active_deals=2,
     stop_loss=4,
 )

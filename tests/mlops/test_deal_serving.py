@@ -11,17 +11,16 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import xgboost as xgb
-from django.test import override_settings
 
 from mlops.core.artifacts import save_booster
 from mlops.core.deal_features import DEAL_FEATURE_NAMES, deal_features
 from mlops.core.features import FEATURE_NAMES, compute_features, feature_hash
 from mlops.core.predict import Predictor
 from mlops.models import ModelVersion
-from mlops.services import serving
 from strategies.backtest import BacktestConfig, run_backtest
 from strategies.engine import Candles, Feed, MarketSpec
 from strategies.providers import confidence_provider_for, providers_for
+from tests.mlops.conftest import DCA_LADDER
 from tests.trading.conftest import load_bundled, make_replay_bot, step_at
 from trading.models import BotEvent, Fill, Market, Order, Trade
 from trading.selectors.candles import candles_arrays
@@ -36,14 +35,6 @@ SAFU = {
     "safu_threshold": 0.9,
 }
 TEN_DAYS = 10 * 24
-
-
-@pytest.fixture
-def models_dir(tmp_path):
-    serving._predictors.clear()
-    with override_settings(MARKET7_MODELS_DIR=tmp_path):
-        yield tmp_path
-    serving._predictors.clear()
 
 
 @pytest.fixture
@@ -176,14 +167,7 @@ def test_a_tampered_safu_model_falls_back_to_the_rules_with_the_reason(markets, 
 
 
 SPEND = dict(
-    base_order_size=50,
-    safety_order_size=50,
-    max_safety_orders=4,
-    active_safety_orders=2,
-    price_deviation=1.0,
-    step_scale=1.3,
-    volume_scale=1.4,
-    take_profit=1.5,
+    **DCA_LADDER,
     max_active_deals=1,
     spend_guard_enabled=True,
     spend_guard_max_pct=100,

@@ -20,6 +20,7 @@ from mlops.core.labels import (
 )
 from strategies.engine import Feed, load_csv
 from strategies.engine.testing import T0, make_candles
+from tests.mlops.conftest import DCA_LADDER
 
 H = 3_600_000
 BUNDLED = Path(__file__).resolve().parents[2] / "trading" / "data" / "bundled"
@@ -99,14 +100,7 @@ def feed():
 
 
 DCA = dict(
-    base_order_size=50,
-    safety_order_size=50,
-    max_safety_orders=4,
-    active_safety_orders=2,
-    price_deviation=1.0,
-    step_scale=1.3,
-    volume_scale=1.4,
-    take_profit=1.5,
+    **DCA_LADDER,
     max_active_deals=2,
     stop_loss=4,
 )

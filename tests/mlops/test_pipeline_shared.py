@@ -17,19 +17,13 @@ from mlops.core.datasets import build_dataset
 from mlops.core.labels import simulate, smart_dca_labels
 from mlops.core.train import gated_vs_ungated, train_walk_forward
 from strategies.engine import Feed
+from tests.mlops.conftest import DCA_LADDER
 
 DATA = Path(os.environ.get("MARKET7_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "ohlcv"
 pytestmark = pytest.mark.shared_data
 SYMBOLS = ["ETH/USDT", "SOL/USDT", "XRP/USDT"]
 DCA = dict(
-    base_order_size=50,
-    safety_order_size=50,
-    max_safety_orders=4,
-    active_safety_orders=2,
-    price_deviation=1.0,
-    step_scale=1.3,
-    volume_scale=1.4,
-    take_profit=1.5,
+    **DCA_LADDER,
     stop_loss=4,
     max_active_deals=3,
 )

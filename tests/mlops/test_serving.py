@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import xgboost as xgb
-from django.test import override_settings
 
 from mlops.core.artifacts import save_booster
 from mlops.core.features import FEATURE_NAMES, compute_features, feature_hash
@@ -22,14 +21,6 @@ from trading.services.feeds import feed_origin_ms
 
 PARAMS = {**DCA_PARAMS, "confidence_dca_guard_enabled": True, "confidence_threshold": 0.5}
 TEN_DAYS = 10 * 24  # step_at: market hours at 3600x
-
-
-@pytest.fixture
-def models_dir(tmp_path):
-    serving._predictors.clear()
-    with override_settings(MARKET7_MODELS_DIR=tmp_path):
-        yield tmp_path
-    serving._predictors.clear()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from django.test import override_settings
 
 from mlops.core.artifacts import sha256_file
 from mlops.core.features import FEATURE_NAMES, feature_hash
@@ -27,12 +26,6 @@ END = datetime(2025, 8, 31, 23, tzinfo=UTC)
 def candles(db, bundled_data_dir):
     for name in ("BTCUSDT-1h.csv.gz", "ETHUSDT-1h.csv.gz", "SOLUSDT-1h.csv.gz"):
         candles_import(path=bundled_data_dir / name, exchange="binance", market_type="spot")
-
-
-@pytest.fixture
-def models_dir(tmp_path):
-    with override_settings(MARKET7_MODELS_DIR=tmp_path / "models"):
-        yield tmp_path / "models"
 
 
 def create(user, **kw):

@@ -14,20 +14,14 @@ from strategies.engine.testing import T0, make_feed
 from strategies.library.confidence import DealSnapshot, RuleExitScorer
 from strategies.library.smart_dca import SmartDCA
 from strategies.registry import create_strategy
+from tests.mlops.conftest import DCA_LADDER
 
 H = 3_600_000
 SYM = "BTC/USDT"
 BUNDLED = Path(__file__).resolve().parents[2] / "trading" / "data" / "bundled"
 SPEC = MarketSpec(SYM, 1e-8, 0.01, 0.0, 1.0, 0, 0)
 DCA = dict(
-    base_order_size=50,
-    safety_order_size=50,
-    max_safety_orders=4,
-    active_safety_orders=2,
-    price_deviation=1.0,
-    step_scale=1.3,
-    volume_scale=1.4,
-    take_profit=1.5,
+    **DCA_LADDER,
     max_active_deals=2,
     safu_exit_enabled=True,
     safu_threshold=0.62,
