@@ -248,7 +248,10 @@ def feature_drift(version: ModelVersion, *, limit: int = DRIFT_SNAPSHOTS) -> lis
             continue
         column = [v[i] if i < len(v) else None for v in snaps]
         finite = [x for x in column if x is not None and math.isfinite(x)]
-        value = psi(b["edges"], b["fractions"], finite)
+        try:
+            value = psi(b["edges"], b["fractions"], finite)
+        except ValueError:  # malformed bins: no figure rather than a broken page
+            value = None
         rows.append(
             {
                 "feature": name,

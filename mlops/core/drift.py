@@ -38,6 +38,9 @@ def psi(edges: Sequence[float], fractions: Sequence[float], values: Sequence[flo
     training bins ``edges`` (k+1 increasing floats) and ``fractions`` (k floats, training
     share per bin). Returns a float ≥ 0, or ``None`` when no finite value is given.
 
+    A feature that was constant in training has one bin with equal edges ``[c, c]``: every
+    live value counts in it (PSI 0 — a constant says nothing about drift).
+
     Raises ``ValueError`` when ``len(fractions) != len(edges) - 1``, there are fewer than 2
     edges, or the edges are not increasing.
     """
@@ -47,7 +50,7 @@ def psi(edges: Sequence[float], fractions: Sequence[float], values: Sequence[flo
         raise ValueError("feature bins need at least 2 edges")
     if expected.size != e.size - 1:
         raise ValueError(f"{e.size} edges need {e.size - 1} fractions, got {expected.size}")
-    if np.any(np.diff(e) <= 0):
+    if e.size > 2 and np.any(np.diff(e) <= 0) or e.size == 2 and e[1] < e[0]:
         raise ValueError("bin edges must be strictly increasing")
     x = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
     x = x[np.isfinite(x)]

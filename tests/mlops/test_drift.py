@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from mlops.core.drift import EPSILON, psi, psi_level
@@ -68,3 +69,13 @@ def test_levels_at_the_thresholds():
         "shifted",
         "shifted",
     ]
+
+
+def test_a_feature_constant_in_training_has_one_bin_and_no_drift():
+    from mlops.services.pipeline import feature_bins
+
+    bins = feature_bins(np.full((50, 1), 3.0, np.float32), ["const"])["const"]
+    assert bins == {"edges": [3.0, 3.0], "fractions": [1.0]}
+    assert psi(bins["edges"], bins["fractions"], [3.0, 7.0, -1.0]) == 0.0
+    with pytest.raises(ValueError, match="strictly increasing"):
+        psi([1.0, 1.0, 2.0], [0.5, 0.5], [1.5])
