@@ -10,7 +10,8 @@ exactly the endpoints ccxt's ``binance`` class calls for spot and USDT-M perpetu
 ``GET /fapi/v1/exchangeInfo``             PERPETUAL contracts with PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL
 ``GET /api/v3/ticker/24hr`` (+ fapi)      24 h statistics from the last 24 h of candles
 ``GET /api/v3/klines`` (+ fapi)           ``[openTime, "o", "h", "l", "c", "v", closeTime,
-                                          "quoteVolume", trades, "takerBase", "takerQuote", "0"]``
+                                          "quoteVolume", trades, "takerBase", "takerQuote", "0"]``;
+                                          fapi: ``<data>/futures/<SYM>-<tf>.csv.gz`` then the spot file
 ``GET /fapi/v1/markPriceKlines``          mark candles of ``<data>/futures/<SYM>-<tf>-mark.csv.gz``
                                           (klines shape, volume fields ``"0"``)
 ``GET /fapi/v1/fundingRate``              ``[{"symbol", "fundingTime", "fundingRate", "markPrice"}]``
@@ -128,6 +129,7 @@ class FakeBinance:
         self.requests: list[LoggedRequest] = []
         self._failures: list[int | None] = []  # per upcoming request: a status to fail with, or None
         self._klines: dict[tuple[str, str], _Klines] = {}
+        self._overridden: set[tuple[str, str]] = set()  # (symbol, interval) given by set_klines
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -181,6 +183,7 @@ class FakeBinance:
     def set_klines(self, symbol: str, interval: str, rows: list[list | tuple]) -> None:
         """Serve ``rows`` (``[open_ms, open, high, low, close, volume]``) for symbol/interval."""
         self._klines[(symbol, interval)] = _Klines([(int(r[0]), *(str(x) for x in r[1:6])) for r in rows])
+        self._overridden.add((symbol, interval))
 
     def klines_requests(self) -> list[dict[str, str]]:
         """Query parameters of every klines request, in order (spot and futures)."""
@@ -485,6 +488,23 @@ class FakeBinance:
             self._klines[key] = _Klines([(int(r[0]), *r[1:]) for r in rows])
         return self._klines[key]
 
+    def futures_klines(self, symbol: str, interval: str) -> _Klines | None:
+        """Last-price candles of the futures API (``/fapi/v1/klines``): the USDT-M file
+        ``<data_dir>/futures/<symbol>-<interval>.csv.gz`` (BTC: 2024-07-22 .. 08-18), then the
+        spot file's later candles (2025-03 .. 08), so the perpetual subset and the spot period
+        are both served; candles given by ``set_klines`` replace both."""
+        if (symbol, interval) in self._overridden:
+            return self._klines[(symbol, interval)]
+        key = (symbol, f"{interval}:futures")
+        if key not in self._klines:
+            futures = self.futures_file(symbol, f"-{interval}")
+            spot = self.klines(symbol, interval)
+            rows = list(futures.rows) if futures else []
+            last = rows[-1][0] if rows else -1
+            rows += [r for r in (spot.rows if spot else []) if r[0] > last]
+            self._klines[key] = _Klines(rows)
+        return self._klines[key]
+
     def _funding_response(self, params: dict[str, str]):
         """``GET /fapi/v1/fundingRate``: ``[{"symbol", "fundingRate", "fundingTime", "markPrice"}]``,
         ascending; default limit 100, maximum 1000. Every other event carries Binance's few ms of
@@ -540,7 +560,12 @@ class FakeBinance:
             return self._error(-1130, "Invalid data sent for a parameter.")
         tf = TIMEFRAME_MS[interval]
         now = self.server_time()
-        data = self.futures_file(symbol, f"-{interval}-mark") if mark else self.klines(symbol, interval)
+        if mark:
+            data = self.futures_file(symbol, f"-{interval}-mark")
+        elif futures:
+            data = self.futures_klines(symbol, interval)
+        else:
+            data = self.klines(symbol, interval)
         rows = [] if data is None else [r for r in data.rows if r[0] <= now]
         if end is not None:
             rows = [r for r in rows if r[0] <= end]

@@ -88,6 +88,6 @@ def test_htmx_gets_fragments_only(client, user, bot_with_trades):
     assert "<html" not in body and 'id="dash-summary"' in body
     live = client.get(reverse("trading:live-fragments"), {"view": "dashboard"}).content.decode()
     assert "<html" not in live
-    for section in ("dash-summary", "dash-performance", "dash-active", "dash-decisions"):
+    for section in ("dash-summary", "dash-liquidation", "dash-performance", "dash-active", "dash-decisions"):
         assert f'id="{section}"' in live
-    assert live.count('hx-swap-oob="true"') == 4
+    assert live.count('hx-swap-oob="true"') == 5  # dash-liquidation: hidden without perpetual deals near liquidation

@@ -423,10 +423,11 @@ class OrderViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
 class BotPresetSerializer(serializers.ModelSerializer):
     risk = serializers.JSONField(required=False, allow_null=True, default=None)
     params = serializers.JSONField(required=False, default=dict)
+    perpetual = serializers.JSONField(required=False, allow_null=True, default=None)
 
     class Meta:
         model = BotPreset
-        fields = ["id", "name", "strategy", "params", "risk", "created_at", "updated_at"]
+        fields = ["id", "name", "strategy", "params", "risk", "perpetual", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 

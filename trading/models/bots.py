@@ -199,14 +199,17 @@ class Bot(OwnedModel):
 
 
 class BotPreset(OwnedModel):
-    """A user's saved bot settings: a strategy with its parameters and risk block, loaded into
-    the new-bot form. ``params`` and ``risk`` are validated by the strategy's schema and
+    """A user's saved bot settings: a strategy with its parameters, risk block and perpetual
+    settings, loaded into the new-bot form. ``params`` and ``risk`` are validated by the strategy's schema and
     ``strategies.risk.RiskConfig`` when saved (``trading.services.presets``)."""
 
     name = models.CharField(max_length=120)
     strategy = models.CharField(max_length=64)
     params = models.JSONField(default=dict, blank=True)
     risk = models.JSONField(null=True, blank=True, default=None)
+    # USDT-M perpetual settings {"leverage", "margin_mode", "liquidation_buffer_pct"} (Bot.perpetual's
+    # shape), None for a spot preset; the market's tier cap is checked when a bot is created
+    perpetual = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

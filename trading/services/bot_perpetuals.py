@@ -29,7 +29,13 @@ from trading.brokers import market_spec
 from trading.models import Bot, Market
 from trading.services.bot_validation import BotValidationError
 
-__all__ = ["PERPETUAL_FIELDS", "bot_perpetual_apply", "bot_perpetual_validate", "bot_specs"]
+__all__ = [
+    "PERPETUAL_FIELDS",
+    "bot_perpetual_apply",
+    "bot_perpetual_validate",
+    "bot_specs",
+    "preset_perpetual_validate",
+]
 
 PERPETUAL_FIELDS = ("leverage", "margin_mode", "liquidation_buffer_pct")
 _SPOT_REFUSAL = "only a USDT-M perpetual bot takes {field} (markets named like BTC/USDT:USDT)"
@@ -48,11 +54,7 @@ def bot_perpetual_validate(
     markets, ``{"leverage": None, "margin_mode": "", "liquidation_buffer_pct": 0}`` for spot.
     ``replay_start_ms``: a replay bot's first candle, whose funding must be stored.
     Raises :class:`BotValidationError`."""
-    from trading.services.perpetuals import (
-        PerpetualError,
-        funding_coverage_check,
-        perpetual_settings_validate,
-    )
+    from trading.services.perpetuals import PerpetualError, funding_coverage_check, perpetual_settings_validate
 
     perpetual = dict(perpetual or {})
     unknown = sorted(set(perpetual) - set(PERPETUAL_FIELDS))
@@ -75,6 +77,29 @@ def bot_perpetual_validate(
         spot = ", ".join(m.symbol for m in markets if m.type != Market.Type.SWAP)
         return _raise({"markets": f"a bot trades spot or perpetual markets, not both (spot: {spot})"})
 
+    leverage, margin_mode, buffer = _fields_validate(perpetual)
+    try:
+        settings = perpetual_settings_validate(
+            markets=swaps, leverage=leverage, margin_mode=margin_mode, liquidation_buffer_pct=buffer
+        )
+        if replay_start_ms is not None:
+            funding_coverage_check(swaps, replay_start_ms, replay_start_ms)
+    except PerpetualError as exc:
+        message = str(exc)
+        field = "leverage" if ": leverage " in message else "markets"
+        return _raise({field: message})
+    return {
+        "leverage": settings.leverage,
+        "margin_mode": settings.margin_mode,
+        "liquidation_buffer_pct": Decimal(str(settings.liquidation_buffer_pct)),
+    }
+
+
+def _fields_validate(perpetual: dict) -> tuple[Any, str, Any]:
+    """Each of the three settings alone (no market: the tier cap is the bot's check), with the
+    defaults (1x, isolated, buffer 0) for the missing ones; errors per field raised together."""
+    from trading.services.perpetuals import PerpetualError, perpetual_settings_validate
+
     leverage = perpetual.get("leverage")
     margin_mode = perpetual.get("margin_mode") or "isolated"
     buffer = perpetual.get("liquidation_buffer_pct")
@@ -91,22 +116,29 @@ def bot_perpetual_validate(
         except PerpetualError as exc:
             errors[field] = str(exc)
     if errors:
-        return _raise(errors)
-    try:
-        settings = perpetual_settings_validate(
-            markets=swaps, leverage=leverage, margin_mode=margin_mode, liquidation_buffer_pct=buffer
-        )
-        if replay_start_ms is not None:
-            funding_coverage_check(swaps, replay_start_ms, replay_start_ms)
-    except PerpetualError as exc:
-        message = str(exc)
-        field = "leverage" if ": leverage " in message else "markets"
-        return _raise({field: message})
-    return {
-        "leverage": settings.leverage,
-        "margin_mode": settings.margin_mode,
-        "liquidation_buffer_pct": Decimal(str(settings.liquidation_buffer_pct)),
-    }
+        _raise(errors)
+    return leverage, margin_mode, buffer
+
+
+def preset_perpetual_validate(perpetual: dict | None) -> dict[str, Any] | None:
+    """A preset's perpetual settings (``{"leverage", "margin_mode", "liquidation_buffer_pct"}``,
+    any subset; None or ``{}`` = a spot preset) checked field by field without markets: the
+    market's first-tier cap is checked when a bot is created from the preset. Returns the
+    complete dict (``Bot.perpetual``'s shape: int, str, float percent) or None. Raises
+    :class:`BotValidationError` (unknown keys, or the bot's per-field messages)."""
+    perpetual = dict(perpetual or {})
+    unknown = sorted(set(perpetual) - set(PERPETUAL_FIELDS))
+    if unknown:
+        _raise({k: "unknown perpetual setting" for k in unknown})
+    if not _given(perpetual.get("leverage")):
+        # no leverage: a spot preset; the form's defaults (isolated, buffer 0) pass
+        if perpetual.get("margin_mode") not in (None, "", "isolated") or not _is_zero(
+            perpetual.get("liquidation_buffer_pct") or 0
+        ):
+            _raise({"leverage": "a perpetual preset needs its leverage (1..125)"})
+        return None
+    leverage, margin_mode, buffer = _fields_validate(perpetual)
+    return {"leverage": int(float(leverage)), "margin_mode": margin_mode, "liquidation_buffer_pct": float(buffer)}
 
 
 def bot_perpetual_apply(bot: Bot, markets: list[Market], changes: dict[str, Any]) -> None:

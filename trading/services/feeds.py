@@ -4,7 +4,8 @@ Two feeds, one :class:`~strategies.engine.feed.Feed` shape for the engine:
 
 - **live** — market time is the wall clock. Before a step, :func:`feed_live_poll` asks the
   exchange (ccxt ``fetch_ohlcv`` through ``trading.services.candles.candles_fetch``) for the
-  candles closed since the bot's last one and stores them as ``Candle`` rows. An unreachable
+  candles closed since the bot's last one and stores them as ``Candle`` rows (a perpetual
+  bot: also ``MarkCandle`` and ``FundingRate`` rows of its swap markets). An unreachable
   exchange raises :class:`FeedError` ``"cannot reach binance: ..."``, which the runner turns
   into the bot's ``error`` status with that message.
 - **replay** — market time is the bot's replay clock (``Bot.replay_now``):
@@ -133,24 +134,35 @@ def reference_markets(markets: list[Market], symbols) -> list[Market]:
 
 def feed_live_poll(*, bot: Bot, markets: list[Market], now: datetime) -> None:
     """Fetch and store the live candles closed since the bot's last processed candle (ccxt,
-    through ``candles_fetch``). Exchange unreachable or refusing: :class:`FeedError`."""
+    through ``candles_fetch``). A perpetual bot (``bot.leverage`` set) also fetches, for its
+    swap markets, the mark-price candles (``candles_fetch(price="mark")``) and the funding
+    events (``funding_fetch``) since then, so its step checks liquidation on the mark and pays
+    funding as a replay of the same window would (:func:`feed_build`). Exchange unreachable or
+    refusing: :class:`FeedError` (the runner puts the bot in ``error`` with its message)."""
     from trading.exchanges import ExchangeRequestError, ExchangeUnavailable
+    from trading.services.candle_fetch import funding_fetch
     from trading.services.candles import CandleFetchError, candles_fetch
 
     if not markets:
         return
-    # From the feed origin (warm-up history); candles_fetch resumes after the last stored
-    # candle, so after the first step this asks only for the new ones.
+    # From the feed origin (warm-up history); candles_fetch and funding_fetch resume after the
+    # last stored row, so after the first step this asks only for the new ones.
     since = feed_origin_ms(bot)
     exchange = markets[0].exchange.code
     by_type: dict[str, list[str]] = {}
     for m in markets:
         by_type.setdefault(m.type, []).append(m.symbol)
+    swaps = by_type.get(Market.Type.SWAP, []) if bot.leverage is not None else []
     try:
         for market_type, symbols in by_type.items():
             candles_fetch(
                 exchange=exchange, symbols=symbols, timeframe=bot.timeframe, since=since, market_type=market_type
             )
+        if swaps:
+            candles_fetch(
+                exchange=exchange, symbols=swaps, timeframe=bot.timeframe, since=since, market_type="swap", price="mark"
+            )
+            funding_fetch(exchange=exchange, symbols=swaps, since=since)
     except ExchangeUnavailable as exc:
         raise FeedError(str(exc)) from exc  # "cannot reach binance: ..."
     except (ExchangeRequestError, CandleFetchError) as exc:

@@ -201,6 +201,9 @@ def _step_prepare(bot_id: int, wall) -> tuple[Bot, list[Market]]:
     markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
     if bot.feed == Bot.FeedKind.LIVE:
         feed_live_poll(bot=bot, markets=markets + watched_markets(bot, markets), now=wall)
+        # the poll refreshes the markets' precision and limits from the exchange
+        # (market_upsert_ccxt): the step's specs round to those, as a replay of the rows does
+        markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
     return bot, markets
 
 

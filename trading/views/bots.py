@@ -184,6 +184,7 @@ def bot_create(request: HttpRequest) -> HttpResponse:
     if request.GET.get("preset", "").isdigit():  # "Load preset": the user's own only (404 otherwise)
         preset = get_object_or_404(preset_services.presets_for_user(request.user), pk=int(request.GET["preset"]))
         initial["strategy"] = preset.strategy
+        initial |= preset.perpetual or {}  # leverage, margin mode, liquidation buffer of a perpetual preset
         form_kwargs = {"initial_params": preset.params, "initial_risk": preset.risk, "new": False}
     form = BotForm(initial=initial, **form_kwargs)
     if preset is not None and preset.risk is None:

@@ -9,7 +9,8 @@ and replace the sections in place. The equity chart is re-fed from ``/dashboard/
 
 Reads come from selectors: ``trading.selectors.bots.dashboard_summary`` and the page selectors,
 and ``trading.selectors.dashboard`` for the user-wide performance, the combined equity series
-and the recent decisions.
+and the recent decisions; ``trading.selectors.perpetuals.near_liquidation`` picks the open
+perpetual deals near their liquidation price out of the active trades (no extra query).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_GET
 from trading.models import Trade
 from trading.selectors.bots import bots_with_markets, dashboard_summary, user_has_bots
 from trading.selectors.dashboard import bot_equity_pnl_series, recent_decisions, user_equity_series, user_performance
+from trading.selectors.perpetuals import near_liquidation
 from trading.selectors.trades import trades_for_user
 from trading.views.bots import bot_detail_context, decorate_bots, is_fragment, user_bot
 from trading.views.trades import decorate_trades
@@ -38,10 +40,12 @@ def active_trades(user) -> list[Trade]:
 
 def dashboard_context(user) -> dict:
     series = user_equity_series(user, EQUITY_MAX_POINTS)
+    trades = active_trades(user)
     return {
         "summary": dashboard_summary(user=user),
         "performance": user_performance(user, series),
-        "active_trades": active_trades(user),
+        "active_trades": trades,
+        "near_liquidation": near_liquidation(trades),  # perpetual deals close to their liquidation price
         "decisions": recent_decisions(user, RECENT_DECISIONS),
         "has_bots": user_has_bots(user),
         "equity_points": len(series),
