@@ -278,6 +278,11 @@ SPECTACULAR_SETTINGS = {
             "name": "bot-presets",
             "description": "Your saved bot settings (strategy, parameters, risk) to start new bots from.",
         },
+        {
+            "name": "accounts",
+            "description": "Your exchange accounts for live trading: API keys stored encrypted (write-only; only the "
+            "key's last 4 characters are shown), testnet flag, and Test connection.",
+        },
         {"name": "exchanges", "description": "Exchanges known to Market7 (ccxt ids). Shared, read-only."},
         {"name": "markets", "description": "Markets with their 24 h statistics, and their candles. Shared, read-only."},
         {
