@@ -44,6 +44,10 @@ _TRADE = [
     "strategies.delete_backtestrun",
     "mlops.add_trainingjob",  # train a model (ML Monitor, API)
     "mlops.change_modelversion",  # activate / deactivate / roll back a model version
+    "trading.view_exchangeaccount",  # their own exchange API keys (live trading)
+    "trading.add_exchangeaccount",
+    "trading.change_exchangeaccount",
+    "trading.delete_exchangeaccount",
 ]
 _ADMIN = [
     "trading.add_market",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from market7 import embedded_redis, serving
+from market7 import embedded_redis, secretbox, serving
 from market7.channel_layers import CHANNEL_LAYER_KINDS, channel_layer_config
 from market7.env import env_bool, env_choice, env_db_url, env_int, env_list, env_redis_url, env_str, env_timezone
 from market7.timeframes import TIMEFRAME_MS
@@ -50,6 +50,10 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Fernet keys encrypting exchange API secrets at rest (market7/secretbox.py: first encrypts, all
+# decrypt; rotation there). Unset: one key generated once into var/secrets_key (mode 600).
+_secrets_key_env = env_str("MARKET7_SECRETS_KEY")
+MARKET7_SECRETS_KEYS = secretbox.parse_keys(_secrets_key_env) if _secrets_key_env else secretbox.default_keys(VAR_DIR)
 PORT = env_int("PORT", 8000, min_value=1, max_value=65535)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"])
@@ -273,6 +277,11 @@ SPECTACULAR_SETTINGS = {
         {
             "name": "bot-presets",
             "description": "Your saved bot settings (strategy, parameters, risk) to start new bots from.",
+        },
+        {
+            "name": "accounts",
+            "description": "Your exchange accounts for live trading: API keys stored encrypted (write-only; only the "
+            "key's last 4 characters are shown), testnet flag, and Test connection.",
         },
         {"name": "exchanges", "description": "Exchanges known to Market7 (ccxt ids). Shared, read-only."},
         {"name": "markets", "description": "Markets with their 24 h statistics, and their candles. Shared, read-only."},

@@ -10,6 +10,7 @@ from strategies.urls_scans import webhook_urlpatterns
 urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
+    path("accounts/exchanges/", include("trading.urls_exchange_accounts")),
     path("accounts/", include("accounts.urls")),
     path("api/v1/", include("market7.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -6,15 +6,17 @@ add it to :data:`VIEWSETS` below (one line), e.g. ``*bots.VIEWSETS``. Other code
 ``urlpatterns`` are built, so the list is the safer place.
 
 URL names (no namespace): ``exchange-list``, ``exchange-detail``, ``market-list``,
-``market-detail``, ``market-candles``, plus DRF's ``api-root``.
+``market-detail``, ``market-candles``, ``exchange-account-list``, ``exchange-account-detail``,
+``exchange-account-test``, plus DRF's ``api-root``.
 """
 
 from rest_framework.routers import DefaultRouter
 
-from trading.api import markets
+from trading.api import exchange_accounts, markets
 
 VIEWSETS = [
     *markets.VIEWSETS,
+    *exchange_accounts.VIEWSETS,
 ]
 
 router = DefaultRouter()

@@ -20,6 +20,7 @@ origin, keeping ccxt's paths: ``https://api.binance.com/api/v3`` becomes
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +30,12 @@ import ccxt
 from django.conf import settings
 
 T = TypeVar("T")
+
+# ccxt logs every request at DEBUG with its headers — the API key among them (X-MBX-APIKEY,
+# OK-ACCESS-KEY, ...). Its loggers stay at INFO whatever the root level, so a DEBUG log
+# configuration never writes a credential.
+for _name in ("ccxt", "ccxt.base.exchange"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 
 # Seconds to wait before each retry of a call answered with HTTP 429 (tests set it to zeros).
 RATE_LIMIT_RETRY_DELAYS: tuple[float, ...] = (1.0, 3.0)
@@ -65,18 +72,34 @@ def _rebase(value: Any, origin: str) -> Any:
     return value
 
 
-def exchange_client(code: str, *, options: dict | None = None, timeout_ms: int | None = None) -> ccxt.Exchange:
+def exchange_client(
+    code: str,
+    *,
+    options: dict | None = None,
+    timeout_ms: int | None = None,
+    credentials: dict[str, str] | None = None,
+    sandbox: bool = False,
+) -> ccxt.Exchange:
     """A synchronous ccxt client for exchange ``code`` (ccxt id, e.g. ``binance``).
 
     ``options`` become ccxt's ``options`` (e.g. ``{"defaultType": "spot", "fetchMarkets":
     {"types": ["spot"]}}``). Rate limiting is on (``enableRateLimit``); the request timeout is
-    ``timeout_ms`` or ``settings.MARKET7_EXCHANGE_TIMEOUT_MS`` (default 10 s). No request is
-    made here. Unknown exchange: ValueError naming it.
+    ``timeout_ms`` or ``settings.MARKET7_EXCHANGE_TIMEOUT_MS`` (default 10 s). ``credentials``
+    (``{"apiKey", "secret", "password"}``, from ``ExchangeAccount.credentials()``) sign private
+    calls; ``sandbox`` switches to the exchange's testnet (ccxt ``set_sandbox_mode``; an
+    exchange without one: ValueError). No request is made here. Unknown exchange: ValueError.
     """
     if code not in ccxt.exchanges:
         raise ValueError(f"unknown exchange {code!r}: not a ccxt exchange id (e.g. binance, kraken, okx)")
     timeout = timeout_ms or getattr(settings, "MARKET7_EXCHANGE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)
-    client = getattr(ccxt, code)({"enableRateLimit": True, "timeout": int(timeout), "options": dict(options or {})})
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout), "options": dict(options or {})}
+    config.update({k: v for k, v in (credentials or {}).items() if v})
+    client = getattr(ccxt, code)(config)
+    if sandbox:
+        try:
+            client.set_sandbox_mode(True)
+        except ccxt.NotSupported:
+            raise ValueError(f"{code} has no testnet/sandbox in ccxt") from None
     origin = exchange_base_url(code)
     if origin:
         client.urls["api"] = _rebase(client.urls["api"], origin)

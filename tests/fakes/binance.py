@@ -34,6 +34,7 @@ Knobs for tests:
 - ``set_klines(symbol, interval, rows)``: serve these candles instead of the bundled ones.
 - ``stop()``: closes the socket, so connecting is refused.
 - ``requests``: every request received (:class:`LoggedRequest`), ``klines_requests()``.
+- ``private``: signed account and order endpoints (``tests/fakes/binance_private.py``).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class FakeBinance:
         self.now_ms = now_ms
         self.delay = 0.0
         self.requests: list[LoggedRequest] = []
+        self.private = None  # tests.fakes.binance_private.FakeBinancePrivate: signed endpoints
         self._failures: list[int | None] = []  # per upcoming request: a status to fail with, or None
         self._klines: dict[tuple[str, str], _Klines] = {}
         self._overridden: set[tuple[str, str]] = set()  # (symbol, interval) given by set_klines
@@ -145,6 +147,8 @@ class FakeBinance:
 
             def do_GET(self):  # noqa: N802 (http.server API)
                 fake._handle(self)
+
+            do_POST = do_DELETE = do_GET  # noqa: N815 (signed endpoints: tests/fakes/binance_private.py)
 
             def log_message(self, *args):  # keep test output clean
                 pass
@@ -210,16 +214,20 @@ class FakeBinance:
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length).decode() if length else parts.query
+        params = dict(parse_qsl(raw, keep_blank_values=True))
         if self.delay:
             time.sleep(self.delay)
         with self._lock:
             failure = self._failures.pop(0) if self._failures else None
+        routed = None
         if failure is not None:
-            status, body, headers = self._failure(failure)
-        else:
-            status, body, headers = self._route(parts.path, params)
-        self.requests.append(LoggedRequest("GET", parts.path, params, status, time.time()))
+            routed = self._failure(failure)
+        elif self.private is not None:
+            routed = self.private.route(handler.command, parts.path, raw, params, handler.headers)
+        status, body, headers = routed or self._route(parts.path, params)
+        self.requests.append(LoggedRequest(handler.command, parts.path, params, status, time.time()))
         data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         handler.send_response(status)
         content_type = "text/html" if isinstance(body, bytes) else "application/json;charset=UTF-8"

@@ -28,3 +28,13 @@ def fake_binance(settings, monkeypatch):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_binance_private(fake_binance):
+    """:class:`FakeBinance` with its signed endpoints on (``fake_binance.private``): returns the
+    :class:`~tests.fakes.binance_private.FakeBinancePrivate` (``.fake`` is the server)."""
+    from tests.fakes.binance_private import FakeBinancePrivate
+
+    fake_binance.private = FakeBinancePrivate(fake_binance)
+    return fake_binance.private

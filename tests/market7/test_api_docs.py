@@ -46,7 +46,20 @@ def test_every_operation_has_a_summary_and_no_developer_notes(schema):
 def test_every_operation_is_grouped_under_a_described_tag(schema, settings):
     described = {tag["name"] for tag in settings.SPECTACULAR_SETTINGS["TAGS"]}
     used = {tag for _path, _method, op in _operations(schema) for tag in op["tags"]}
-    assert used == described == {"bots", "bot-trades", "bot-orders", "bot-presets", "exchanges", "markets", "models"}
+    assert (
+        used
+        == described
+        == {
+            "accounts",
+            "bots",
+            "bot-trades",
+            "bot-orders",
+            "bot-presets",
+            "exchanges",
+            "markets",
+            "models",
+        }
+    )
 
 
 def test_owned_endpoints_say_so_and_actions_have_their_shapes(schema):

@@ -1,7 +1,9 @@
 """Trading models: market data (``market.py``), bots, orders, fills, trades (``bots.py``) and
-the per-user watchlist (``watchlist.py``)."""
+the per-user watchlist (``watchlist.py``), exchange accounts for live trading
+(``exchange_accounts.py``)."""
 
 from trading.models.bots import Bot, BotEvent, BotPreset, EquitySnapshot, Fill, Order, PaperBalance, Trade
+from trading.models.exchange_accounts import ExchangeAccount
 from trading.models.market import Candle, Exchange, FundingRate, MarkCandle, Market, Timeframe
 from trading.models.watchlist import WatchlistEntry
 
@@ -12,6 +14,7 @@ __all__ = [
     "Candle",
     "EquitySnapshot",
     "Exchange",
+    "ExchangeAccount",
     "Fill",
     "FundingRate",
     "MarkCandle",

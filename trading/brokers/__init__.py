@@ -9,8 +9,10 @@ float64; :func:`price_dec` / :func:`amount_dec` / :func:`money_dec` turn them in
 ``MarketSpec.price_str/amount_str``) or, for quote money (costs, fees, P&L), to
 :data:`MONEY_PLACES` decimal places.
 
-Live mode (a ccxt broker) is not enabled in this version: :func:`broker_for` raises
-:class:`LiveTradingDisabled` for a live bot instead of pretending.
+Live mode is not enabled in this version: :func:`broker_for` raises
+:class:`LiveTradingDisabled` for a live bot instead of pretending. The live broker's core —
+:class:`trading.brokers.ccxt_live.CcxtBroker`, the same protocol through ccxt — exists and is
+tested against the fake exchange, but no runner uses it yet (docs/live.md).
 """
 
 from __future__ import annotations
