@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0008_bot_perpetual'),
+        ('trading', '0009_botpreset_perpetual'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
