@@ -28,7 +28,7 @@ from accounts.models import OwnedModel
 class ModelKind(models.TextChoices):
     """What a model predicts (issue 12 §3). Classifiers give a probability in [0, 1]."""
 
-    CONFIDENCE = "confidence", "Confidence (deal reaches TP)"
+    CONFIDENCE = "confidence", "Confidence (take profit within 48 h)"
     RECOVERY_ODDS = "recovery_odds", "Recovery odds (drawdown back to break-even)"
     DCA_SPEND = "dca_spend", "DCA spend (fraction of max spend needed)"
     SAFU_EXIT = "safu_exit", "SAFU exit (exiting now beats holding)"

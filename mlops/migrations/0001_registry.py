@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             name='ModelVersion',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('confidence', 'Confidence (deal reaches TP)'), ('recovery_odds', 'Recovery odds (drawdown back to break-even)'), ('dca_spend', 'DCA spend (fraction of max spend needed)'), ('safu_exit', 'SAFU exit (exiting now beats holding)'), ('success', 'Detector success (TP before SL)'), ('take_profit', 'Detector take profit (best move, %)'), ('stop_loss', 'Detector stop loss (worst adverse move, %)'), ('size_multiplier', 'Detector size multiplier (0.5–1.5)'), ('hold_hours', 'Detector hold time (hours)')], max_length=24)),
+                ('kind', models.CharField(choices=[('confidence', 'Confidence (take profit within 48 h)'), ('recovery_odds', 'Recovery odds (drawdown back to break-even)'), ('dca_spend', 'DCA spend (fraction of max spend needed)'), ('safu_exit', 'SAFU exit (exiting now beats holding)'), ('success', 'Detector success (TP before SL)'), ('take_profit', 'Detector take profit (best move, %)'), ('stop_loss', 'Detector stop loss (worst adverse move, %)'), ('size_multiplier', 'Detector size multiplier (0.5–1.5)'), ('hold_hours', 'Detector hold time (hours)')], max_length=24)),
                 ('strategy', models.CharField(help_text='strategy whose outcomes it learned, e.g. smart_dca', max_length=40)),
                 ('version', models.PositiveIntegerField(help_text='1, 2, ... per owner, kind and strategy')),
                 ('status', models.CharField(choices=[('candidate', 'Candidate'), ('active', 'Active'), ('retired', 'Retired')], db_index=True, default='candidate', max_length=10)),
@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('bot_id', models.BigIntegerField(db_index=True)),
-                ('kind', models.CharField(choices=[('confidence', 'Confidence (deal reaches TP)'), ('recovery_odds', 'Recovery odds (drawdown back to break-even)'), ('dca_spend', 'DCA spend (fraction of max spend needed)'), ('safu_exit', 'SAFU exit (exiting now beats holding)'), ('success', 'Detector success (TP before SL)'), ('take_profit', 'Detector take profit (best move, %)'), ('stop_loss', 'Detector stop loss (worst adverse move, %)'), ('size_multiplier', 'Detector size multiplier (0.5–1.5)'), ('hold_hours', 'Detector hold time (hours)')], max_length=24)),
+                ('kind', models.CharField(choices=[('confidence', 'Confidence (take profit within 48 h)'), ('recovery_odds', 'Recovery odds (drawdown back to break-even)'), ('dca_spend', 'DCA spend (fraction of max spend needed)'), ('safu_exit', 'SAFU exit (exiting now beats holding)'), ('success', 'Detector success (TP before SL)'), ('take_profit', 'Detector take profit (best move, %)'), ('stop_loss', 'Detector stop loss (worst adverse move, %)'), ('size_multiplier', 'Detector size multiplier (0.5–1.5)'), ('hold_hours', 'Detector hold time (hours)')], max_length=24)),
                 ('symbol', models.CharField(max_length=40)),
                 ('time', models.DateTimeField(help_text='open time of the candle the decision was made on')),
                 ('deal_id', models.CharField(blank=True, max_length=64)),
@@ -71,7 +71,7 @@ class Migration(migrations.Migration):
             name='TrainingJob',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('confidence', 'Confidence (deal reaches TP)'), ('recovery_odds', 'Recovery odds (drawdown back to break-even)'), ('dca_spend', 'DCA spend (fraction of max spend needed)'), ('safu_exit', 'SAFU exit (exiting now beats holding)'), ('success', 'Detector success (TP before SL)'), ('take_profit', 'Detector take profit (best move, %)'), ('stop_loss', 'Detector stop loss (worst adverse move, %)'), ('size_multiplier', 'Detector size multiplier (0.5–1.5)'), ('hold_hours', 'Detector hold time (hours)')], max_length=24)),
+                ('kind', models.CharField(choices=[('confidence', 'Confidence (take profit within 48 h)'), ('recovery_odds', 'Recovery odds (drawdown back to break-even)'), ('dca_spend', 'DCA spend (fraction of max spend needed)'), ('safu_exit', 'SAFU exit (exiting now beats holding)'), ('success', 'Detector success (TP before SL)'), ('take_profit', 'Detector take profit (best move, %)'), ('stop_loss', 'Detector stop loss (worst adverse move, %)'), ('size_multiplier', 'Detector size multiplier (0.5–1.5)'), ('hold_hours', 'Detector hold time (hours)')], max_length=24)),
                 ('strategy', models.CharField(max_length=40)),
                 ('exchange', models.CharField(default='binance', max_length=32)),
                 ('symbols', models.JSONField(default=list)),

@@ -138,4 +138,4 @@ def test_versions_grouped_by_kind_and_strategy(user, other_user):
         ("confidence", "smart_dca", [v2.pk, v1.pk], v2, True),
         ("dca_spend", "smart_dca", [r1.pk], None, False),
     ]
-    assert groups[0]["kind_label"] == "Confidence (deal reaches TP)"
+    assert groups[0]["kind_label"] == "Confidence (take profit within 48 h)"
