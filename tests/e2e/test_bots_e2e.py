@@ -84,8 +84,11 @@ def test_create_start_and_live_trade(transactional_db, make_user, page, live_ser
 
     login(page, "erin", next="/bots/new/")
     page.goto(f"{live_server_url}/bots/new/")
-    page.select_option("select[name=strategy]", "smart_dca")
-    page.wait_for_selector("input[name=p_base_order_size]")  # HTMX swapped the schema fields in
+    # choosing the strategy swaps its parameter fields in (HTMX): wait for that response, or a
+    # late swap would reset the fields filled below to their defaults
+    with page.expect_response(lambda r: "/bots/_params/" in r.url):
+        page.select_option("select[name=strategy]", "smart_dca")
+    page.wait_for_selector("input[name=p_base_order_size]")
     page.fill("input[name=name]", "E2E DCA")
     page.select_option("select[name=markets]", label="BTC/USDT · binance")
     page.fill("input[name=capital]", "1000")
