@@ -66,6 +66,11 @@ def backoff_delay(attempt: int, rng: Callable[[], float] = random.random) -> flo
     return full / 2 + rng() * full / 2
 
 
+def backoff_sleep(seconds: float) -> None:
+    """How the broker waits between retries (tests replace it to record the waits)."""
+    time.sleep(seconds)
+
+
 def _quiet(exc: Exception) -> str:
     """A ccxt error as one short line without URLs' query strings (signatures, timestamps)."""
     text = re.sub(r"\?\S*", "", str(exc).replace("\n", " "))
@@ -167,7 +172,7 @@ class CcxtBroker:
     :meth:`submit` found already at the exchange (placed by a step that did not commit) and
     adopted instead of placing; ``exchange_orders`` the last ccxt order seen per engine id."""
 
-    def __init__(self, client: ccxt.Exchange, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, client: ccxt.Exchange, *, sleep: Callable[[float], None] | None = None) -> None:
         self.client = client
         self._sleep = sleep
         self.waits: list[float] = []
@@ -177,7 +182,7 @@ class CcxtBroker:
 
     def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
-        self._sleep(seconds)
+        (self._sleep or backoff_sleep)(seconds)
 
     def call(self, fn: Callable, *args, **kwargs):
         """``fn(*args, **kwargs)`` through :func:`with_backoff` with this broker's sleep."""

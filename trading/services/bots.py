@@ -42,7 +42,6 @@ from trading.services.bot_commands import _kick_after_commit, _queue_command  # 
 # Errors, SYSTEM, the permission check and the validators live one floor down; they stay
 # importable from here (``from trading.services.bots import BotValidationError``).
 from trading.services.bot_perpetuals import bot_perpetual_apply, bot_perpetual_validate
-from trading.services.live_bots import live_account_validate, live_start_check
 from trading.services.bot_validation import (  # noqa: F401  (re-exported)
     ADD_PERM,
     CHANGE_PERM,
@@ -68,6 +67,7 @@ from trading.services.bot_validation import (  # noqa: F401  (re-exported)
     strategy_validate_params,
     watched_symbols_check,
 )
+from trading.services.live_bots import live_account_validate, live_start_check
 
 log = logging.getLogger(__name__)
 

@@ -47,10 +47,11 @@ def live_account_problem(*, account: ExchangeAccount | None, exchange_code: str 
         return NO_ACCOUNT
     if exchange_code is not None and account.exchange != exchange_code:
         return f"account {account.label!r} is on {account.exchange}, the bot's markets are on {exchange_code}"
-    if account.last_check_ok is not True:
-        return f"account {account.label!r} has not passed a connection test: press Test connection first"
-    if "trade" not in (account.permissions or []):
+    permissions = account.permissions or []
+    if permissions and "trade" not in permissions:
         return f"account {account.label!r} has no trade permission (its key can only read)"
+    if account.last_check_ok is not True or "trade" not in permissions:
+        return f"account {account.label!r} has not passed a connection test: press Test connection first"
     return None
 
 
