@@ -329,3 +329,28 @@ def test_two_workers_on_one_live_bot_make_one_step(make_user, exch, no_kick, wai
     assert len(order_posts(exch)) == 1 and len(exch.orders) == 1
     bot.refresh_from_db()
     assert (bot.steps, counts(bot)["orders"]) == (1, 1)
+
+
+# --- API ----------------------------------------------------------------------------------------
+
+
+def test_the_api_sets_a_live_bots_account_and_refuses_another_users(user, other_user, exch, no_kick):
+    from rest_framework.test import APIClient
+
+    from trading.services.markets import market_ensure
+
+    market_ensure(exchange="binance", exchange_symbol="BTCUSDT")
+    mine, theirs = checked_account(user), checked_account(other_user, label="bob")
+    api = APIClient()
+    api.force_authenticate(user)
+    body = {"name": "live", "strategy": "smart_dca", "markets": ["BTC/USDT"], "capital": "1000", "mode": "live"}
+    denied = api.post("/api/v1/bots/", {**body, "exchange_account": theirs.pk}, format="json")
+    assert (denied.status_code, denied.json()) == (
+        400,
+        {"exchange_account": [f"you have no exchange account {theirs.pk}"]},
+    )
+    assert Bot.objects.count() == 0
+    made = api.post("/api/v1/bots/", {**body, "exchange_account": mine.pk}, format="json")
+    assert made.status_code == 201 and made.json()["exchange_account"] == mine.pk
+    for text in (made.content.decode(), denied.content.decode()):
+        assert KEY not in text and SECRET not in text

@@ -21,9 +21,16 @@ broker. What this module guarantees:
   (``InvalidOrder`` and other ccxt errors), ``exchange_unreachable: ...`` (network, after the
   look-up could not settle the order).
 
+- **Backoff.** Every call is retried on ccxt ``NetworkError`` (429/418 rate limits, timeouts,
+  5xx) with exponential waits and jitter (:func:`backoff_delay`) on top of ccxt's
+  ``enableRateLimit``; after :data:`RETRIES` tries :class:`LiveExchangeDown` is raised out of
+  the engine, so the step rolls back and the bot goes to ``error`` with the message.
+- **Look up, check the balance, place.** :meth:`CcxtBroker.submit` first looks the client id
+  up (a step killed after the exchange accepted the order re-runs with the same id and adopts
+  it), then checks the free balance (``insufficient_balance: need ... free ...`` is a reason).
+
 Not yet here (issue #14): partial fills yielded to the engine (the engine fills whole orders),
-fees converted to quote when charged in another asset, reconciliation on start, balance
-pre-checks against ``fetch_balance``, stop orders, backoff with jitter, websocket fills.
+fees converted to quote when charged in another asset, stop orders, websocket fills.
 """
 
 from __future__ import annotations
