@@ -30,6 +30,7 @@ Knobs for tests:
   one containing it is the still-open candle. None (default) = the real clock.
 - ``fail_next(status, times=1, after=0)``: the next requests (after ``after`` good ones) answer HTTP 503 (HTML), 429 / 418 (Binance's
   JSON with ``Retry-After``) or any other status.
+- ``fail_route(method, path, status, times=1)``: the same for one route only (``POST /api/v3/order``).
 - ``delay``: seconds to sleep before answering (timeouts).
 - ``set_klines(symbol, interval, rows)``: serve these candles instead of the bundled ones.
 - ``stop()``: closes the socket, so connecting is refused.
@@ -130,6 +131,7 @@ class FakeBinance:
         self.requests: list[LoggedRequest] = []
         self.private = None  # tests.fakes.binance_private.FakeBinancePrivate: signed endpoints
         self._failures: list[int | None] = []  # per upcoming request: a status to fail with, or None
+        self._route_failures: dict[tuple[str, str], list[int]] = {}  # (method, path) -> statuses
         self._klines: dict[tuple[str, str], _Klines] = {}
         self._overridden: set[tuple[str, str]] = set()  # (symbol, interval) given by set_klines
         self._lock = threading.Lock()
@@ -184,6 +186,12 @@ class FakeBinance:
         with self._lock:
             self._failures.extend([None] * after + [status] * times)
 
+    def fail_route(self, method: str, path: str, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests to ``method path`` (e.g. ``POST /api/v3/order``)
+        with HTTP ``status``; other requests go through."""
+        with self._lock:
+            self._route_failures.setdefault((method, path), []).extend([status] * times)
+
     def set_klines(self, symbol: str, interval: str, rows: list[list | tuple]) -> None:
         """Serve ``rows`` (``[open_ms, open, high, low, close, volume]``) for symbol/interval."""
         self._klines[(symbol, interval)] = _Klines([(int(r[0]), *(str(x) for x in r[1:6])) for r in rows])
@@ -221,6 +229,9 @@ class FakeBinance:
             time.sleep(self.delay)
         with self._lock:
             failure = self._failures.pop(0) if self._failures else None
+            queued = self._route_failures.get((handler.command, parts.path))
+            if failure is None and queued:
+                failure = queued.pop(0)
         routed = None
         if failure is not None:
             routed = self._failure(failure)

@@ -12,6 +12,7 @@ from tests.trading.conftest import REPLAY_START, make_replay_bot, step_at
 from trading.models import Bot, BotEvent, Order, Trade
 from trading.selectors import bots as sel
 from trading.services import bots as svc
+from trading.services.live_bots import NO_ACCOUNT
 
 pytestmark = pytest.mark.django_db
 
@@ -188,7 +189,7 @@ def test_another_users_bot_is_not_found_through_the_gate(user, other_user, candl
 
 def test_live_mode_refuses_to_start(user, candles):
     bot = _create(user, mode="live")
-    with pytest.raises(svc.LiveTradingDisabled, match="^live trading not enabled yet: run the bot in paper mode$"):
+    with pytest.raises(svc.LiveTradingDisabled, match=f"^cannot start live: {NO_ACCOUNT}$"):
         svc.bot_start(user=user, bot=bot)
     bot.refresh_from_db()
     assert (bot.status, bot.started_at, bot.state) == ("created", None, {})

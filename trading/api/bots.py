@@ -76,7 +76,7 @@ class BotSerializer(serializers.ModelSerializer):
             "id", "name", "strategy", "params", "risk", "risk_status", "markets", "timeframe", "mode", "capital", "quote", "status", "status_message",
             "feed", "replay_start", "replay_speed", "signal_strategies", "signal_min_score", "equity", "realized_pnl", "unrealized_pnl", "last_candle_at", "steps",
             "open_trades", "closed_trades", "allowed_actions", "started_at", "stopped_at", "created_at", "updated_at",
-            "leverage", "margin_mode", "liquidation_buffer_pct",
+            "leverage", "margin_mode", "liquidation_buffer_pct", "exchange_account",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -108,6 +108,14 @@ class BotWriteSerializer(serializers.Serializer):
     )
     timeframe = serializers.CharField(default="1h")
     mode = serializers.CharField(default="paper")
+    exchange_account = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="live mode: id of one of your exchange accounts (tested, with trade permission)",
+    )
     capital = serializers.CharField(help_text="quote currency, e.g. '1000'")
     exchange = serializers.CharField(default="binance")
     feed = serializers.CharField(default="live")

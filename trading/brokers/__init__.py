@@ -9,10 +9,9 @@ float64; :func:`price_dec` / :func:`amount_dec` / :func:`money_dec` turn them in
 ``MarketSpec.price_str/amount_str``) or, for quote money (costs, fees, P&L), to
 :data:`MONEY_PLACES` decimal places.
 
-Live mode is not enabled in this version: :func:`broker_for` raises
-:class:`LiveTradingDisabled` for a live bot instead of pretending. The live broker's core —
-:class:`trading.brokers.ccxt_live.CcxtBroker`, the same protocol through ccxt — exists and is
-tested against the fake exchange, but no runner uses it yet (docs/live.md).
+:func:`broker_for` picks a bot's broker: paper, or for a live bot
+:class:`trading.brokers.ccxt_live.CcxtBroker` — the same protocol through ccxt — signed with
+the bot's exchange account (docs/live.md).
 """
 
 from __future__ import annotations
@@ -40,13 +39,19 @@ class PaperBroker(SimulatedBroker):
         super().__init__(slippage_bps=slippage_bps, use_lower_timeframe=use_lower_timeframe)
 
 
-def broker_for(mode: str) -> PaperBroker:
-    """The broker of a bot's ``mode``: a :class:`PaperBroker` for ``paper``; ``live`` raises
-    :class:`LiveTradingDisabled` ("live trading not enabled yet")."""
+def broker_for(mode: str, *, account=None):
+    """The broker of a bot's ``mode``: a :class:`PaperBroker` for ``paper``; for ``live`` a
+    :class:`trading.brokers.ccxt_live.CcxtBroker` signed with ``account`` (the bot's
+    ``ExchangeAccount``; none is :class:`LiveTradingDisabled`)."""
     if mode == "paper":
         return PaperBroker()
     if mode == "live":
-        raise LiveTradingDisabled("live trading not enabled yet: run the bot in paper mode")
+        if account is None:
+            raise LiveTradingDisabled("a live bot needs an exchange account")
+        from trading.brokers.ccxt_live import CcxtBroker
+        from trading.services.exchange_accounts import account_client
+
+        return CcxtBroker(account_client(account))
     raise ValueError(f"unknown bot mode {mode!r}")
 
 

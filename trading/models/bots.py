@@ -84,6 +84,14 @@ class Bot(OwnedModel):
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
     capital = models.DecimalField(help_text="capital allocated to the bot, quote currency", **MONEY)
     quote = models.CharField(max_length=16, default="USDT", help_text="quote currency of capital and P&L")
+    exchange_account = models.ForeignKey(
+        "trading.ExchangeAccount",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="bots",
+        help_text="live mode: the owner's exchange account the bot trades on (trading.services.live_bots)",
+    )
     risk = models.JSONField(
         null=True,
         blank=True,

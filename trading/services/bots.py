@@ -67,6 +67,7 @@ from trading.services.bot_validation import (  # noqa: F401  (re-exported)
     strategy_validate_params,
     watched_symbols_check,
 )
+from trading.services.live_bots import live_account_validate, live_start_check
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ def bot_create(
     signal_strategies: list[str] | None = None,
     signal_min_score: float | None = None,
     perpetual: dict | None = None,
+    exchange_account=None,
 ) -> Bot:
     """Create a bot in status ``created`` after validating everything (nothing saved on error).
 
@@ -202,6 +204,7 @@ def bot_create(
     if errors:
         raise BotValidationError(errors)
     market_rows = _resolve_markets(markets, exchange)
+    account = live_account_validate(owner=owner, value=exchange_account, mode=mode, markets=market_rows)
     _check_order_sizes(validated, market_rows)
     watched = watched_symbols_check(validated, params, market_rows[0].exchange_id, market_rows[0].exchange.code)
     if watched:
@@ -230,6 +233,7 @@ def bot_create(
         replay_clock=start,
         signal_strategies=signal_names,
         signal_min_score=min_score,
+        exchange_account=account,
     )
     bot.markets.set(market_rows)
     _audit(
@@ -243,7 +247,7 @@ def bot_create(
 
 
 _ANY_TIME_FIELDS = {"name", "signal_strategies", "signal_min_score"}
-_NOT_RUNNING_FIELDS = {"params", "risk"}
+_NOT_RUNNING_FIELDS = {"params", "risk", "exchange_account"}
 _CREATED_ONLY_FIELDS = {"strategy", "markets", "timeframe", "mode", "capital", "feed", "replay_start", "replay_speed"}
 _CREATED_ONLY_FIELDS.add("perpetual")  # {"leverage", "margin_mode", "liquidation_buffer_pct"}
 
@@ -327,6 +331,13 @@ def bot_update(*, user, bot: Bot | int, **changes: Any) -> Bot:
         bot.replay_speed = speed
     if bot.mode == Bot.Mode.LIVE and bot.feed == Bot.FeedKind.REPLAY:
         raise BotValidationError({"feed": "a live bot cannot trade a replay"})
+    if "exchange_account" in changes or ("mode" in changes and bot.exchange_account_id):
+        bot.exchange_account = live_account_validate(
+            owner=bot.owner,
+            value=changes.get("exchange_account", bot.exchange_account_id),
+            mode=bot.mode,
+            markets=market_rows,
+        )
     bot_perpetual_apply(bot, market_rows, changes)
     bot.save()
     _audit(user, "bot_update", bot, "changed " + ", ".join(sorted(changes)), {"fields": sorted(changes)})
@@ -353,8 +364,7 @@ def _check_transition(bot: Bot, action: str) -> str:
 
 
 def _check_can_run(bot: Bot) -> None:
-    if bot.mode == Bot.Mode.LIVE:
-        raise LiveTradingDisabled("live trading not enabled yet: run the bot in paper mode")
+    live_start_check(bot)  # a live bot needs a tested account with trade permission
 
 
 def _initial_last_candle(bot: Bot, now: datetime) -> datetime:

@@ -71,6 +71,7 @@ from trading.services.feeds import (
     trade_start_ms,
     watched_markets,
 )
+from trading.services.live_step import LiveStep, live_after_run, live_error_message, live_prepare
 from trading.services.scheduling import (
     NOT_QUEUED,
     bot_step_enqueue,
@@ -175,7 +176,7 @@ def bot_step(*, bot_id: int, now=None) -> StepReport:
         return StepReport(bot_id, "skipped", message="not running, or claimed by another worker")
     try:
         with claim_heartbeat(bot_id=bot_id, token=token):
-            bot, markets = _step_prepare(bot_id, wall)
+            bot, markets, *live = _step_prepare(bot_id, wall)
         with transaction.atomic():
             bot = Bot.objects.select_for_update().get(pk=bot_id)
             if bot.claim_token != token:  # our lease ran out and another worker took the bot over
@@ -183,7 +184,7 @@ def bot_step(*, bot_id: int, now=None) -> StepReport:
             if bot.status != Bot.Status.RUNNING:
                 bot_release(bot_id=bot_id, token=token)
                 return StepReport(bot_id, "skipped", message=f"bot is {bot.status}")
-            report = _step_locked(bot, markets, wall)
+            report = _step_locked(bot, markets, wall, live[0] if live else None)
     except Exception as exc:  # the step rolled back; record the error separately
         message = _error_message(exc)
         log.warning("bot %s step failed: %s", bot_id, message, exc_info=not isinstance(exc, FeedError))
@@ -194,9 +195,10 @@ def bot_step(*, bot_id: int, now=None) -> StepReport:
     return report
 
 
-def _step_prepare(bot_id: int, wall) -> tuple[Bot, list[Market]]:
+def _step_prepare(bot_id: int, wall) -> tuple:
     """The part of a step before its transaction (under the claim's heartbeat): the bot, its
-    markets in symbol order, and for a live feed the exchange poll for new closed candles."""
+    markets in symbol order, and for a live feed the exchange poll for new closed candles; a
+    live bot's broker and reconciliation come third (``trading.services.live_step``)."""
     bot = Bot.objects.get(pk=bot_id)
     markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
     if bot.feed == Bot.FeedKind.LIVE:
@@ -204,6 +206,8 @@ def _step_prepare(bot_id: int, wall) -> tuple[Bot, list[Market]]:
         # the poll refreshes the markets' precision and limits from the exchange
         # (market_upsert_ccxt): the step's specs round to those, as a replay of the rows does
         markets = sorted(bot.markets.select_related("exchange"), key=lambda m: m.symbol)
+    if bot.mode == Bot.Mode.LIVE:
+        return bot, markets, live_prepare(bot=bot, markets=markets)
     return bot, markets
 
 
@@ -211,6 +215,9 @@ def _error_message(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, FeedError):
         return text
+    live = live_error_message(exc)
+    if live is not None:
+        return live
     return f"{type(exc).__name__}: {text}"[:1000]
 
 
@@ -253,8 +260,9 @@ def _replay_next_due_s(bot: Bot, markets: list[Market], wall) -> float | None:
     return max((next_close - clock) / 1000.0 / bot.replay_speed, REPLAY_MIN_COUNTDOWN_S)
 
 
-def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
-    """The body of a step, inside the transaction with the bot row locked."""
+def _step_locked(bot: Bot, markets: list[Market], wall, live: LiveStep | None = None) -> StepReport:
+    """The body of a step, inside the transaction with the bot row locked. ``live``: a live
+    bot's broker and reconciliation (``trading.services.live_step``)."""
     tf = bot.timeframe_ms
     now_ms = dt_to_ms(feed_now(bot, wall))
     until = last_closed_open_ms(now_ms, tf)
@@ -284,7 +292,7 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     engine = Engine(
         strategy,
         list(specs.values()),
-        broker=broker_for(bot.mode),
+        broker=live.broker if live is not None else broker_for(bot.mode),
         risk=risk_manager_from_config(bot_risk_config(bot, markets), markets=specs.values()),  # the backtest's factory
         capital=float(bot.capital),
         order_prefix=bot.order_prefix,
@@ -303,6 +311,8 @@ def _step_locked(bot: Bot, markets: list[Market], wall) -> StepReport:
     ctx = StepWriter(bot, {m.symbol: m for m in markets}, specs, result, feed)
     ctx.write_trades()
     ctx.write_orders()
+    if live is not None:
+        live_after_run(bot=bot, live=live)  # in-flight orders adopted, exchange ids stored
     ctx.write_fills()
     ctx.write_events([])
     ctx.write_balances_and_equity()
