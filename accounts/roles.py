@@ -48,6 +48,10 @@ _TRADE = [
     "trading.add_exchangeaccount",
     "trading.change_exchangeaccount",
     "trading.delete_exchangeaccount",
+    "trading.view_threecommasconnection",  # their 3Commas bots that receive deal signals
+    "trading.add_threecommasconnection",
+    "trading.change_threecommasconnection",
+    "trading.delete_threecommasconnection",
 ]
 _ADMIN = [
     "trading.add_market",

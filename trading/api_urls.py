@@ -7,7 +7,8 @@ add it to :data:`VIEWSETS` below (one line), e.g. ``*bots.VIEWSETS``. Other code
 
 URL names (no namespace): ``exchange-list``, ``exchange-detail``, ``market-list``,
 ``market-detail``, ``market-candles``, ``exchange-account-list``, ``exchange-account-detail``,
-``exchange-account-test``, plus DRF's ``api-root``.
+``exchange-account-test``, ``emergency-stop`` (``POST /api/v1/trading/emergency-stop/``), plus
+DRF's ``api-root``.
 """
 
 from rest_framework.routers import DefaultRouter
@@ -33,3 +34,13 @@ for _prefix, _viewset, _basename in _bots.VIEWSETS:
     router.register(_prefix, _viewset, basename=_basename)
 urlpatterns = router.get_urls()
 # --- end bots ------------------------------------------------------------------------------
+
+# --- the emergency stop (trading/api/emergency.py): POST /api/v1/trading/emergency-stop/ ----
+from django.urls import path  # noqa: E402
+
+from trading.api.emergency import EmergencyStopView  # noqa: E402
+
+urlpatterns = [
+    path("trading/emergency-stop/", EmergencyStopView.as_view(), name="emergency-stop"),
+    *urlpatterns,
+]

@@ -21,7 +21,12 @@ sent.`` (Binance reuses ids of closed orders, so a client must look an id up bef
 Knobs: ``add_key(key, secret, can_trade=True, can_withdraw=False, ip_allowed=True)``,
 ``balances``, ``prices``, ``clock_offset_ms`` (server clock minus real clock),
 ``accept_then_hang(seconds)`` (the next order is recorded, then the answer is held that long:
-a client timeout after the exchange accepted), ``orders`` (by clientOrderId).
+a client timeout after the exchange accepted), ``fail_cancel(client_order_id, status, body)``
+(cancelling that order answers with this error, e.g. a 503 or ``-1003`` rate limit), ``orders``
+(by clientOrderId). Fills move ``balances`` (``free``): a buy spends the quote and receives the
+base less nothing (the fee is charged in the quote), a sell (e.g. the kill switch's market sell
+of the base) spends the base and receives the quote less the fee; a sell of more base than is
+free is ``-2010 Account has insufficient balance for requested action.``
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ ERR_1022 = {"code": -1022, "msg": "Signature for this request is not valid."}
 ERR_1021 = {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
 ERR_2013 = {"code": -2013, "msg": "Order does not exist."}
 ERR_2010 = {"code": -2010, "msg": "Duplicate order sent."}
+ERR_2010_FUNDS = {"code": -2010, "msg": "Account has insufficient balance for requested action."}
 FEE = Decimal("0.001")
 
 
@@ -53,6 +59,7 @@ class FakeBinancePrivate:
         self.orders: dict[str, dict] = {}
         self.trades: list[dict] = []
         self._hang_next = 0.0
+        self._cancel_faults: dict[str, tuple[int, dict]] = {}
         self._ids = itertools.count(1000)
 
     # --- knobs -----------------------------------------------------------------------------
@@ -61,6 +68,10 @@ class FakeBinancePrivate:
 
     def accept_then_hang(self, seconds: float) -> None:
         self._hang_next = seconds
+
+    def fail_cancel(self, client_order_id: str, status: int = 503, body: dict | None = None) -> None:
+        """Every cancel of ``client_order_id`` answers ``status`` with ``body`` (the order stays)."""
+        self._cancel_faults[client_order_id] = (status, body or {"code": -1001, "msg": "Internal error."})
 
     def fill(self, client_order_id: str, qty: str, price: str | None = None) -> None:
         """Fill ``qty`` more of a resting order (at its limit price unless ``price``)."""
@@ -99,7 +110,10 @@ class FakeBinancePrivate:
         if path == "/api/v3/myTrades":
             return 200, [t for t in self.trades if t["symbol"] == params.get("symbol")], {}
         if path == "/api/v3/openOrders":
-            return 200, [self._view(o) for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")], {}
+            open_ = [o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+            if "symbol" in params:
+                open_ = [o for o in open_ if o["symbol"] == params["symbol"]]
+            return 200, [self._view(o) for o in open_], {}
         if method == "POST":
             if not account["can_trade"]:
                 return 401, ERR_2015, {}
@@ -108,6 +122,9 @@ class FakeBinancePrivate:
         if o is None:
             return 400, ERR_2013, {}
         if method == "DELETE":
+            if o["clientOrderId"] in self._cancel_faults:
+                status, body = self._cancel_faults[o["clientOrderId"]]
+                return status, body, {}
             if o["status"] not in ("NEW", "PARTIALLY_FILLED"):
                 return 400, {"code": -2011, "msg": "Unknown order sent."}, {}
             o["status"] = "CANCELED"
@@ -168,6 +185,10 @@ class FakeBinancePrivate:
             "updateTime": now,
             "fills": [],
         }
+        if o["type"] == "MARKET" and o["side"] == "SELL":
+            base = SPOT_SYMBOLS[symbol][0]
+            if Decimal(self.balances.get(base, ("0", "0"))[0]) < Decimal(o["origQty"]):
+                return 400, ERR_2010_FUNDS, {}
         self.orders[cid] = o
         if o["type"] == "MARKET":
             self._execute(o, Decimal(o["origQty"]), Decimal(self.prices[symbol]), maker=False)
@@ -183,6 +204,9 @@ class FakeBinancePrivate:
         o["executedQty"] += qty
         o["cummulativeQuoteQty"] += qty * price
         o["status"] = "FILLED" if o["executedQty"] >= Decimal(o["origQty"]) else "PARTIALLY_FILLED"
+        sign = 1 if o["side"] == "BUY" else -1
+        self._credit(base, sign * qty)
+        self._credit(quote, -sign * qty * price - fee)
         o["fills"].append(
             {
                 "price": _dec8(price),
@@ -209,6 +233,10 @@ class FakeBinancePrivate:
                 "isBestMatch": True,
             }
         )
+
+    def _credit(self, asset: str, delta: Decimal) -> None:
+        free, locked = self.balances.get(asset, ("0", "0"))
+        self.balances[asset] = (_dec8(Decimal(free) + delta), locked)
 
     def _view(self, o: dict) -> dict:
         return {

@@ -460,6 +460,12 @@ def bots_active(user) -> list[Bot]:
     return list(Bot.objects.for_user(user).filter(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED]))
 
 
+def live_open_order_count(*, user) -> int:
+    """How many open orders the user's live bots have (what an emergency stop cancels at the
+    exchange, besides stray orders it finds there)."""
+    return Order.objects.for_user(user).filter(bot__mode=Bot.Mode.LIVE, status=Order.Status.OPEN).count()
+
+
 def user_has_bots(user) -> bool:
     """Whether the user owns at least one bot."""
     return Bot.objects.for_user(user).exists()

@@ -569,8 +569,10 @@ def bot_close_all(*, user, bot: Bot | int, stop: bool = False) -> int:
 
 
 @transaction.atomic
-def bots_emergency_stop(*, user, close_positions: bool = False) -> list[int]:
-    """Stop every running/paused bot the user owns (:data:`SYSTEM`: every bot) at once.
+def bots_emergency_stop(*, user, close_positions: bool = False, mode: str | None = None) -> list[int]:
+    """Stop every running/paused bot the user owns (:data:`SYSTEM`: every bot) at once;
+    ``mode="paper"`` only the paper bots (live bots: ``trading.services.emergency``, which
+    also cancels their orders at the exchange).
 
     ``close_positions=False``: each bot goes to ``stopped`` now; open deals stay open.
     ``close_positions=True``: bots with open deals get a ``close_all`` command and stop after
@@ -579,7 +581,10 @@ def bots_emergency_stop(*, user, close_positions: bool = False) -> list[int]:
     """
     _require(user, OPERATE_PERM, "stop bots")
     qs = Bot.objects.all() if _is_system(user) else Bot.objects.for_user(user)
-    bots = list(qs.filter(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED]).select_for_update().order_by("pk"))
+    qs = qs.filter(status__in=[Bot.Status.RUNNING, Bot.Status.PAUSED])
+    if mode is not None:
+        qs = qs.filter(mode=mode)
+    bots = list(qs.select_for_update().order_by("pk"))
     now = timezone.now()
     touched = []
     for bot in bots:

@@ -31,6 +31,7 @@ from trading.selectors.bots import (
     bot_closed_trades,
     bots_active,
     bots_with_markets,
+    live_open_order_count,
     open_deal_counts,
 )
 from trading.selectors.events import DECISION_LOG_KINDS, bot_activity, bot_event_facets, bot_events_page
@@ -38,6 +39,7 @@ from trading.selectors.performance import bot_pair_performance, bot_profit_calen
 from trading.selectors.risk import bot_risk_status
 from trading.selectors.trades import trades_for_user
 from trading.services import bots as bot_services
+from trading.services import emergency as emergency_services
 from trading.services import presets as preset_services
 
 OPERATE_PERM = "trading.operate_bot"
@@ -478,21 +480,27 @@ def bot_close_all(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def bots_stop_all(request: HttpRequest) -> HttpResponse:
     """``/bots/stop-all/``: GET shows the confirmation page, POST stops every running or paused
-    bot of the user (``close_positions=1`` also closes their open deals first)."""
+    bot of the user (``close_positions=1`` also closes their open deals). Live bots' open orders
+    are cancelled at the exchange (``trading.services.emergency``): the POST then shows what
+    happened to each order; without live bots it redirects to the bot list as before."""
     require_perm(request, OPERATE_PERM)
-    active = bots_active(request.user)
     if request.method == "POST":
         if request.POST.get("confirm") != "yes":
             messages.error(request, "Tick the confirmation to stop all bots.")
             return redirect("trading:bots-stop-all")
         close = request.POST.get("close_positions") == "1"
-        touched = bot_services.bots_emergency_stop(user=request.user, close_positions=close)
-        messages.warning(
-            request, f"Emergency stop: {len(touched)} bot(s) stopped" + (", open deals closing." if close else ".")
-        )
-        return redirect("trading:bots")
+        report = emergency_services.emergency_stop(user=request.user, close_positions=close)
+        n = len(report.paper_bot_ids) + len(report.live_bot_ids)
+        messages.warning(request, f"Emergency stop: {n} bot(s) stopped" + (", open deals closing." if close else "."))
+        if not report.live_bot_ids:
+            return redirect("trading:bots")
+        return render(request, "trading/bots/stop_all_done.html", {"report": report})
+    active = bots_active(request.user)
+    live_orders = live_open_order_count(user=request.user)
     open_deals = sum(open_deal_counts(user=request.user, bots=active).values())
-    return render(request, "trading/bots/stop_all.html", {"active": active, "open_deals": open_deals})
+    live = [b for b in active if b.mode == Bot.Mode.LIVE]
+    ctx = {"active": active, "open_deals": open_deals, "live": live, "live_orders": live_orders}
+    return render(request, "trading/bots/stop_all.html", ctx)
 
 
 # -- live refresh -----------------------------------------------------------------------------

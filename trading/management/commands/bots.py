@@ -29,6 +29,7 @@ from django.db.models import Count, Q
 
 from trading.models import Bot
 from trading.services import bots as svc
+from trading.services.emergency import emergency_stop
 
 LIST_FIELDS = [
     "id", "name", "owner", "status", "strategy", "markets", "timeframe", "mode", "feed", "capital", "equity",
@@ -98,8 +99,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"bot #{opts['bot_id']}: closing {n} open deal(s) on its next step")
                 return
             if action == "emergency-stop":
-                ids = svc.bots_emergency_stop(user=svc.SYSTEM, close_positions=opts["close_positions"])
+                report = emergency_stop(user=svc.SYSTEM, close_positions=opts["close_positions"])
+                ids = sorted(report.paper_bot_ids + report.live_bot_ids)
                 self.stdout.write(f"emergency stop: {len(ids)} bot(s): {', '.join(map(str, ids)) or '-'}")
+                for r in report.results:
+                    self.stdout.write(
+                        f"  bot #{r['bot_id']} {r['action']} {r['client_order_id'] or r['deal_id']} {r['symbol']}: "
+                        f"{r['outcome']}" + (f" ({r['reason']})" if r["reason"] else "")
+                    )
                 return
             if action == "step":
                 from trading.services.runner import bot_step
