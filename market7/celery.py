@@ -128,6 +128,8 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
             self.tref = None
         worker_heartbeat_clear(hostname=worker.hostname)
 
+    terminate = stop  # a cold shutdown (second Ctrl-C, SIGQUIT) clears it too
+
 
 app.steps["worker"].add(WorkerHeartbeat)
 

@@ -15,12 +15,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from market7 import metrics
 from market7.celery import TaskQueue
-from tests.trading.conftest import candles, counts, make_replay_bot, step_at  # noqa: F401 (fixture)
+from tests.trading.conftest import counts, load_bundled, make_replay_bot, step_at
 from trading.models import Bot, Trade
 
 pytestmark = pytest.mark.django_db
 
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
+
+
+@pytest.fixture
+def replay_candles(db):
+    """BTC/USDT and ETH/USDT 1h real Binance candles, as the runner tests use."""
+    return [load_bundled("BTCUSDT-1h.csv.gz"), load_bundled("ETHUSDT-1h.csv.gz")]
 
 
 def parse(text: str) -> dict[tuple[str, tuple], float]:
@@ -52,9 +58,9 @@ def delta(after, before, name: str, **labels) -> float:
 
 def test_scrape_after_bot_steps_shows_exact_increments_and_database_gauges(
     user,
-    candles,
+    replay_candles,
     client,
-    django_capture_on_commit_callbacks,  # noqa: F811 (fixture)
+    django_capture_on_commit_callbacks,
 ):
     assert metrics.MULTIPROCESS  # settings set PROMETHEUS_MULTIPROC_DIR before prometheus_client loaded
     bot = make_replay_bot(user)
@@ -99,9 +105,9 @@ def test_scrape_after_bot_steps_shows_exact_increments_and_database_gauges(
 
 def test_a_failing_step_counts_as_error_and_orders_of_a_rolled_back_step_are_not_counted(
     user,
-    candles,
+    replay_candles,
     client,
-    django_capture_on_commit_callbacks,  # noqa: F811 (fixture)
+    django_capture_on_commit_callbacks,
 ):
     bot = make_replay_bot(user)
     Bot.objects.filter(pk=bot.pk).update(state={"not": "an engine state"})
@@ -116,7 +122,7 @@ def test_a_failing_step_counts_as_error_and_orders_of_a_rolled_back_step_are_not
     assert value(after, "market7_bots", status="error") == 1
 
 
-def test_equity_per_bot_is_bounded_by_max_bots(user, candles, client, settings):  # noqa: F811
+def test_equity_per_bot_is_bounded_by_max_bots(user, replay_candles, client, settings):
     settings.MARKET7_METRICS_MAX_BOTS = 2
     bots = [make_replay_bot(user, name=f"b{i}") for i in range(3)]
     for i, bot in enumerate(bots):
