@@ -236,26 +236,32 @@ class DatabaseCollector(Collector):
         )
 
 
-class CeleryQueueCollector(Collector):
-    """Messages waiting in each Celery queue in Redis (all priority lists; tasks a worker has
-    already reserved, including those with a countdown, are not counted). One round trip."""
+class RedisCollector(Collector):
+    """From Redis in one round trip: messages waiting in each Celery queue (all priority lists;
+    tasks a worker has already reserved, including those with a countdown, are not counted),
+    Celery workers with a fresh heartbeat, and the time of beat's last tick (``market7.health``)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from market7.health import redis_client
+        from django.conf import settings
+
+        from market7 import health
 
         keys = [
             (queue, queue if pri == 0 else f"{queue}{_KOMBU_PRIORITY_SEP}{pri}")
             for queue in CELERY_QUEUES
             for pri in _KOMBU_PRIORITY_STEPS
         ]
+        now = time.time()
         try:
-            with redis_client() as r:
+            with health.redis_client() as r:
                 pipe = r.pipeline(transaction=False)
                 for _queue, key in keys:
                     pipe.llen(key)
-                lengths = pipe.execute()
+                pipe.zcount(health.WORKERS_KEY, now - settings.MARKET7_READY_WORKER_MAX_AGE_S, "+inf")
+                pipe.get(health.BEAT_KEY)
+                *lengths, workers, beat = pipe.execute()
         except Exception as exc:
-            log.warning("metrics: Celery queue collector failed: %s", exc)
+            log.warning("metrics: Redis collector failed: %s", exc)
             yield _scrape_error("redis", True)
             return
         yield _scrape_error("redis", False)
@@ -266,6 +272,15 @@ class CeleryQueueCollector(Collector):
         for queue in CELERY_QUEUES:
             g.add_metric([queue], float(depth[queue]))
         yield g
+        yield GaugeMetricFamily(
+            "market7_celery_workers",
+            "Celery workers whose heartbeat is younger than MARKET7_READY_WORKER_MAX_AGE_S",
+            value=float(workers),
+        )
+        if beat is not None:
+            yield GaugeMetricFamily(
+                "market7_beat_last_tick_timestamp_seconds", "Unix time of beat's last tick", value=float(beat)
+            )
 
 
 class _DefaultRegistry(Collector):
@@ -285,7 +300,7 @@ def render() -> bytes:
     else:
         registry.register(_DefaultRegistry())
     registry.register(DatabaseCollector())
-    registry.register(CeleryQueueCollector())
+    registry.register(RedisCollector())
     return generate_latest(registry)
 
 

@@ -185,3 +185,22 @@ def test_beat_uses_the_heartbeat_scheduler():
 
     assert settings.CELERY_BEAT_SCHEDULER == "market7.beat:HeartbeatScheduler"
     assert "--scheduler market7.beat:HeartbeatScheduler" in (ROOT / "Procfile").read_text()
+
+
+def test_heartbeats_are_exported_as_metrics(client, keys):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, float]:
+        text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+
+    samples = scrape()
+    assert samples["market7_celery_workers"] == 0
+    assert "market7_beat_last_tick_timestamp_seconds" not in samples
+    now = time.time()
+    health.worker_heartbeat(hostname="celery@a", now=now)
+    health.worker_heartbeat(hostname="celery@stale", now=now - 3600)
+    health.beat_heartbeat(now=now - 30)
+    samples = scrape()
+    assert samples["market7_celery_workers"] == 1
+    assert samples["market7_beat_last_tick_timestamp_seconds"] == pytest.approx(now - 30, abs=1e-3)
