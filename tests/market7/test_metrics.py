@@ -345,3 +345,32 @@ async def test_websocket_connections_gauge_follows_open_live_sockets(make_user):
     assert await sync_to_async(gauge)() == start + 1
     await second.disconnect()
     assert await sync_to_async(gauge)() == start
+
+
+def test_counters_of_another_process_show_in_this_process_scrape(client):
+    """A Celery worker or gunicorn worker is another process: its counts reach the scrape
+    through the multiprocess files (same PROMETHEUS_MULTIPROC_DIR)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import django; django.setup()\n"
+        "from trading.exchanges import exchange_call\n"
+        "def fetch_status():\n    return 'ok'\n"
+        "for _ in range(3):\n    exchange_call('kraken', fetch_status)\n"
+    )
+    before = scrape(client)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "market7.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    after = scrape(client)
+    name = "market7_exchange_request_seconds_count"
+    assert delta(after, before, name, exchange="kraken", method="fetch_status") == 3
