@@ -38,6 +38,7 @@ setup:
 
 serve:
 	@echo "Market7 on http://127.0.0.1:$(PORT)  (websockets on :$(MARKET7_WS_PORT); Ctrl-C to stop)"
+	$(BIN)/python -m market7.metrics_reset
 	MARKET7_WS_PORT=$(MARKET7_WS_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile start --port $(PORT)
 
 ## make test: the whole suite, on the embedded defaults or on DATABASE_URL / REDIS_URL.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 
-from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery import Celery, bootsteps
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "market7.settings")
@@ -100,6 +100,46 @@ def _kick_due_bots(**_kwargs) -> None:
     from trading.services.scheduling import bots_kick_on_worker_start
 
     bots_kick_on_worker_start()
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Refresh this worker's heartbeat in Redis every ``WORKER_HEARTBEAT_S`` seconds from the
+    worker's timer thread, and remove it at shutdown (``/ready``, ``market7.health``)."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.tref = None
+
+    def start(self, worker):
+        from market7.health import WORKER_HEARTBEAT_S, worker_heartbeat
+
+        worker_heartbeat(hostname=worker.hostname)
+        self.tref = worker.timer.call_repeatedly(
+            WORKER_HEARTBEAT_S, worker_heartbeat, kwargs={"hostname": worker.hostname}, priority=10
+        )
+
+    def stop(self, worker):
+        from market7.health import worker_heartbeat_clear
+
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+        worker_heartbeat_clear(hostname=worker.hostname)
+
+    terminate = stop  # a cold shutdown (second Ctrl-C, SIGQUIT) clears it too
+
+
+app.steps["worker"].add(WorkerHeartbeat)
+
+
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid=None, **_kwargs) -> None:
+    """A pool process that exits drops its live gauges from the metrics files."""
+    from market7.metrics import mark_process_dead
+
+    mark_process_dead(pid or os.getpid())
 
 
 @app.task(name="market7.ping")

@@ -30,3 +30,10 @@ errorlog = "-"
 proc_name = "market7-web"
 # Read by settings in each worker (they import it after this file ran in the master).
 os.environ.setdefault("DB_POOL_MAX", str(threads))
+
+
+def child_exit(server, worker):
+    """A worker process exited: drop its live gauges from the Prometheus multiprocess files."""
+    from market7.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

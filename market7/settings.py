@@ -17,11 +17,20 @@ from django.core.exceptions import ImproperlyConfigured
 from market7 import embedded_redis, secretbox, serving
 from market7.channel_layers import CHANNEL_LAYER_KINDS, channel_layer_config
 from market7.env import env_bool, env_choice, env_db_url, env_int, env_list, env_redis_url, env_str, env_timezone
+from market7.health import READY_CHECKS
+from market7.logs import logging_config
 from market7.timeframes import TIMEFRAME_MS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MARKET7_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# Prometheus multiprocess mode (market7/metrics.py, docs/monitoring/): every process writes its
+# counters to files here and /metrics sums them. prometheus_client reads the variable when it is
+# first imported, which happens after the settings (django_prometheus is an installed app).
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "prometheus")
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 
 # Off unless asked for: with DEBUG on, an error or a 404 shows Django's technical page (settings,
 # the URL list). `DEBUG=1 make run` for development.
@@ -74,6 +83,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "channels",
     "django_celery_beat",
+    "django_prometheus",
     "accounts",
     "trading",
     "strategies",
@@ -81,6 +91,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole request
+    "market7.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "market7.csp.ContentSecurityPolicyMiddleware",  # see the security block at the end
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -91,6 +103,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # last: sees the view and the status
 ]
 
 ROOT_URLCONF = "market7.urls"
@@ -117,6 +130,11 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env_db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'market7.sqlite3'}")}
+# django-prometheus' wrappers of the same backends count queries, their latency and errors
+# (django_db_*); they subclass Django's own and work with the psycopg pool (docs/monitoring/).
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL lets readers and one writer work side by side; IMMEDIATE transactions take the write
     # lock up front so web, worker and beat queue for it instead of failing with "locked".
@@ -178,7 +196,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "market7.beat:HeartbeatScheduler"  # the database scheduler + its tick in Redis (/ready)
 CELERY_RESULT_EXPIRES = 24 * 3600
 
 # A bot step's claim is a lease renewed while it steps; a dead worker's claim is taken over this
@@ -315,14 +333,24 @@ MARKET7_SHARED_DATA = Path(env_str("MARKET7_SHARED_DATA") or BASE_DIR.parent / "
 # Tests that need Postgres/Redis/a browser fail instead of skipping when this is on (CI).
 MARKET7_REQUIRE_SERVICES = env_bool("MARKET7_REQUIRE_SERVICES", False)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Logs on stderr: LOG_FORMAT=plain (human) or json (one object per line with request_id and
+# bot_id where known; market7/logs.py). Celery keeps its own format unless json is asked for.
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
+# --- Monitoring (market7/metrics.py, market7/health.py, docs/monitoring/) ---------------------
+# /metrics: loopback only, unless a token is set: then "Authorization: Bearer <token>" from anywhere.
+MARKET7_METRICS_TOKEN = env_str("MARKET7_METRICS_TOKEN") or None
+# market7_bot_equity{bot} is exported for at most this many running/paused bots (lowest ids).
+MARKET7_METRICS_MAX_BOTS = env_int("MARKET7_METRICS_MAX_BOTS", 100, min_value=0, max_value=10_000)
+# /ready: which checks count, their Redis timeout, and how old heartbeats may be.
+MARKET7_READY_CHECKS = env_list("MARKET7_READY_CHECKS", list(READY_CHECKS))
+if not MARKET7_READY_CHECKS or set(MARKET7_READY_CHECKS) - set(READY_CHECKS):
+    raise ImproperlyConfigured(f"MARKET7_READY_CHECKS must name some of {', '.join(READY_CHECKS)}")
+MARKET7_READY_TIMEOUT_MS = env_int("MARKET7_READY_TIMEOUT_MS", 500, min_value=50, max_value=10_000)
+MARKET7_READY_WORKER_MAX_AGE_S = env_int("MARKET7_READY_WORKER_MAX_AGE_S", 60, min_value=15, max_value=3600)
+MARKET7_READY_BEAT_MAX_AGE_S = env_int("MARKET7_READY_BEAT_MAX_AGE_S", 60, min_value=10, max_value=3600)
 
 # --- market data (import/fetch) ---
 # Replace ccxt's REST base URLs per exchange (tests point binance at the fake server on

@@ -35,6 +35,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import connection
 from redis.exceptions import RedisError
 
+from market7 import metrics
 from market7.events import user_group
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def _snapshot(user, *, only_if_bots: bool) -> dict | None:
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     _handshake = False  # websocket.connect received
     _accepted = False
+    _counted = False  # counted in market7_websocket_connections
     group = None
 
     async def __call__(self, scope, receive, send):
@@ -110,6 +112,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 exc,
             )
             await self._forget_group()
+            self._uncount()
             if self._accepted:
                 await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
             elif self._handshake:
@@ -132,6 +135,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)
         self._accepted = True
+        if not self._counted:
+            self._counted = True
+            metrics.websocket_opened()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            metrics.websocket_closed()
 
     async def connect(self):
         user = self.scope["user"]
@@ -143,6 +154,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"event": "snapshot", "data": snapshot})
 
     async def disconnect(self, code):
+        self._uncount()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

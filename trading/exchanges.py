@@ -29,6 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 import ccxt
 from django.conf import settings
 
+from market7.metrics import observe_exchange_call
+
 T = TypeVar("T")
 
 # ccxt logs every request at DEBUG with its headers — the API key among them (X-MBX-APIKEY,
@@ -110,6 +112,7 @@ def exchange_client(
     return client
 
 
+@observe_exchange_call  # market7_exchange_request_seconds, market7_exchange_errors_total
 def exchange_call(code: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``func(*args, **kwargs)`` (a ccxt client method) with ccxt errors mapped (module doc).
 

@@ -45,14 +45,20 @@ _predictors: dict[tuple[str, str], Any] = {}
 
 def predictor_cached(version: ModelVersion):
     """The version's :class:`~mlops.core.predict.Predictor`, loaded once per process."""
+    from market7.metrics import TimedPredictor
     from mlops.core.predict import Predictor
 
     key = (version.artifact_path, version.artifact_sha256)
     with _lock:
         hit = _predictors.get(key)
     if hit is None:
-        hit = Predictor(
-            settings.MARKET7_MODELS_DIR / version.artifact_path, version.artifact_sha256, version.features, version.kind
+        hit = TimedPredictor(  # market7_model_inference_seconds{kind}
+            Predictor(
+                settings.MARKET7_MODELS_DIR / version.artifact_path,
+                version.artifact_sha256,
+                version.features,
+                version.kind,
+            )
         )
         with _lock:
             if len(_predictors) > 32:

@@ -133,7 +133,7 @@ def test_sqlite_default_uses_wal_and_immediate_transactions(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     engine, name, mode, journal = json.loads(result.stdout.strip().splitlines()[-1])
-    assert engine == "django.db.backends.sqlite3"
+    assert engine == "django_prometheus.db.backends.sqlite3"  # Django's backend, wrapped to count queries
     assert name == str(tmp_path / "market7.sqlite3")
     assert mode == "IMMEDIATE"
     assert journal == "wal"

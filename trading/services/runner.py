@@ -49,6 +49,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from market7 import metrics
 from market7.events import publish
 from market7.timeframes import dt_to_ms, ms_to_dt
 from strategies.engine.engine import Engine, EngineState
@@ -166,6 +167,7 @@ def bot_step_enqueue_after_request(*, bot_id: int, countdown: float = 0.0) -> No
 # --- the step -------------------------------------------------------------------------------
 
 
+@metrics.observe_bot_step  # market7_bot_steps_total{outcome}, market7_bot_step_seconds; logs get bot_id
 def bot_step(*, bot_id: int, now=None) -> StepReport:
     """Run one step of bot ``bot_id`` (see the module doc). ``now``: the feed's clock (default
     the wall clock; tests move it); the claim's lease always runs on the wall clock. Never
@@ -347,6 +349,11 @@ def _step_locked(bot: Bot, markets: list[Market], wall, live: LiveStep | None = 
         status_changed = True
     bot.save()
     ctx.publish(status_changed)
+    transaction.on_commit(
+        lambda: metrics.step_trading_observed(
+            mode=bot.mode, exchange=markets[0].exchange.code, orders=ctx.placed, fills=len(ctx.fills)
+        )
+    )
 
     report.outcome = "stepped"
     report.candles = int(result.candles_processed)

@@ -62,6 +62,7 @@ class StepWriter:
         self.trades: dict[str, Trade] = {}
         self.orders: dict[str, Order] = {}
         self.opened: int = 0
+        self.placed: int = 0  # orders created (not updated) by this step: market7_orders_total
         self.new_trades: list[Trade] = []
         self.closed_trades: list[Trade] = []
         self.fills: list[tuple[Fill, Order]] = []
@@ -203,7 +204,8 @@ class StepWriter:
                 "reject_reason": (od.reject_reason or od.cancel_reason or "")[:300],
                 "placed_at": ms_to_dt(int(od.created_at)),
             }
-            order, _ = Order.objects.update_or_create(client_order_id=od.client_order_id, defaults=values)
+            order, created = Order.objects.update_or_create(client_order_id=od.client_order_id, defaults=values)
+            self.placed += created
             self.orders[od.client_order_id] = order
 
     def write_fills(self) -> None:
