@@ -61,6 +61,7 @@ class FakeBinancePrivate:
         self._hang_next = 0.0
         self._cancel_faults: dict[str, tuple[int, dict]] = {}
         self._ids = itertools.count(1000)
+        self.signed: list[tuple[str, str, str]] = []  # (method, path, API key) of signed requests
 
     # --- knobs -----------------------------------------------------------------------------
     def add_key(self, key: str, secret: str, *, can_trade=True, can_withdraw=False, ip_allowed=True) -> None:
@@ -92,6 +93,7 @@ class FakeBinancePrivate:
         if (method, path) not in self.ROUTES:
             return None
         key = headers.get("X-MBX-APIKEY", "")
+        self.signed.append((method, path, key))
         account = self.keys.get(key)
         if not key or len(key) < 8 or not key.isalnum():
             return 401, ERR_2014, {}

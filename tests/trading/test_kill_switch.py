@@ -130,3 +130,22 @@ def test_viewer_may_not_and_nothing_happens(viewer, world):
         emergency_stop(user=viewer, close_positions=True)
     assert statuses(world["exch"])[f"{world['live'].order_prefix}x1"] == "NEW"
     assert not AuditLog.objects.filter(action="emergency_stop_live").exists()
+
+
+def test_a_bot_linked_to_one_of_two_accounts_is_stopped_on_that_account(user, market, no_kick, exch):
+    from tests.trading.kill_switch_world import KEY, OTHER_KEY, OTHER_SECRET, SECRET, db_order, place
+    from trading.services import exchange_accounts as accounts
+
+    main = accounts.account_create(user=user, exchange="binance", label="main", api_key=KEY, secret=SECRET)
+    spare = accounts.account_create(
+        user=user, exchange="binance", label="spare", api_key=OTHER_KEY, secret=OTHER_SECRET
+    )
+    live = make_bot(user, market, name="linked", mode="live", feed="live", status="running")
+    Bot.objects.filter(pk=live.pk).update(exchange_account=spare)
+    db_order(live, market, 1)
+    place(f"{live.order_prefix}x1", key=OTHER_KEY, secret=OTHER_SECRET)
+    report = emergency_stop(user=user)
+    assert [(r["action"], r["outcome"]) for r in report.results] == [("cancel", "canceled")]
+    # the cancel went out signed with the linked (spare) account's key, not the main one
+    assert [k for m, path, k in exch.signed if (m, path) == ("DELETE", "/api/v3/order")] == [OTHER_KEY]
+    assert main.pk != spare.pk
