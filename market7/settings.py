@@ -308,6 +308,11 @@ SPECTACULAR_SETTINGS = {
             "description": "Your ML models (per user): versions with walk-forward metrics, the registry "
             "(activate, deactivate, roll back), training and training jobs.",
         },
+        {
+            "name": "trading",
+            "description": "Account-wide trading actions: the emergency stop of all your bots (live orders "
+            "cancelled at the exchange, positions optionally closed at market).",
+        },
     ],
     # Two models of the ML app have a "status" field with different choices.
     "ENUM_NAME_OVERRIDES": {

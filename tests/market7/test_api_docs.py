@@ -58,6 +58,7 @@ def test_every_operation_is_grouped_under_a_described_tag(schema, settings):
             "exchanges",
             "markets",
             "models",
+            "trading",
         }
     )
 

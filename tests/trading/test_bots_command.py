@@ -139,7 +139,11 @@ def test_errors_exit_non_zero_from_the_command_line(user, candles, capsys):
 def test_invalid_transition_and_live_mode_are_one_line_errors(user, candles, no_kick):
     call_command(*CREATE[:-6], "--mode", "live")
     bot = Bot.objects.get()
-    with pytest.raises(CommandError, match="^live trading not enabled yet: run the bot in paper mode$"):
+    with pytest.raises(
+        CommandError,
+        match="^cannot start live: a live bot needs an exchange account: add one under Exchange accounts, "
+        "test it, and choose it$",
+    ):
         call_command("bots", "start", str(bot.pk))
     with pytest.raises(CommandError, match=r"^cannot pause a bot that is created \(allowed from: running\)$"):
         call_command("bots", "pause", str(bot.pk))

@@ -31,6 +31,11 @@ class EmergencyStopView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
+        summary="Emergency stop: stop all your bots, cancel live orders at the exchange",
+        description="Stops every running or paused bot of yours. Live bots' open orders are cancelled at "
+        "the exchange by client order id and, with close_positions, their deals closed at market. One "
+        "result per live order or close; an exchange failure is a 'failed' result, not an error status.",
+        tags=["trading"],
         request=EmergencyStopSerializer,
         responses=inline_serializer(
             "EmergencyStopReport",
