@@ -233,7 +233,9 @@ def _context(opt: Optimisation, params: dict[str, Any]) -> tuple[BacktestInputs,
             slippage_bps=opt.slippage_bps,
             exchange=opt.exchange,
         )
-        feed = _feed(replace(inputs, params={**inputs.params, "btc_market_filter_enabled": bool(btc), "btc_symbol": btc}))
+        feed = _feed(
+            replace(inputs, params={**inputs.params, "btc_market_filter_enabled": bool(btc), "btc_symbol": btc})
+        )
         if len(_CONTEXTS) >= _CONTEXTS_MAX:
             _CONTEXTS.pop(next(iter(_CONTEXTS)))
         _CONTEXTS[key] = (inputs, feed, backtest_specs(inputs))
@@ -359,12 +361,12 @@ def optimisation_run_inline(*, optimisation_id: int, on_trial=None) -> Optimisat
 def optimisation_results(*, optimisation: Optimisation) -> dict[str, Any]:
     """The run as JSON (what ``manage.py optimise --json`` writes)::
 
-        {"optimisation": {id, strategy, symbols, timeframe, start, end, objective, sampler,
-                          constraints, n_trials, seed, space, params, status, study_name},
-         "best_trial": int|None, "best_value": float|None, "best_params": {key: value},
-         "best_metrics": {...report metrics},
-         "trials": [{number, params, value (None unless complete), state (COMPLETE|FAIL|...),
-                     metrics|None, error|None, infeasible: [reasons]}]}   # by number
+    {"optimisation": {id, strategy, symbols, timeframe, start, end, objective, sampler,
+                      constraints, n_trials, seed, space, params, status, study_name},
+     "best_trial": int|None, "best_value": float|None, "best_params": {key: value},
+     "best_metrics": {...report metrics},
+     "trials": [{number, params, value (None unless complete), state (COMPLETE|FAIL|...),
+                 metrics|None, error|None, infeasible: [reasons]}]}   # by number
     """
     opt = optimisation
     trials = []

@@ -100,14 +100,23 @@ def test_space_defaults_come_from_the_schema_and_validate():
 
 def test_create_refuses_bad_inputs_and_saves_nothing(candles):
     cases = [
-        ({"space": {"take_profit": {"low": 5, "high": 1}}}, "invalid search space: take_profit: low 5 must be below high 1"),
-        ({"objective": "alpha"}, "objective must be one of sharpe, sortino, calmar, profit, profit_factor, got 'alpha'"),
+        (
+            {"space": {"take_profit": {"low": 5, "high": 1}}},
+            "invalid search space: take_profit: low 5 must be below high 1",
+        ),
+        (
+            {"objective": "alpha"},
+            "objective must be one of sharpe, sortino, calmar, profit, profit_factor, got 'alpha'",
+        ),
         ({"sampler": "grid"}, "sampler must be one of tpe, random, cmaes, got 'grid'"),
         ({"n_trials": 0}, "n_trials must be a whole number from 1 to 100000, got 0"),
         ({"constraints": {"max_drawdown_pct": -3}}, "invalid constraints: max_drawdown_pct: must be a number >= 0"),
         ({"symbols": ["DOGE/USDT"]}, "unknown symbol(s) on binance: DOGE/USDT"),
         (
-            {"sampler": "cmaes", "space": {"tp_type": {"choices": ["total", "base"]}, "take_profit": SPACE["take_profit"]}},
+            {
+                "sampler": "cmaes",
+                "space": {"tp_type": {"choices": ["total", "base"]}, "take_profit": SPACE["take_profit"]},
+            },
             "sampler cmaes needs at least 2 numeric ranges in the space; use tpe or random",
         ),
     ]
@@ -140,8 +149,15 @@ def test_seeded_run_finds_a_best_value_a_direct_backtest_reproduces(bundled_data
     # the same best params through the ordinary backtest path give exactly the same Sharpe
     start, end = parse_day_range("2025-06-01", "2025-07-31")
     run = backtest_create(
-        user=user, enqueue=False, strategy="smart_dca", symbols=SYMBOLS, timeframe="1h", start=start, end=end,
-        capital=1000, params=opt.best_params,
+        user=user,
+        enqueue=False,
+        strategy="smart_dca",
+        symbols=SYMBOLS,
+        timeframe="1h",
+        start=start,
+        end=end,
+        capital=1000,
+        params=opt.best_params,
     )
     run = backtest_execute(run_id=run.pk)
     assert run.status == BacktestRun.Status.DONE
@@ -193,9 +209,26 @@ def test_optimise_command_prints_the_best_trial_and_writes_json(bundled_data_dir
     space.write_text(json.dumps(SPACE))
     out = StringIO()
     call_command(
-        "optimise", "--strategy", "smart_dca", "--symbols", "BTC/USDT,ETH/USDT", "--start", "2025-06-01",
-        "--end", "2025-07-31", "--trials", "8", "--objective", "sortino", "--space", str(space), "--seed", "3",
-        "--json", str(out_path), stdout=out,
+        "optimise",
+        "--strategy",
+        "smart_dca",
+        "--symbols",
+        "BTC/USDT,ETH/USDT",
+        "--start",
+        "2025-06-01",
+        "--end",
+        "2025-07-31",
+        "--trials",
+        "8",
+        "--objective",
+        "sortino",
+        "--space",
+        str(space),
+        "--seed",
+        "3",
+        "--json",
+        str(out_path),
+        stdout=out,
     )
     data = json.loads(out_path.read_text())
     assert set(data) == {"optimisation", "best_trial", "best_value", "best_params", "best_metrics", "trials"}
@@ -211,8 +244,20 @@ def test_optimise_command_prints_the_best_trial_and_writes_json(bundled_data_dir
 
     with pytest.raises(CommandError, match="unknown parameter of the strategy"):
         space.write_text(json.dumps({"nope": {"low": 1, "high": 2}}))
-        call_command("optimise", "--strategy", "smart_dca", "--symbols", "BTC/USDT", "--start", "2025-06-01",
-                     "--end", "2025-06-30", "--space", str(space), stdout=StringIO())
+        call_command(
+            "optimise",
+            "--strategy",
+            "smart_dca",
+            "--symbols",
+            "BTC/USDT",
+            "--start",
+            "2025-06-01",
+            "--end",
+            "2025-06-30",
+            "--space",
+            str(space),
+            stdout=StringIO(),
+        )
     assert Optimisation.objects.count() == 1
 
 
