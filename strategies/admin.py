@@ -101,7 +101,17 @@ class WebhookSignalAdmin(admin.ModelAdmin):
 
 @admin.register(Optimisation)
 class OptimisationAdmin(admin.ModelAdmin):
-    list_display = ("id", "owner", "strategy", "objective", "sampler", "n_trials", "trials_done", "status", "best_value")
+    list_display = (
+        "id",
+        "owner",
+        "strategy",
+        "objective",
+        "sampler",
+        "n_trials",
+        "trials_done",
+        "status",
+        "best_value",
+    )
     list_filter = ("status", "strategy", "objective", "sampler")
     search_fields = ("strategy", "study_name", "owner__username")
     readonly_fields = ("study_name", "trials_asked", "trials_done", "best_trial", "best_value", "best_params")
