@@ -6,6 +6,7 @@ from strategies.models import (
     BacktestRun,
     BacktestTrade,
     MarketScan,
+    Optimisation,
     ScanSignal,
     SignalStart,
     WebhookSignal,
@@ -96,3 +97,21 @@ class WebhookSignalAdmin(admin.ModelAdmin):
     list_display = ("id", "owner", "source", "action", "symbol", "bot", "price", "message_id", "received_at")
     list_filter = ("source", "action")
     readonly_fields = ("received_at",)
+
+
+@admin.register(Optimisation)
+class OptimisationAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "owner",
+        "strategy",
+        "objective",
+        "sampler",
+        "n_trials",
+        "trials_done",
+        "status",
+        "best_value",
+    )
+    list_filter = ("status", "strategy", "objective", "sampler")
+    search_fields = ("strategy", "study_name", "owner__username")
+    readonly_fields = ("study_name", "trials_asked", "trials_done", "best_trial", "best_value", "best_params")

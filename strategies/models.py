@@ -252,3 +252,70 @@ class WebhookSignal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.action} {self.symbol} ({self.message_id})"
+
+
+class Optimisation(OwnedModel):
+    """One hyperopt run (issue 16 §1): a strategy's search space over a backtest window.
+
+    Trials live in Optuna's RDB storage on this same database under ``study_name``
+    (``strategies.services.optimisations``); this row holds the inputs, the claim counters
+    (``trials_asked``: slots handed to trial tasks, never above ``n_trials``; ``trials_done``:
+    trials told), progress and the best feasible trial so far. ``params`` are the fixed strategy
+    parameters (+ optional ``risk`` section) that the searched ones override.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    class Sampler(models.TextChoices):
+        TPE = "tpe", "TPE"
+        RANDOM = "random", "random"
+        CMAES = "cmaes", "CMA-ES"
+
+    class Objective(models.TextChoices):
+        SHARPE = "sharpe", "Sharpe"
+        SORTINO = "sortino", "Sortino"
+        CALMAR = "calmar", "Calmar"
+        PROFIT = "profit", "profit (total return %)"
+        PROFIT_FACTOR = "profit_factor", "profit factor"
+
+    strategy = models.CharField(max_length=120)
+    params = models.JSONField(default=dict, blank=True, help_text="fixed parameters (+ risk), validated")
+    symbols = models.JSONField(default=list, help_text='ccxt symbols, e.g. ["BTC/USDT", "ETH/USDT"]')
+    exchange = models.CharField(max_length=32, default="binance")
+    timeframe = models.CharField(max_length=4, default="1h")
+    start = models.DateTimeField(help_text="first candle open time included, UTC")
+    end = models.DateTimeField(help_text="last candle open time included, UTC")
+    capital = models.DecimalField(help_text="starting capital, quote currency", **MONEY)
+    fee_bps = models.DecimalField(max_digits=8, decimal_places=3, default=10)
+    slippage_bps = models.DecimalField(max_digits=8, decimal_places=3, default=5)
+    space = models.JSONField(help_text="normalised search space (strategies.optimise)")
+    sampler = models.CharField(max_length=8, choices=Sampler.choices, default=Sampler.TPE)
+    objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.SHARPE)
+    constraints = models.JSONField(default=dict, blank=True, help_text='{"max_drawdown_pct", "min_trades"}')
+    n_trials = models.PositiveIntegerField()
+    parallel = models.PositiveSmallIntegerField(default=2, help_text="trial tasks in flight on Celery")
+    seed = models.BigIntegerField(null=True, blank=True)
+    study_name = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0, help_text="0..1: trials done / n_trials")
+    trials_asked = models.PositiveIntegerField(default=0)
+    trials_done = models.PositiveIntegerField(default=0)
+    best_trial = models.IntegerField(null=True, blank=True, help_text="Optuna trial number")
+    best_value = models.FloatField(null=True, blank=True)
+    best_params = models.JSONField(default=dict, blank=True)
+    best_metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.strategy} {self.objective} {','.join(self.symbols)} {self.timeframe}"

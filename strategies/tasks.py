@@ -1,6 +1,7 @@
 """Celery tasks of the strategies app. Thin: take ids, call one service.
 
 - ``strategies.tasks.backtest_run(run_id)``: one backtest run (queue ``research``).
+- ``strategies.tasks.optimisation_trial(optimisation_id)``: one hyperopt trial (queue ``research``).
 - ``strategies.tasks.scan_watchlists()``: the scheduled scan of every user's watchlist (beat every
   ``MARKET7_SCAN_EVERY_S`` s, queue ``research``, see ``market7.celery``).
 """
@@ -26,3 +27,12 @@ def scan_watchlists(at: str | None = None) -> dict:
     from strategies.services.scheduled_scans import scan_watchlists as run
 
     return run(at=parse_at(at) if at else None).as_dict()
+
+
+@shared_task(name="strategies.tasks.optimisation_trial", acks_late=True)
+def optimisation_trial(optimisation_id: int) -> int | None:
+    """Run one trial of optimisation ``optimisation_id`` (queue ``research``) and enqueue the
+    next while trial slots remain; returns the Optuna trial number, or None (no slot left)."""
+    from strategies.services.optimisations import optimisation_trial_run
+
+    return optimisation_trial_run(optimisation_id=optimisation_id, chain=True)
