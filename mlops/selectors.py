@@ -50,6 +50,8 @@ TRADING_METRICS = (
     ("max_drawdown_pct", "Max drawdown %"),
 )
 DRIFT_SNAPSHOTS = 1000
+# Below this many live values a PSI is noise (10 bins): shown, but judged "few"
+DRIFT_MIN_VALUES = 50
 
 
 def version_for_user(user, pk: int) -> ModelVersion:
@@ -225,11 +227,14 @@ def live_accuracy(version: ModelVersion) -> list[dict]:
     return out
 
 
-def feature_drift(version: ModelVersion, *, limit: int = DRIFT_SNAPSHOTS) -> list[dict]:
+def feature_drift(
+    version: ModelVersion, *, limit: int = DRIFT_SNAPSHOTS, min_values: int = DRIFT_MIN_VALUES
+) -> list[dict]:
     """PSI (:func:`mlops.core.drift.psi`) of each binned training feature over the newest
     ``limit`` live snapshots scored by ``version`` (those with its ``features_hash`` — values in
     its feature order), largest first: ``[{"feature", "psi" (float | None), "level"
-    ("stable" | "moderate" | "shifted" | "none"), "n" (finite live values)}]``. Features without
+    ("stable" | "moderate" | "shifted" | "none", or "few" below ``min_values`` (default
+    :data:`DRIFT_MIN_VALUES`) live values, where a PSI over 10 bins is noise), "n" (finite live values)}]``. Features without
     stored bins are left out; no bins at all gives ``[]``."""
     bins = (version.params or {}).get("feature_bins") or {}
     if not bins:
@@ -256,9 +261,9 @@ def feature_drift(version: ModelVersion, *, limit: int = DRIFT_SNAPSHOTS) -> lis
             {
                 "feature": name,
                 "psi": None if value is None else round(value, 6),
-                "level": psi_level(value),
+                "level": "few" if value is not None and len(finite) < min_values else psi_level(value),
                 "n": len(finite),
             }
         )
-    rows.sort(key=lambda r: (r["psi"] is None, -(r["psi"] or 0.0), r["feature"]))
+    rows.sort(key=lambda r: (r["psi"] is None, r["level"] == "few", -(r["psi"] or 0.0), r["feature"]))
     return rows

@@ -46,14 +46,24 @@ def test_feature_drift_is_psi_of_the_newest_snapshots_with_the_versions_features
         make_snapshot(v, at(2, i), 0.6, None, values=(r, 10.0 if i % 2 else 60.0, 1.0))
     make_snapshot(v, at(3), 0.6, None, values=(None, None, 1.0))  # missing values are ignored
     make_snapshot(v, at(4), 0.6, None, values=(99.0, 99.0, 1.0), features_hash="0" * 64)  # other features
-    assert sel.feature_drift(v) == [
+    assert sel.feature_drift(v, min_values=1) == [
         # (-1/8)ln(1/2) + 0 + (-1/8)ln(1/2) + (1/4)ln 2 = (1/2) ln 2
         {"feature": "ret_1", "psi": 0.346574, "level": "shifted", "n": 8},
         {"feature": "rsi_14", "psi": 0.0, "level": "stable", "n": 8},
     ]
     # only the newest `limit` snapshots count: the last four are all 3.5 (the NaN row has no
     # ret_1), three bins empty: 0.75 ln 4 + 3 (1e-4 - 0.25) ln(1e-4 / 0.25)
-    assert sel.feature_drift(v, limit=5)[0] == {"feature": "ret_1", "psi": 6.905408, "level": "shifted", "n": 4}
+    assert sel.feature_drift(v, limit=5, min_values=1)[0] == {
+        "feature": "ret_1",
+        "psi": 6.905408,
+        "level": "shifted",
+        "n": 4,
+    }
+    # with fewer than 50 live values (the default) a PSI is noise: shown, judged "few"
+    assert [(r["feature"], r["psi"], r["level"]) for r in sel.feature_drift(v)] == [
+        ("ret_1", 0.346574, "few"),
+        ("rsi_14", 0.0, "few"),
+    ]
 
 
 def test_feature_drift_without_bins_or_snapshots(user):

@@ -89,11 +89,11 @@ def test_version_page_shows_the_walk_forward_report(client, user):
     assert '"value": 0.5' in body and 'id="ml-live-data"' in body
     # ret_1: one value in bin 0, one in bin 3 of four quarters -> 2 (0.25 ln 2) + 2 (1e-4 - .25) ln(1e-4/.25)
     assert (
-        'data-drift="ret_1"><td><code>ret_1</code></td><td class="num">4.257</td><td><span class="badge badge-psi-shifted">shifted</span></td><td class="num">2</td>'
+        'data-drift="ret_1"><td><code>ret_1</code></td><td class="num">4.257</td><td><span class="badge badge-psi-few">few</span></td><td class="num">2</td>'
         in body
     )
     assert (
-        'data-drift="rsi_14"><td><code>rsi_14</code></td><td class="num">0.000</td><td><span class="badge badge-psi-stable">stable</span>'
+        'data-drift="rsi_14"><td><code>rsi_14</code></td><td class="num">0.000</td><td><span class="badge badge-psi-few">few</span>'
         in body
     )
     assert f'action="/ml/versions/{v.pk}/deactivate/"' in body
