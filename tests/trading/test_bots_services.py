@@ -11,6 +11,7 @@ from accounts.models import AuditLog
 from tests.trading.conftest import REPLAY_START, make_replay_bot, step_at
 from trading.models import Bot, BotEvent, Order, Trade
 from trading.selectors import bots as sel
+from trading.services import bot_closing
 from trading.services import bots as svc
 from trading.services.live_bots import NO_ACCOUNT
 
@@ -177,7 +178,7 @@ def test_another_users_bot_is_not_found_through_the_gate(user, other_user, candl
         with pytest.raises(Bot.DoesNotExist):
             svc.BOT_ACTIONS[action](user=other_user, bot=bot.pk)
     with pytest.raises(Bot.DoesNotExist):
-        svc.bot_close_all(user=other_user, bot=bot)
+        bot_closing.bot_close_all(user=other_user, bot=bot)
     with pytest.raises(Bot.DoesNotExist):
         svc.bot_update(user=other_user, bot=bot, name="mine")
     with pytest.raises(Bot.DoesNotExist):
@@ -235,7 +236,7 @@ def test_close_all_closes_open_deals_at_the_next_open_and_stops(user, candles, n
     step_at(bot, 30)
     open_trades = list(Trade.objects.filter(bot=bot, status="open").order_by("deal_id"))
     assert len(open_trades) == 2
-    assert svc.bot_close_all(user=user, bot=bot, stop=True) == 2
+    assert bot_closing.bot_close_all(user=user, bot=bot, stop=True) == 2
     bot.refresh_from_db()
     assert bot.commands == [{"cmd": "close_all", "stop": True}]
     report = step_at(bot, 31)
@@ -260,7 +261,7 @@ def test_close_position_closes_one_deal(user, candles, no_kick):
     bot = make_replay_bot(user)
     step_at(bot, 30)
     first, second = Trade.objects.filter(bot=bot, status="open").order_by("deal_id")
-    svc.bot_close_position(user=user, bot=bot, trade=first)
+    bot_closing.bot_close_position(user=user, bot=bot, trade=first)
     step_at(bot, 31)
     first.refresh_from_db()
     second.refresh_from_db()
@@ -268,7 +269,7 @@ def test_close_position_closes_one_deal(user, candles, no_kick):
     assert second.status == "open"
     assert Bot.objects.get(pk=bot.pk).status == "running"
     with pytest.raises(svc.BotTransitionError, match=f"^deal {first.deal_id} is already closed$"):
-        svc.bot_close_position(user=user, bot=bot, trade=first)
+        bot_closing.bot_close_position(user=user, bot=bot, trade=first)
 
 
 def test_emergency_stop_stops_only_the_users_active_bots(user, other_user, candles, no_kick):
@@ -277,7 +278,7 @@ def test_emergency_stop_stops_only_the_users_active_bots(user, other_user, candl
     svc.bot_pause(user=user, bot=b)
     c = make_replay_bot(user, name="c", start=False)
     theirs = make_replay_bot(other_user, name="theirs")
-    assert svc.bots_emergency_stop(user=user) == [a.pk, b.pk]
+    assert bot_closing.bots_emergency_stop(user=user) == [a.pk, b.pk]
     assert dict(Bot.objects.values_list("name", "status")) == {
         "a": "stopped",
         "b": "stopped",

@@ -306,6 +306,7 @@ def test_resume_with_the_broker_down_answers_within_a_second_and_the_bot_says_it
 
 @pytest.mark.django_db(transaction=True)
 def test_start_close_and_restart_with_a_hung_broker_answer_within_a_second(make_user, candles):
+    from trading.services import bot_closing
     from trading.services import bots as svc
 
     user = make_user("hung", "trader")
@@ -316,7 +317,7 @@ def test_start_close_and_restart_with_a_hung_broker_answer_within_a_second(make_
         svc.bot_start(user=user, bot=bot)
         timings["start"] = time.monotonic() - t0
         t0 = time.monotonic()
-        svc.bot_close_all(user=user, bot=bot)
+        bot_closing.bot_close_all(user=user, bot=bot)
         timings["close_all"] = time.monotonic() - t0
         svc.bot_stop(user=user, bot=bot)
         t0 = time.monotonic()

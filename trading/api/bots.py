@@ -38,6 +38,7 @@ from trading.api import bot_events
 from trading.models import Bot, BotPreset, Order, Trade
 from trading.selectors import bots as sel
 from trading.selectors.risk import risk_status_data
+from trading.services import bot_closing
 from trading.services import bots as svc
 from trading.services import deals as deal_svc
 from trading.services import presets as presets_svc
@@ -312,7 +313,7 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         """Close every open deal at market on the bot's next step (running or paused bots, else
         409); ``stop: true`` also stops the bot once they are closed. Answers the number of open deals."""
         stop = _body(CloseAllSerializer, request)["stop"]
-        n = _service_errors(svc.bot_close_all, user=request.user, bot=self._bot(), stop=stop)
+        n = _service_errors(bot_closing.bot_close_all, user=request.user, bot=self._bot(), stop=stop)
         return Response({"open_deals": n}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -326,7 +327,7 @@ class BotViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         trade_id = _body(ClosePositionSerializer, request)["trade"]
         bot = self._bot()
         try:
-            trade = _service_errors(svc.bot_close_position, user=request.user, bot=bot, trade=trade_id)
+            trade = _service_errors(bot_closing.bot_close_position, user=request.user, bot=bot, trade=trade_id)
         except Trade.DoesNotExist:
             raise ValidationError({"trade": ["no such open trade of this bot"]}) from None
         return Response(TradeSerializer(trade).data, status=status.HTTP_202_ACCEPTED)

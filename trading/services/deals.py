@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from trading.brokers import market_spec
 from trading.models import Bot, BotEvent, Trade
+from trading.services.bot_closing import bot_close_position
 from trading.services.bots import (
     OPERATE_PERM,
     BotTransitionError,
@@ -34,7 +35,6 @@ from trading.services.bots import (
     _locked_bot,
     _queue_command,
     _require,
-    bot_close_position,
 )
 
 MAX_TP_PCT = Decimal("1000")

@@ -41,8 +41,9 @@ from accounts.models import AuditLog
 from market7 import secretbox
 from trading.brokers.kill_switch import KillResult, OrderToCancel, PositionToClose, kill_account
 from trading.models import Bot, BotEvent, ExchangeAccount, Order, Trade
+from trading.services.bot_closing import bots_emergency_stop
 from trading.services.bot_validation import OPERATE_PERM, _is_system, _require
-from trading.services.bots import _status_changed, bots_emergency_stop
+from trading.services.bots import _status_changed
 from trading.services.exchange_accounts import account_client
 
 ACTIVE = (Bot.Status.RUNNING, Bot.Status.PAUSED)

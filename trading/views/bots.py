@@ -38,6 +38,7 @@ from trading.selectors.events import DECISION_LOG_KINDS, bot_activity, bot_event
 from trading.selectors.performance import bot_pair_performance, bot_profit_calendar, bot_strategy_performance
 from trading.selectors.risk import bot_risk_status
 from trading.selectors.trades import trades_for_user
+from trading.services import bot_closing
 from trading.services import bots as bot_services
 from trading.services import emergency as emergency_services
 from trading.services import presets as preset_services
@@ -453,7 +454,7 @@ def bot_close_trade(request: HttpRequest, pk: int, trade_id: int) -> HttpRespons
     trade = get_object_or_404(trades_for_user(request.user, bot=bot), pk=trade_id)
     require_perm(request, OPERATE_PERM)
     try:
-        bot_services.bot_close_position(user=request.user, bot=bot, trade=trade)
+        bot_closing.bot_close_position(user=request.user, bot=bot, trade=trade)
     except bot_services.BotError as exc:
         return _status_response(request, bot, error=str(exc))
     if not is_fragment(request):
@@ -468,7 +469,7 @@ def bot_close_all(request: HttpRequest, pk: int) -> HttpResponse:
     bot = user_bot(request, pk)
     require_perm(request, OPERATE_PERM)
     try:
-        n = bot_services.bot_close_all(user=request.user, bot=bot)
+        n = bot_closing.bot_close_all(user=request.user, bot=bot)
     except bot_services.BotError as exc:
         return _status_response(request, bot, error=str(exc))
     if not is_fragment(request):

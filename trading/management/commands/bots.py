@@ -28,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Q
 
 from trading.models import Bot
+from trading.services import bot_closing
 from trading.services import bots as svc
 from trading.services.emergency import emergency_stop
 
@@ -95,7 +96,7 @@ class Command(BaseCommand):
             if action == "create":
                 return self.do_create(opts)
             if action == "close-all":
-                n = svc.bot_close_all(user=svc.SYSTEM, bot=self.bot(opts), stop=opts["stop"])
+                n = bot_closing.bot_close_all(user=svc.SYSTEM, bot=self.bot(opts), stop=opts["stop"])
                 self.stdout.write(f"bot #{opts['bot_id']}: closing {n} open deal(s) on its next step")
                 return
             if action == "emergency-stop":
